@@ -1,0 +1,98 @@
+"""
+K8sNvidia's map, validation and node bookkeeping.
+
+The state tree reads its configuration through ``salt/map.jinja``, which
+calls :py:func:`config`: the one place where defaults, OS family, OS release,
+pillar and per-node overrides are merged and validated.
+"""
+
+import logging
+import os
+
+from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "k8snvidia"
+
+REBOOT_DIR = "/run/k8snvidia"
+REBOOT_FILE = "reboot-required"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _gpu_names():
+    """GPU models of this node: from the nvidia grain when it saw any, else
+    from the pillar (a node with no driver yet still has PCI-derived names)."""
+    gpus = (__grains__.get("nvidia") or {}).get("gpus") or []
+    names = [g.get("name") or g.get("pci_device_id") for g in gpus if isinstance(g, dict)]
+    return [n for n in names if n]
+
+
+def config(defaults, os_family, osfinger, validate=True):
+    """
+    Build this node's effective configuration from the map's three parameter
+    layers plus the pillar; raise with every problem when it is invalid.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local k8snvidia.config "{}" "{}" "{}"
+    """
+    cache_key = "k8snvidia.config"
+    if validate and cache_key in __context__:
+        return __context__[cache_key]
+    params = {"defaults": defaults, "os_family": os_family, "osfinger": osfinger}
+    pillar_cfg = __pillar__.get("k8snvidia") or {}
+    cfg = __utils__["k8snvidia.build"](params, pillar_cfg, __grains__["id"], __grains__)
+    seen = _gpu_names()
+    if seen:
+        cfg["node"]["gpus"] = seen
+    if validate:
+        gpu_check = __utils__.get("nvidia_gpu.driver_problems")
+        problems = __utils__["k8snvidia.validate"](cfg, pillar_cfg, gpu_check)
+        if problems:
+            raise CommandExecutionError(__utils__["k8snvidia.report"](problems))
+        __context__[cache_key] = cfg
+    return cfg
+
+
+def reboot_pending():
+    """
+    The reasons this node needs a reboot (empty: none). Kept under /run, so a
+    reboot clears them.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' k8snvidia.reboot_pending
+    """
+    path = os.path.join(REBOOT_DIR, REBOOT_FILE)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [line.strip() for line in fh if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def set_reboot_pending(reason):
+    """
+    Record that a reboot is needed, with the reason (idempotent per reason).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node-110 k8snvidia.set_reboot_pending "kernel 5.4.278 is the boot default"
+    """
+    reasons = reboot_pending()
+    if reason in reasons:
+        return False
+    os.makedirs(REBOOT_DIR, exist_ok=True)
+    with open(os.path.join(REBOOT_DIR, REBOOT_FILE), "a", encoding="utf-8") as fh:
+        fh.write(reason.strip() + "\n")
+    return True

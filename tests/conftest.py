@@ -1,0 +1,47 @@
+"""Shared test helpers: the repo's paths and a loader for its custom code."""
+
+import importlib.util
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+VENV_BIN = pathlib.Path(sys.executable).parent
+SHARED = ROOT.parent / "shared"
+
+
+def load_source(relpath, name=None):
+    """Import one of the repo's custom Salt files as a plain module (for unit
+    tests that inject Salt's dunders themselves)."""
+    path = ROOT / relpath
+    name = name or "k8snvidia_test_" + path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def salt_cmd(tool, *args, cwd=ROOT, env=None, timeout=300):
+    """Run a Salt CLI from the repo root (the Saltfile picks etc/salt)."""
+    exe = VENV_BIN / tool
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+@pytest.fixture
+def repo_copy(tmp_path):
+    """A scratch copy of the repo's Salt inputs, to change pillar safely."""
+    dst = tmp_path / "repo"
+    for name in ("salt", "pillar", "etc", "_modules", "_states", "_grains", "_runners", "_utils", "Saltfile"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dst / name, symlinks=True)
+        elif src.exists():
+            shutil.copy(src, dst / name)
+    for sub in ("var/cache/salt/master/proc", "var/log/salt", "var/run/salt/master", "etc/salt/pki/master"):
+        (dst / ".run/salt" / sub).mkdir(parents=True, exist_ok=True)
+    return dst
