@@ -1,0 +1,369 @@
+"""
+kubeadm for K8sNvidia: configuration files, init, join, and join data that
+never leaks.
+
+Join data (bootstrap token, CA hash, API endpoint) travels from the control
+plane to the workers through the Salt mine, encrypted for each worker with
+that worker's own minion key (RSA-OAEP, SHA-256):
+
+1. every node publishes its public key: mine function ``k8snvidia_pubkey``
+   (:py:func:`pubkey`);
+2. the control plane creates a short-lived token and publishes
+   ``k8snvidia_join`` (:py:func:`join_data`): one ciphertext per worker;
+3. a worker's ``kubeadm.joined`` state reads its own entry and decrypts it
+   when it runs.
+
+So the token is never in a state's arguments, a return, a log line, the
+master's job or mine cache, or any file but the worker's own
+``/etc/kubernetes`` (removed after the join).
+"""
+
+import base64
+import json
+import logging
+import os
+import re
+import time
+
+import salt.utils.files
+import salt.utils.path
+import salt.utils.yaml
+from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "kubeadm"
+
+KUBE_DIR = "/etc/kubernetes"
+ADMIN_CONF = f"{KUBE_DIR}/admin.conf"
+KUBELET_CONF = f"{KUBE_DIR}/kubelet.conf"
+INIT_CONFIG = f"{KUBE_DIR}/k8snvidia-init.yaml"
+JOIN_CONFIG = f"{KUBE_DIR}/k8snvidia-join.yaml"
+MINE_PUBKEY = "k8snvidia_pubkey"
+MINE_JOIN = "k8snvidia_join"
+JOIN_RE = re.compile(
+    r"kubeadm join (?P<endpoint>\S+) --token (?P<token>[a-z0-9]{6}\.[a-z0-9]{16}) "
+    r"--discovery-token-ca-cert-hash (?P<hash>sha256:[0-9a-f]{64})"
+)
+TOKEN_RE = re.compile(r"[a-z0-9]{6}\.[a-z0-9]{16}")
+CERT_KEY_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _redact(text):
+    """Remove tokens, CA hashes and certificate keys from kubeadm output."""
+    text = TOKEN_RE.sub("<token>", text or "")
+    return CERT_KEY_RE.sub("<redacted>", text)
+
+
+def _run(args, **kwargs):
+    kubeadm = salt.utils.path.which("kubeadm")
+    if not kubeadm:
+        raise CommandExecutionError("kubeadm is not installed: apply the `kubernetes` SLS first")
+    # quiet: kubeadm's output can hold a token; it is never logged.
+    return __salt__["cmd.run_all"]([kubeadm, *args], python_shell=False, output_loglevel="quiet", **kwargs)
+
+
+def api_version(kubernetes_version):
+    """
+    The kubeadm configuration API for a Kubernetes version: v1beta4 from
+    1.31, v1beta3 from 1.22, v1beta2 before.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' kubeadm.api_version 1.34.2
+    """
+    minor = int(str(kubernetes_version).lstrip("v").split(".")[1])
+    if minor >= 31:
+        return "kubeadm.k8s.io/v1beta4"
+    if minor >= 22:
+        return "kubeadm.k8s.io/v1beta3"
+    return "kubeadm.k8s.io/v1beta2"
+
+
+def init_config(
+    node_name,
+    advertise_address,
+    kubernetes_version,
+    pod_cidr,
+    service_cidr,
+    cri_socket,
+    control_plane_endpoint=None,
+    image_repository="registry.k8s.io",
+    dns_domain="cluster.local",
+    token_ttl="15m",
+):
+    """
+    The kubeadm InitConfiguration + ClusterConfiguration + KubeletConfiguration
+    documents (YAML text) for the control plane.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cluster-master kubeadm.init_config cluster-master 192.168.0.113 1.34.2 10.244.0.0/16 10.96.0.0/12 unix:///run/containerd/containerd.sock
+    """
+    api = api_version(kubernetes_version)
+    ttl = _duration(token_ttl)
+    init = {
+        "apiVersion": api,
+        "kind": "InitConfiguration",
+        # The token kubeadm init makes is short-lived too.
+        "bootstrapTokens": [
+            {
+                "ttl": ttl,
+                "usages": ["signing", "authentication"],
+                "groups": ["system:bootstrappers:kubeadm:default-node-token"],
+            }
+        ],
+        "localAPIEndpoint": {"advertiseAddress": advertise_address, "bindPort": 6443},
+        "nodeRegistration": {"name": node_name, "criSocket": cri_socket},
+    }
+    cluster = {
+        "apiVersion": api,
+        "kind": "ClusterConfiguration",
+        "kubernetesVersion": f"v{str(kubernetes_version).lstrip('v')}",
+        "controlPlaneEndpoint": control_plane_endpoint or f"{advertise_address}:6443",
+        "imageRepository": image_repository,
+        "networking": {"podSubnet": pod_cidr, "serviceSubnet": service_cidr, "dnsDomain": dns_domain},
+    }
+    kubelet = {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "cgroupDriver": "systemd",
+    }
+    return "---\n".join(salt.utils.yaml.safe_dump(d, default_flow_style=False) for d in (init, cluster, kubelet))
+
+
+def join_config(node_name, cri_socket, kubernetes_version, endpoint, token, ca_cert_hash):
+    """The JoinConfiguration for a worker (YAML text; holds the token)."""
+    doc = {
+        "apiVersion": api_version(kubernetes_version),
+        "kind": "JoinConfiguration",
+        "discovery": {
+            "bootstrapToken": {"apiServerEndpoint": endpoint, "token": token, "caCertHashes": [ca_cert_hash]}
+        },
+        "nodeRegistration": {"name": node_name, "criSocket": cri_socket},
+    }
+    return salt.utils.yaml.safe_dump(doc, default_flow_style=False)
+
+
+def _duration(value):
+    """'15m' -> '0h15m0s' style accepted by kubeadm; ints are minutes."""
+    text = str(value).strip()
+    if re.fullmatch(r"\d+", text):
+        text = f"{text}m"
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
+    if not match or not any(match.groups()):
+        raise CommandExecutionError(
+            f"k8snvidia:cluster:join_token_ttl: {value!r} is invalid; expected a duration such as 15m or 1h"
+        )
+    h, m, s = (int(g or 0) for g in match.groups())
+    return f"{h}h{m}m{s}s"
+
+
+def _seconds(value):
+    h, m, s = (int(x) for x in re.fullmatch(r"(\d+)h(\d+)m(\d+)s", _duration(value)).groups())
+    return h * 3600 + m * 60 + s
+
+
+def initialized():
+    """
+    True when this node is an initialised control plane (admin.conf exists).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cluster-master kubeadm.initialized
+    """
+    return os.path.exists(ADMIN_CONF)
+
+
+def joined():
+    """
+    True when this node has joined a cluster (kubelet.conf exists).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node-110 kubeadm.joined
+    """
+    return os.path.exists(KUBELET_CONF)
+
+
+def _write_secret(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def _errors(stderr):
+    """The [ERROR ...] lines and the error line of kubeadm output, redacted."""
+    lines = [ln.strip() for ln in (stderr or "").splitlines()]
+    picked = [ln for ln in lines if ln.startswith("[ERROR") or ln.startswith("error") or "couldn't" in ln]
+    return _redact("\n".join(picked or lines[-5:]))
+
+
+def init(config_text):
+    """
+    Run ``kubeadm init --config`` with the given configuration. Returns
+    ``{"result": bool, "comment": str}``; the output (which holds a join
+    token) is never returned or logged.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cluster-master kubeadm.init "$(cat init.yaml)"
+    """
+    _write_secret(INIT_CONFIG, config_text)
+    res = _run(["init", "--config", INIT_CONFIG])
+    if res["retcode"] != 0:
+        return {"result": False, "comment": "kubeadm init failed:\n" + _errors(res["stderr"])}
+    return {"result": True, "comment": "kubeadm init succeeded"}
+
+
+def pubkey():
+    """
+    This minion's public key (PEM): the mine function ``k8snvidia_pubkey``
+    lets the control plane encrypt join data for this node alone.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' kubeadm.pubkey
+    """
+    with salt.utils.files.fopen(os.path.join(__opts__["pki_dir"], "minion.pub"), "r") as fh:
+        return fh.read()
+
+
+def _encrypt(pem, data):
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    key = serialization.load_pem_public_key(pem.encode())
+    cipher = key.encrypt(
+        json.dumps(data).encode(),
+        padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None),
+    )
+    return base64.b64encode(cipher).decode()
+
+
+def _decrypt(blob):
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    with salt.utils.files.fopen(os.path.join(__opts__["pki_dir"], "minion.pem"), "rb") as fh:
+        key = serialization.load_pem_private_key(fh.read(), password=None)
+    plain = key.decrypt(
+        base64.b64decode(blob),
+        padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None),
+    )
+    return json.loads(plain)
+
+
+def join_data(ttl=None, workers=None):
+    """
+    Mine function ``k8snvidia_join``, run on the control plane: creates a
+    bootstrap token living ``ttl`` (pillar ``k8snvidia:cluster:join_token_ttl``,
+    default 15m) and returns, per worker, the join data encrypted with that
+    worker's public key (from the mine). Workers without a published key
+    are listed under ``missing``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cluster-master mine.send k8snvidia_join mine_function=kubeadm.join_data
+    """
+    cfg = __pillar__.get("k8snvidia") or {}
+    ttl = ttl or (cfg.get("cluster") or {}).get("join_token_ttl") or "15m"
+    if workers is None:
+        workers = [n for n, v in (cfg.get("nodes") or {}).items() if (v or {}).get("role") == "worker"]
+    if not initialized():
+        return {"error": "the control plane is not initialised"}
+    res = _run(["token", "create", "--ttl", _duration(ttl), "--print-join-command"])
+    match = JOIN_RE.search(res["stdout"] or "")
+    if res["retcode"] != 0 or not match:
+        return {"error": "kubeadm token create failed: " + _errors(res["stderr"])}
+    data = {
+        "endpoint": match.group("endpoint"),
+        "token": match.group("token"),
+        "ca_cert_hash": match.group("hash"),
+        "expires": int(time.time()) + _seconds(ttl),
+    }
+    keys = __salt__["mine.get"](",".join(workers), MINE_PUBKEY, tgt_type="list") if workers else {}
+    out = {"expires": data["expires"], "for": {}, "missing": []}
+    for worker in workers:
+        if keys.get(worker):
+            out["for"][worker] = _encrypt(keys[worker], data)
+        else:
+            out["missing"].append(worker)
+    return out
+
+
+def join_secret(control_plane):
+    """
+    Read and decrypt this node's join data from the control plane's mine
+    entry. For the ``kubeadm.joined`` state; raises with what to do when the
+    data is missing or expired. Never call it from the CLI: it returns the
+    token.
+    """
+    mine = __salt__["mine.get"](control_plane, MINE_JOIN).get(control_plane)
+    me = __grains__["id"]
+    hint = (
+        f"run `salt {control_plane} mine.send {MINE_JOIN} mine_function=kubeadm.join_data` "
+        "(the `cluster` orchestration does this) after every node has published its key "
+        f"(`salt '*' mine.send {MINE_PUBKEY} mine_function=kubeadm.pubkey`)"
+    )
+    if not mine or mine.get("error"):
+        raise CommandExecutionError(
+            f"no join data from {control_plane}: {(mine or {}).get('error', 'nothing in the mine')}; {hint}"
+        )
+    blob = (mine.get("for") or {}).get(me)
+    if not blob:
+        raise CommandExecutionError(f"the join data from {control_plane} has no entry for {me}; {hint}")
+    data = _decrypt(blob)
+    if data["expires"] <= time.time():
+        raise CommandExecutionError(f"the join token from {control_plane} has expired; {hint}")
+    return data
+
+
+def join(control_plane, node_name, cri_socket, kubernetes_version):
+    """
+    Join this node to the cluster of ``control_plane`` with the join data from
+    the mine. Returns ``{"result": bool, "comment": str}`` with no secret in it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node-110 kubeadm.join cluster-master node-110 unix:///run/containerd/containerd.sock 1.34.2
+    """
+    try:
+        data = join_secret(control_plane)
+    except CommandExecutionError as exc:
+        return {"result": False, "comment": str(exc)}
+    _write_secret(
+        JOIN_CONFIG,
+        join_config(node_name, cri_socket, kubernetes_version, data["endpoint"], data["token"], data["ca_cert_hash"]),
+    )
+    try:
+        res = _run(["join", "--config", JOIN_CONFIG])
+    finally:
+        try:
+            os.remove(JOIN_CONFIG)
+        except OSError:
+            pass
+    if res["retcode"] != 0:
+        return {"result": False, "comment": "kubeadm join failed:\n" + _errors(res["stderr"])}
+    return {"result": True, "comment": f"joined the cluster at {data['endpoint']}"}

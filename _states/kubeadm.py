@@ -1,0 +1,105 @@
+"""
+States for kubeadm init and join (see the ``kubeadm`` execution module).
+
+.. code-block:: yaml
+
+    k8snvidia-kubernetes-control-plane:
+      kubeadm.initialized:
+        - name: cluster-master
+        - advertise_address: 192.168.0.113
+        - kubernetes_version: 1.34.2
+        - pod_cidr: 10.244.0.0/16
+        - service_cidr: 10.96.0.0/12
+        - cri_socket: unix:///run/containerd/containerd.sock
+
+    k8snvidia-kubernetes-join:
+      kubeadm.joined:
+        - name: node-110
+        - control_plane: cluster-master
+        - cri_socket: unix:///run/containerd/containerd.sock
+        - kubernetes_version: 1.34.2
+"""
+
+__virtualname__ = "kubeadm"
+
+
+def __virtual__():
+    if "kubeadm.initialized" in __salt__:
+        return __virtualname__
+    return (False, "the kubeadm execution module is not loaded (saltutil.sync_modules)")
+
+
+def initialized(
+    name,
+    advertise_address,
+    kubernetes_version,
+    pod_cidr,
+    service_cidr,
+    cri_socket,
+    control_plane_endpoint=None,
+    image_repository="registry.k8s.io",
+    dns_domain="cluster.local",
+    token_ttl="15m",
+):
+    """
+    Make this node the cluster's control plane with ``kubeadm init``; no-op
+    when it already is one.
+
+    name
+        The node name registered in Kubernetes.
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    if __salt__["kubeadm.initialized"]():
+        ret["comment"] = f"{name} is already an initialised control plane"
+        return ret
+    config = __salt__["kubeadm.init_config"](
+        name,
+        advertise_address,
+        kubernetes_version,
+        pod_cidr,
+        service_cidr,
+        cri_socket,
+        control_plane_endpoint=control_plane_endpoint,
+        image_repository=image_repository,
+        dns_domain=dns_domain,
+        token_ttl=token_ttl,
+    )
+    change = {"kubeadm init": f"Kubernetes v{kubernetes_version} control plane at {advertise_address}:6443"}
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["changes"] = change
+        ret["comment"] = f"{name} would be initialised as the control plane (kubeadm init)"
+        return ret
+    res = __salt__["kubeadm.init"](config)
+    ret["result"] = res["result"]
+    ret["comment"] = res["comment"]
+    if res["result"]:
+        ret["changes"] = change
+    return ret
+
+
+def joined(name, control_plane, cri_socket, kubernetes_version):
+    """
+    Join this node to the cluster whose control plane is ``control_plane``,
+    with join data that node published (encrypted for this node) in the mine;
+    no-op when already joined.
+
+    name
+        The node name registered in Kubernetes.
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    if __salt__["kubeadm.joined"]():
+        ret["comment"] = f"{name} has already joined the cluster"
+        return ret
+    change = {"kubeadm join": f"joins the cluster of {control_plane}"}
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["changes"] = change
+        ret["comment"] = f"{name} would join the cluster of {control_plane} (kubeadm join)"
+        return ret
+    res = __salt__["kubeadm.join"](control_plane, name, cri_socket, kubernetes_version)
+    ret["result"] = res["result"]
+    ret["comment"] = res["comment"]
+    if res["result"]:
+        ret["changes"] = change
+    return ret

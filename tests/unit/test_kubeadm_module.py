@@ -1,0 +1,173 @@
+"""The kubeadm execution module and states: config documents, encrypted
+join data through the mine, expiry, and no token in any return."""
+
+import time
+import types
+
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.conftest import load_source
+
+TOKEN = "abcdef.0123456789abcdef"
+HASH = "sha256:" + "ab" * 32
+JOIN_LINE = f"kubeadm join 192.168.0.113:6443 --token {TOKEN} --discovery-token-ca-cert-hash {HASH} \n"
+
+
+def _keys(path):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path.mkdir(parents=True)
+    (path / "minion.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    (path / "minion.pub").write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+
+
+@pytest.fixture
+def cluster(tmp_path, monkeypatch):
+    """A control plane and a worker module instance, each with its own key,
+    sharing one fake mine."""
+    mine = {}
+    calls = []
+
+    def make(node_id):
+        mod = load_source("_modules/kubeadm.py", f"kubeadm_{node_id.replace('-', '_')}")
+        _keys(tmp_path / node_id)
+        mod.__opts__ = {"pki_dir": str(tmp_path / node_id)}
+        mod.__grains__ = {"id": node_id}
+        mod.__pillar__ = {
+            "k8snvidia": {
+                "cluster": {"join_token_ttl": "15m"},
+                "nodes": {"cluster-master": {"role": "control-plane"}, "node-110": {"role": "worker"}},
+            }
+        }
+
+        def run_all(args, **kwargs):
+            calls.append((node_id, args, kwargs))
+            assert kwargs.get("output_loglevel") == "quiet"
+            if args[1:3] == ["token", "create"]:
+                return {"retcode": 0, "stdout": JOIN_LINE, "stderr": ""}
+            return {"retcode": 0, "stdout": "", "stderr": ""}
+
+        def mine_get(tgt, fun, tgt_type="glob"):
+            ids = tgt.split(",")
+            return {i: mine[(i, fun)] for i in ids if (i, fun) in mine}
+
+        mod.__salt__ = {"cmd.run_all": run_all, "mine.get": mine_get}
+        monkeypatch.setattr(mod.salt.utils.path, "which", lambda name: f"/usr/bin/{name}")
+        monkeypatch.setattr(mod, "initialized", lambda: True)
+        return mod
+
+    cp, worker = make("cluster-master"), make("node-110")
+    mine[("node-110", cp.MINE_PUBKEY)] = worker.pubkey()
+    return cp, worker, mine, calls
+
+
+def test_api_version_by_kubernetes_minor():
+    mod = load_source("_modules/kubeadm.py")
+    assert mod.api_version("1.34.2") == "kubeadm.k8s.io/v1beta4"
+    assert mod.api_version("1.30.1") == "kubeadm.k8s.io/v1beta3"
+    assert mod.api_version("1.18.20") == "kubeadm.k8s.io/v1beta2"
+
+
+def test_init_config_documents():
+    mod = load_source("_modules/kubeadm.py")
+    docs = list(
+        yaml.safe_load_all(
+            mod.init_config("cluster-master", "192.168.0.113", "1.34.2", "10.244.0.0/16", "10.96.0.0/12",
+                            "unix:///run/containerd/containerd.sock", token_ttl="15m")
+        )
+    )
+    kinds = [d["kind"] for d in docs]
+    assert kinds == ["InitConfiguration", "ClusterConfiguration", "KubeletConfiguration"]
+    assert docs[0]["bootstrapTokens"][0]["ttl"] == "0h15m0s"
+    assert docs[1]["kubernetesVersion"] == "v1.34.2"
+    assert docs[1]["controlPlaneEndpoint"] == "192.168.0.113:6443"
+    assert docs[2]["cgroupDriver"] == "systemd"
+
+
+def test_join_data_is_encrypted_per_worker_and_decrypts_only_there(cluster):
+    cp, worker, mine, _ = cluster
+    data = cp.join_data()
+    assert TOKEN not in repr(data) and HASH not in repr(data)
+    assert list(data["for"]) == ["node-110"] and data["missing"] == []
+    mine[("cluster-master", cp.MINE_JOIN)] = data
+    secret = worker.join_secret("cluster-master")
+    assert secret["token"] == TOKEN and secret["ca_cert_hash"] == HASH
+    assert secret["endpoint"] == "192.168.0.113:6443"
+    with pytest.raises(ValueError):
+        cp._decrypt(data["for"]["node-110"])  # the control plane's key cannot read it
+
+
+def test_join_writes_config_then_removes_it_and_returns_no_secret(cluster, tmp_path, monkeypatch):
+    cp, worker, mine, calls = cluster
+    mine[("cluster-master", cp.MINE_JOIN)] = cp.join_data()
+    monkeypatch.setattr(worker, "JOIN_CONFIG", str(tmp_path / "kube/join.yaml"))
+    seen = {}
+    orig = worker.__salt__["cmd.run_all"]
+
+    def run_all(args, **kwargs):
+        seen["config"] = (tmp_path / "kube/join.yaml").read_text()
+        seen["mode"] = oct((tmp_path / "kube/join.yaml").stat().st_mode & 0o777)
+        return orig(args, **kwargs)
+
+    worker.__salt__["cmd.run_all"] = run_all
+    res = worker.join("cluster-master", "node-110", "unix:///run/containerd/containerd.sock", "1.34.2")
+    assert res["result"] is True
+    assert TOKEN in seen["config"] and seen["mode"] == "0o600"
+    assert not (tmp_path / "kube/join.yaml").exists()
+    assert TOKEN not in repr(res)
+    assert calls[-1][1][1:] == ["join", "--config", str(tmp_path / "kube/join.yaml")]
+
+
+def test_expired_or_missing_join_data_says_what_to_do(cluster, monkeypatch):
+    cp, worker, mine, _ = cluster
+    res = worker.join("cluster-master", "node-110", "unix:///run/containerd/containerd.sock", "1.34.2")
+    assert res["result"] is False and "mine.send k8snvidia_join" in res["comment"]
+    mine[("cluster-master", cp.MINE_JOIN)] = cp.join_data()
+    later = time.time() + 3600
+    monkeypatch.setattr(worker, "time", types.SimpleNamespace(time=lambda: later))
+    res = worker.join("cluster-master", "node-110", "unix:///run/containerd/containerd.sock", "1.34.2")
+    assert res["result"] is False and "expired" in res["comment"]
+
+
+def test_failed_kubeadm_output_is_redacted():
+    mod = load_source("_modules/kubeadm.py")
+    text = f"[ERROR Port-6443]: Port 6443 is in use\nerror execution phase preflight: token {TOKEN} bad"
+    out = mod._errors(text)
+    assert "Port 6443 is in use" in out and TOKEN not in out
+
+
+def test_bad_ttl_is_named():
+    mod = load_source("_modules/kubeadm.py")
+    with pytest.raises(Exception, match="join_token_ttl: 'soon' is invalid"):
+        mod._duration("soon")
+
+
+@pytest.mark.parametrize("test_mode", [True, False])
+def test_states_predict_and_act(test_mode):
+    st = load_source("_states/kubeadm.py")
+    acted = []
+    st.__opts__ = {"test": test_mode}
+    st.__salt__ = {
+        "kubeadm.initialized": lambda: False,
+        "kubeadm.joined": lambda: False,
+        "kubeadm.init_config": lambda *a, **k: "cfg",
+        "kubeadm.init": lambda cfg: acted.append("init") or {"result": True, "comment": "ok"},
+        "kubeadm.join": lambda *a: acted.append("join") or {"result": True, "comment": "ok"},
+    }
+    r1 = st.initialized("cluster-master", "192.168.0.113", "1.34.2", "10.244.0.0/16", "10.96.0.0/12", "sock")
+    r2 = st.joined("node-110", "cluster-master", "sock", "1.34.2")
+    if test_mode:
+        assert r1["result"] is None and r2["result"] is None and acted == []
+    else:
+        assert r1["result"] and r2["result"] and acted == ["init", "join"]
+    assert r1["changes"] and r2["changes"]
+    st.__salt__["kubeadm.initialized"] = lambda: True
+    st.__salt__["kubeadm.joined"] = lambda: True
+    assert st.initialized("cluster-master", "a", "1.34.2", "p", "s", "c")["changes"] == {}
+    assert st.joined("node-110", "cluster-master", "sock", "1.34.2")["changes"] == {}
