@@ -367,3 +367,96 @@ def join(control_plane, node_name, cri_socket, kubernetes_version):
     if res["retcode"] != 0:
         return {"result": False, "comment": "kubeadm join failed:\n" + _errors(res["stderr"])}
     return {"result": True, "comment": f"joined the cluster at {data['endpoint']}"}
+
+
+def _kubectl(args, kubeconfig=ADMIN_CONF, stdin=None):
+    kubectl = salt.utils.path.which("kubectl")
+    if not kubectl:
+        raise CommandExecutionError("kubectl is not installed: apply the `kubernetes` SLS first")
+    return __salt__["cmd.run_all"](
+        [kubectl, f"--kubeconfig={kubeconfig}", *args], python_shell=False, stdin=stdin, output_loglevel="debug"
+    )
+
+
+def node_labels(node):
+    """
+    The labels of a Kubernetes node (via the admin kubeconfig), or None
+    when the node is not registered.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cluster-master kubeadm.node_labels node-110
+    """
+    res = _kubectl(["get", "node", node, "-o", "json"])
+    if res["retcode"] != 0:
+        return None
+    return ((json.loads(res["stdout"]).get("metadata") or {}).get("labels")) or {}
+
+
+def label_node(node, labels):
+    """
+    Set labels on a node (``kubectl label --overwrite``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cluster-master kubeadm.label_node node-110 '{"nvidia.com/gpu.present": "true"}'
+    """
+    args = ["label", "node", node, "--overwrite"] + [f"{k}={v}" for k, v in sorted(labels.items())]
+    res = _kubectl(args)
+    if res["retcode"] != 0:
+        raise CommandExecutionError(f"kubectl label node {node} failed: {res['stderr'].strip()}")
+    return True
+
+
+def apply(manifest):
+    """
+    ``kubectl apply -f -`` of a manifest given as text. Returns the output.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cluster-master kubeadm.apply "$(cat manifest.yaml)"
+    """
+    res = _kubectl(["apply", "-f", "-"], stdin=manifest)
+    if res["retcode"] != 0:
+        raise CommandExecutionError(f"kubectl apply failed: {res['stderr'].strip()}")
+    return res["stdout"]
+
+
+def gpu_labels(nvidia):
+    """
+    Node labels under the keys GPU Feature Discovery uses, from a node's
+    ``nvidia`` grain (so workloads that select on GFD labels work).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cluster-master kubeadm.gpu_labels "$(salt-call --out=json grains.get nvidia)"
+    """
+    gpus = (nvidia or {}).get("gpus") or []
+    if not gpus:
+        return {}
+    first = gpus[0]
+    labels = {"nvidia.com/gpu.present": "true", "nvidia.com/gpu.count": str(len(gpus))}
+    if first.get("name"):
+        labels["nvidia.com/gpu.product"] = re.sub(r"[^A-Za-z0-9_.-]+", "-", first["name"]).strip("-")
+    if first.get("memory_mib"):
+        labels["nvidia.com/gpu.memory"] = str(first["memory_mib"])
+    if first.get("architecture"):
+        labels["nvidia.com/gpu.family"] = str(first["architecture"]).lower()
+    cc = first.get("compute_capability")
+    if cc and "." in str(cc):
+        labels["nvidia.com/gpu.compute.major"], labels["nvidia.com/gpu.compute.minor"] = str(cc).split(".", 1)
+    version = nvidia.get("driver_version")
+    if version:
+        parts = str(version).split(".")
+        labels["nvidia.com/cuda.driver-version.full"] = str(version)
+        for key, val in zip(("major", "minor", "revision"), parts):
+            labels[f"nvidia.com/cuda.driver-version.{key}"] = val
+    return labels

@@ -103,3 +103,34 @@ def joined(name, control_plane, cri_socket, kubernetes_version):
     if res["result"]:
         ret["changes"] = change
     return ret
+
+
+def node_labeled(name, labels):
+    """
+    Ensure a Kubernetes node carries ``labels`` (run on the control plane).
+    A node that has not registered yet is left alone, with a comment.
+
+    name
+        The node name.
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    labels = {str(k): str(v) for k, v in (labels or {}).items()}
+    if not labels:
+        ret["comment"] = f"no labels for {name}"
+        return ret
+    current = __salt__["kubeadm.node_labels"](name)
+    if current is None:
+        ret["comment"] = f"node {name} is not registered in the cluster yet; labels are set once it joins"
+        return ret
+    wrong = {k: v for k, v in labels.items() if current.get(k) != v}
+    if not wrong:
+        ret["comment"] = f"node {name} has its {len(labels)} labels"
+        return ret
+    ret["changes"] = {k: {"old": current.get(k), "new": v} for k, v in wrong.items()}
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = f"{len(wrong)} label(s) would be set on node {name}"
+        return ret
+    __salt__["kubeadm.label_node"](name, wrong)
+    ret["comment"] = f"{len(wrong)} label(s) set on node {name}"
+    return ret
