@@ -460,3 +460,78 @@ def gpu_labels(nvidia):
         for key, val in zip(("major", "minor", "revision"), parts):
             labels[f"nvidia.com/cuda.driver-version.{key}"] = val
     return labels
+
+
+def allocatable():
+    """
+    ``nvidia.com/gpu`` allocatable per node, from the control plane.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cluster-master kubeadm.allocatable
+    """
+    res = _kubectl(["get", "nodes", "-o", "json"])
+    if res["retcode"] != 0:
+        raise CommandExecutionError(f"kubectl get nodes failed: {res['stderr'].strip()}")
+    out = {}
+    for item in json.loads(res["stdout"]).get("items", []):
+        name = item["metadata"]["name"]
+        value = ((item.get("status") or {}).get("allocatable") or {}).get("nvidia.com/gpu", "0")
+        out[name] = int(value)
+    return out
+
+
+VALIDATION_IMAGE = "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04"
+
+
+def validate_gpu(node, image=None, timeout=None):
+    """
+    Run a pod on ``node`` that requests ``nvidia.com/gpu: 1`` and runs
+    nvidia-smi; wait for it to finish (``timeout`` seconds), return its phase
+    and the end of its log, and delete it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cluster-master kubeadm.validate_gpu node-110
+    """
+    settings = (__pillar__.get("k8snvidia") or {}).get("validation") or {}
+    image = image or settings.get("image") or VALIDATION_IMAGE
+    timeout = float(timeout or settings.get("timeout") or 300)
+    name = f"k8snvidia-gpu-check-{node}"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app.kubernetes.io/managed-by": "k8snvidia"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "nodeName": node,
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "containers": [
+                {
+                    "name": "nvidia-smi",
+                    "image": image,
+                    "command": ["nvidia-smi"],
+                    "resources": {"limits": {"nvidia.com/gpu": 1}},
+                }
+            ],
+        },
+    }
+    _kubectl(["delete", "pod", name, "--ignore-not-found"])
+    apply(json.dumps(pod))
+    deadline = time.time() + timeout
+    phase = "Unknown"
+    while time.time() < deadline:
+        res = _kubectl(["get", "pod", name, "-o", "jsonpath={.status.phase}"])
+        phase = (res["stdout"] or "").strip() or "Unknown"
+        if phase in ("Succeeded", "Failed"):
+            break
+        time.sleep(1)
+    logs = _kubectl(["logs", name])
+    _kubectl(["delete", "pod", name, "--ignore-not-found"])
+    tail = "\n".join((logs.get("stdout") or "").splitlines()[-12:])
+    reason = "" if phase == "Succeeded" else f"pod {name} is {phase} after {int(timeout)}s"
+    return {"phase": phase, "reason": reason, "log": tail}
