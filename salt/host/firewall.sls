@@ -1,0 +1,54 @@
+{#- The firewall: the ports of this node's role and of the CNI
+    (k8s.derived.ports) opened in the permanent configuration of firewalld
+    (then reloaded) or in ufw's rules, by the map's `host:firewall:backend`.
+    A firewall that is not running is left so (firewalld: nothing to open;
+    ufw: the rules are added and apply when it is enabled).
+    `host:firewall:disable: true` is the seed's route instead: stop and
+    disable the firewall. -#}
+{%- from "map.jinja" import k8s with context %}
+{%- set fw = k8s.host.firewall %}
+{%- if fw.disable %}
+{%- if fw.backend == "firewalld" %}
+
+k8snvidia-host-firewall-disabled:
+  service.dead:
+    - name: firewalld
+    - enable: false
+{%- else %}
+
+k8snvidia-host-firewall-disabled:
+  cmd.run:
+    - name: ufw disable
+    - onlyif: ufw status | grep -qx 'Status: active'
+{%- endif %}
+{%- elif fw.manage %}
+{%- for port in k8s.derived.ports %}
+{%- set sid = "k8snvidia-host-firewall-port-" ~ port | replace("/", "-") %}
+{%- if fw.backend == "firewalld" %}
+
+{{ sid }}:
+  cmd.run:
+    - name: {{ ("firewall-cmd --permanent --add-port=" ~ port) | json }}
+    - onlyif: firewall-cmd --state
+    - unless: {{ ("firewall-cmd --permanent --query-port=" ~ port) | json }}
+{%- else %}
+{#- ufw writes port ranges with a colon: 30000:32767/tcp #}
+{%- set rule = "allow " ~ port | replace("-", ":") %}
+
+{{ sid }}:
+  cmd.run:
+    - name: {{ ("ufw " ~ rule) | json }}
+    - unless: {{ ("ufw show added | grep -qxF " ~ ("'ufw " ~ rule ~ "'")) | json }}
+{%- endif %}
+{%- endfor %}
+{%- if fw.backend == "firewalld" and k8s.derived.ports %}
+
+k8snvidia-host-firewall-reload:
+  cmd.run:
+    - name: firewall-cmd --reload
+    - onchanges:
+{%- for port in k8s.derived.ports %}
+      - cmd: {{ "k8snvidia-host-firewall-port-" ~ port | replace("/", "-") }}
+{%- endfor %}
+{%- endif %}
+{%- endif %}
