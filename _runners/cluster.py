@@ -80,4 +80,5 @@ def validate(pillar_dir=None):
     ret = {"valid": not problems, "nodes": sorted(nodes), "problems": problems}
     if problems:
         ret["retcode"] = 1
+        __context__["retcode"] = 1  # fails the orchestration's validate step
     return ret

@@ -252,6 +252,15 @@ def validate_node(cfg):
         val = cluster.get(key)
         if not isinstance(val, int) or isinstance(val, bool) or val < 1:
             problems.append(problem(f"cluster:{key}", val, "a positive whole number"))
+    cni = cluster.get("cni")
+    if cni in CNIS and cni != "flannel":
+        settings = (cfg.get("cni") or {}).get(cni) or {}
+        if not settings.get("manifest_url"):
+            problems.append(problem(f"cni:{cni}:manifest_url", settings.get("manifest_url"), f"the URL of the {cni} manifest"))
+        if not SHA256_RE.match(str(settings.get("sha256") or "").lower()):
+            problems.append(
+                problem(f"cni:{cni}:sha256", settings.get("sha256"), "the 64-hex-digit sha256 of the manifest (every download is checked)")
+            )
     host = cfg.get("host") or {}
     if host.get("selinux") not in SELINUX:
         problems.append(problem("host:selinux", host.get("selinux"), "one of " + ", ".join(SELINUX)))

@@ -36,6 +36,40 @@ k8snvidia-kubernetes-admin-kubeconfig:
       - kubeadm: k8snvidia-kubernetes-control-plane-init
 {%- endif %}
 
+{%- set cni = k8s.cluster.cni %}
+{%- if cni == "flannel" %}
+
+k8snvidia-kubernetes-cni-manifest:
+  file.managed:
+    - name: /etc/kubernetes/k8snvidia-cni.yaml
+    - source: salt://kubernetes/files/flannel.yaml.jinja
+    - template: jinja
+    - mode: '0644'
+    - context:
+        pod_cidr: {{ k8s.cluster.pod_cidr | json }}
+        backend: {{ k8s.cni.flannel.backend | json }}
+        image: {{ (k8s.cni.flannel.image ~ ":" ~ k8s.cni.flannel.version) | json }}
+        cni_plugin_image: {{ (k8s.cni.flannel.cni_plugin_image ~ ":" ~ k8s.cni.flannel.cni_plugin_version) | json }}
+    - require:
+      - kubeadm: k8snvidia-kubernetes-control-plane-init
+{%- else %}
+
+k8snvidia-kubernetes-cni-manifest:
+  file.managed:
+    - name: /etc/kubernetes/k8snvidia-cni.yaml
+    - source: {{ k8s.cni[cni].manifest_url | json }}
+    - source_hash: {{ ("sha256=" ~ k8s.cni[cni].sha256) | json }}
+    - mode: '0644'
+    - require:
+      - kubeadm: k8snvidia-kubernetes-control-plane-init
+{%- endif %}
+
+k8snvidia-kubernetes-cni-apply:
+  cmd.run:
+    - name: kubectl --kubeconfig={{ admin_conf }} apply -f /etc/kubernetes/k8snvidia-cni.yaml
+    - onchanges:
+      - file: k8snvidia-kubernetes-cni-manifest
+
 k8snvidia-kubernetes-device-plugin-manifest:
   file.managed:
     - name: /etc/kubernetes/k8snvidia-device-plugin.yaml
