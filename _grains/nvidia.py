@@ -1,0 +1,70 @@
+"""
+The ``nvidia`` grain: the host's NVIDIA GPUs and driver, before and after a
+driver exists.
+
+.. code-block:: yaml
+
+    nvidia:
+      gpu_count: 1                  # NVIDIA display devices in sysfs
+      gpus:                         # ordered by PCI bus id
+        - pci_bus_id: 0000:01:00.0
+          pci_device_id: '0x1b06'
+          name: NVIDIA GeForce GTX 1080 Ti   # driver's name; before it, the PCI id's or null
+          architecture: Pascal      # from the PCI device id, even with no driver
+          uuid: GPU-...             # driver loaded only, else null
+          memory_mib: 11264         # driver loaded only, else null
+          kernel_driver: nvidia     # the driver bound in sysfs (nvidia, nouveau, vfio-pci) or null
+      driver_version: 580.95.05     # or null
+      cuda_version: '13.0'          # or null
+      kernel_module: proprietary    # open | proprietary | null (not loaded)
+      nouveau_loaded: false
+      error: ...                    # only when something could not be read
+
+Sources: the PCI tree under the minion option ``nvidia.sysfs_root``
+(default ``/sys``), ``modules`` and ``driver/nvidia/version`` under
+``nvidia.procfs_root`` (default ``/proc``), and one ``nvidia-smi -q -x`` (found
+on PATH) per refresh, only when the driver is loaded, bounded by
+``nvidia.smi_timeout`` seconds (default 10). The grain never raises.
+
+Target with it: ``salt -G 'nvidia:gpus:name:*1080*' test.ping``,
+``salt -G 'nvidia:gpu_count:2' ...``, ``salt -G 'nvidia:kernel_module:open' ...``.
+"""
+
+import logging
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 10
+
+
+def _empty(error):
+    return {
+        "gpu_count": 0,
+        "gpus": [],
+        "driver_version": None,
+        "cuda_version": None,
+        "kernel_module": None,
+        "nouveau_loaded": False,
+        "error": error,
+    }
+
+
+def nvidia():
+    """The ``nvidia`` grain (see the module docstring)."""
+    try:
+        opts = __opts__  # noqa: F821  (the loader injects it)
+        sysfs = opts.get("nvidia.sysfs_root") or "/sys"
+        procfs = opts.get("nvidia.procfs_root") or "/proc"
+        try:
+            timeout = float(opts.get("nvidia.smi_timeout", DEFAULT_TIMEOUT))
+        except (TypeError, ValueError):
+            timeout = DEFAULT_TIMEOUT
+        utils = __utils__  # noqa: F821
+        if "nvidia_gpu.inventory" not in utils:
+            return {"nvidia": _empty("the nvidia_gpu utils module is not available (run saltutil.sync_all)")}
+        run_smi = utils["nvidia_gpu.run_smi_subprocess"]
+        data = utils["nvidia_gpu.inventory"](sysfs, procfs, lambda args: run_smi(args, timeout=timeout))
+        return {"nvidia": data}
+    except Exception as exc:  # a grain must never take the minion down
+        log.exception("nvidia grain failed")
+        return {"nvidia": _empty(f"nvidia grain failed: {exc.__class__.__name__}: {exc}")}

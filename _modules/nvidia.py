@@ -1,0 +1,210 @@
+"""
+The host's NVIDIA GPUs and driver: inventory, driver facts, GPU processes and
+the driver branch and kernel module type its GPUs need.
+
+Reads the same sources as the ``nvidia`` grain (sysfs PCI tree, procfs,
+``nvidia-smi -q -x``), fresh on every call; roots come from the minion
+options ``nvidia.sysfs_root`` (default ``/sys``) and ``nvidia.procfs_root``
+(default ``/proc``). The GPU table and the driver rules live in
+``_utils/nvidia_gpu.py``.
+"""
+
+import logging
+
+import salt.utils.path
+from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "nvidia"
+
+DEFAULT_TIMEOUT = 30
+
+
+def __virtual__():
+    if "nvidia_gpu.inventory" not in __utils__:
+        return (False, "nvidia: the nvidia_gpu utils module is not loaded (run saltutil.sync_all)")
+    return __virtualname__
+
+
+def _roots():
+    return (
+        __opts__.get("nvidia.sysfs_root") or "/sys",
+        __opts__.get("nvidia.procfs_root") or "/proc",
+    )
+
+
+def _run_smi(args):
+    """nvidia-smi through cmd.run_all: (rc, stdout, stderr); rc None when it
+    is not on PATH."""
+    exe = salt.utils.path.which("nvidia-smi")
+    if not exe:
+        return None, "", "nvidia-smi not found on PATH"
+    try:
+        timeout = float(__opts__.get("nvidia.smi_timeout", DEFAULT_TIMEOUT))
+    except (TypeError, ValueError):
+        timeout = DEFAULT_TIMEOUT
+    res = __salt__["cmd.run_all"](
+        [exe, *args],
+        python_shell=False,
+        ignore_retcode=True,
+        output_loglevel="trace",
+        timeout=timeout,
+    )
+    return res.get("retcode"), res.get("stdout", ""), res.get("stderr", "")
+
+
+def _loaded():
+    procfs = _roots()[1]
+    version, mtype = __utils__["nvidia_gpu.read_driver_version"](procfs)
+    modules = __utils__["nvidia_gpu.read_modules"](procfs) or []
+    return version, mtype, modules
+
+
+def inventory():
+    """
+    Everything the ``nvidia`` grain reports, read now (the grain is read at
+    minion start and on ``saltutil.refresh_grains``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' nvidia.inventory
+    """
+    sysfs, procfs = _roots()
+    return __utils__["nvidia_gpu.inventory"](sysfs, procfs, _run_smi)
+
+
+def gpus():
+    """
+    The host's NVIDIA GPUs, ordered by PCI bus id: ``pci_bus_id``,
+    ``pci_device_id``, ``name``, ``architecture``, ``uuid`` and
+    ``memory_mib`` (the last two need the driver), ``kernel_driver``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' nvidia.gpus
+    """
+    return inventory()["gpus"]
+
+
+def driver():
+    """
+    The NVIDIA driver as the running kernel has it: ``loaded`` (bool),
+    ``version``, ``cuda_version`` (from nvidia-smi), ``kernel_module``
+    (``open``, ``proprietary`` or None), ``nouveau_loaded``, and ``error``
+    when nvidia-smi could not be read.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' nvidia.driver
+    """
+    data = inventory()
+    ret = {
+        "loaded": data["kernel_module"] is not None,
+        "version": data["driver_version"],
+        "cuda_version": data["cuda_version"],
+        "kernel_module": data["kernel_module"],
+        "nouveau_loaded": data["nouveau_loaded"],
+    }
+    if data.get("error"):
+        ret["error"] = data["error"]
+    return ret
+
+
+def processes():
+    """
+    The processes using the GPUs (``nvidia-smi -q -x``): ``gpu`` (index),
+    ``pci_bus_id``, ``uuid``, ``pid``, ``type`` (C compute, G graphics, C+G),
+    ``name``, ``used_memory_mib``. Empty when the driver is not loaded (no
+    process can use a GPU then); raises when the driver is loaded but
+    nvidia-smi cannot tell, so a caller never mistakes that for an idle node.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' nvidia.processes
+    """
+    version, _mtype, modules = _loaded()
+    if version is None and "nvidia" not in modules:
+        return []
+    rc, out, err = _run_smi(["-q", "-x"])
+    if rc != 0:
+        reason = (err or out or "").strip() or "no output"
+        raise CommandExecutionError(f"nvidia-smi -q -x failed (rc {rc}): {reason}")
+    try:
+        return __utils__["nvidia_gpu.parse_smi_xml"](out)["processes"]
+    except ValueError as exc:
+        raise CommandExecutionError(str(exc)) from exc
+
+
+def recommended():
+    """
+    The driver this node's GPUs need: ``max_branch`` (580 for Maxwell, Pascal
+    and Volta; None when current drivers do), ``min_branch``,
+    ``module_type`` (``open`` for Turing and newer, ``proprietary`` when any
+    GPU is older; None without GPUs), ``cuda_max`` (12 for Pascal: CUDA 13
+    dropped it), ``architectures``, ``conflicts`` and the ``gpus`` considered.
+    Works before any driver is installed (PCI ids give the architecture).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' nvidia.recommended
+    """
+    sysfs, _procfs = _roots()
+    found = []
+    for dev in __utils__["nvidia_gpu.read_pci"](sysfs):
+        name, arch = __utils__["nvidia_gpu.identify"](dev["pci_device_id"])
+        found.append(
+            {"pci_bus_id": dev["pci_bus_id"], "pci_device_id": dev["pci_device_id"], "name": name, "architecture": arch}
+        )
+    if not found:
+        # no PCI tree (a sandbox): ask the driver
+        found = [
+            {k: g[k] for k in ("pci_bus_id", "pci_device_id", "name", "architecture")}
+            for g in inventory()["gpus"]
+        ]
+    ret = __utils__["nvidia_gpu.recommend"]([g["architecture"] for g in found])
+    ret["gpus"] = found
+    return ret
+
+
+def parse_smi_xml(text):
+    """
+    Parse ``nvidia-smi -q -x`` output (any DTD from v10 to v13): driver and
+    CUDA versions, the GPUs and their processes. Fields that the output lacks
+    or reports as N/A are None.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call nvidia.parse_smi_xml "$(nvidia-smi -q -x)"
+    """
+    try:
+        return __utils__["nvidia_gpu.parse_smi_xml"](text)
+    except ValueError as exc:
+        raise CommandExecutionError(str(exc)) from exc
+
+
+def driver_problems(driver_version, kernel_module_type="auto"):
+    """
+    What is wrong with installing ``driver_version`` with
+    ``kernel_module_type`` on this node, given its GPUs (empty: nothing).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' nvidia.driver_problems 590.44.01
+    """
+    names = [g["name"] or g["pci_device_id"] for g in recommended()["gpus"]]
+    return __utils__["nvidia_gpu.driver_problems"](__grains__.get("id"), names, driver_version, kernel_module_type)
