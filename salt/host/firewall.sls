@@ -19,7 +19,7 @@ k8snvidia-host-firewall-disabled:
 k8snvidia-host-firewall-disabled:
   cmd.run:
     - name: ufw disable
-    - onlyif: ufw status | grep -qx 'Status: active'
+    - onlyif: {{ "ufw status | grep -qx 'Status: active'" | json }}
 {%- endif %}
 {%- elif fw.manage %}
 {%- for port in k8s.derived.ports %}
