@@ -1,0 +1,425 @@
+"""The container and Kubernetes package layers (docker, docker.containerd,
+nvidia.container_toolkit, kubernetes, salt.minion and their clean SLS),
+rendered through Salt's real loader for every OS of render.OSES with the
+shipped pillar (profile modern) and with the seed2020 profile; then the
+file states that edit daemon.json and containerd's config.toml applied to
+scratch files, to show that foreign keys survive and that a second run
+changes nothing."""
+
+import json
+import shutil
+
+import pytest
+import tomllib
+
+from tests.functional import render
+
+SLS = "docker,nvidia.container_toolkit,kubernetes,salt.minion"
+CLEAN = "docker.clean,nvidia.container_toolkit_clean,kubernetes.clean"
+REDHAT = ("centos7", "rocky9")
+MINION = {"centos7": "node-110", "rocky9": "node-109", "ubuntu1804": "node-105"}
+CODENAME = {"ubuntu1804": "bionic", "ubuntu2204": "jammy", "ubuntu2404": "noble", "debian12": "bookworm"}
+K8S_VERSION = {
+    ("modern", "RedHat"): "1.34.2-150500.1.1",
+    ("modern", "Debian"): "1.34.2-1.1",
+    ("seed2020", "RedHat"): "1.18.20-0",
+    ("seed2020", "Debian"): "1.18.20-00",
+}
+REQUISITES = ("require", "watch", "require_in", "watch_in", "onchanges", "onlyif")
+
+
+@pytest.fixture(scope="module")
+def seed_pillar(tmp_path_factory):
+    """The shipped pillar with cluster.sls switched to profiles.seed2020."""
+    dst = tmp_path_factory.mktemp("pillar-seed2020") / "pillar"
+    shutil.copytree(render.ROOT / "pillar", dst)
+    cluster = dst / "cluster.sls"
+    text = cluster.read_text()
+    assert "- profiles.modern" in text
+    cluster.write_text(text.replace("- profiles.modern", "- profiles.seed2020"))
+    return dst
+
+
+_CACHE = {}
+
+
+@pytest.fixture
+def rendered(seed_pillar):
+    def get(os_name, profile="modern", sls=SLS):
+        key = (os_name, profile, sls)
+        if key not in _CACHE:
+            pillar_dir = seed_pillar if profile == "seed2020" else None
+            _CACHE[key] = render.show_sls(
+                os_name, sls, minion_id=MINION.get(os_name, "node-106"), pillar_dir=pillar_dir
+            )
+        return _CACHE[key]
+
+    return get
+
+
+def args(state, module=None):
+    """The arguments of one compiled state as a dict (plus '__fun__')."""
+    for mod, body in state.items():
+        if mod.startswith("__") or (module and mod != module):
+            continue
+        out = {"__fun__": f"{mod}.{next(a for a in body if isinstance(a, str))}"}
+        for item in body:
+            if isinstance(item, dict):
+                out.update(item)
+        return out
+    raise KeyError(module)
+
+
+def reqs(a, kind):
+    return [next(iter(r.items())) for r in a.get(kind, [])]
+
+
+def family(os_name):
+    return "RedHat" if os_name in REDHAT else "Debian"
+
+
+CASES = [(o, p) for p in ("modern", "seed2020") for o in render.OSES]
+
+
+@pytest.mark.parametrize("os_name,profile", CASES)
+def test_repositories_come_before_packages(rendered, os_name, profile):
+    high = rendered(os_name, profile)
+    for repo_id, pkg_id in (
+        ("k8snvidia-docker-repo", "k8snvidia-docker-packages"),
+        ("k8snvidia-nvidia-ctk-repo", "k8snvidia-nvidia-ctk-packages"),
+        ("k8snvidia-kubernetes-repo", "k8snvidia-kubernetes-packages"),
+        ("k8snvidia-salt-minion-repo", "k8snvidia-salt-minion-packages"),
+    ):
+        repo = args(high[repo_id], "pkgrepo")
+        pkg = args(high[pkg_id], "pkg")
+        assert repo["__fun__"] == "pkgrepo.managed"
+        assert ("pkgrepo", repo_id) in reqs(pkg, "require"), pkg
+        assert high[repo_id]["__sls__"] and high[repo_id].get("order", 0) < high[pkg_id].get("order", 1)
+        if family(os_name) == "Debian":
+            key = args(high[repo_id + "-keyring"], "file")
+            assert key["__fun__"] == "file.managed"
+            assert key["name"].startswith("/etc/apt/keyrings/") and key["name"].endswith(".asc")
+            assert ("pkgrepo", repo_id) in reqs(key, "require_in")
+            assert f"[signed-by={key['name']}] " in repo["name"]
+            assert repo["name"].startswith("deb [signed-by=")
+            assert repo["aptkey"] is False
+        else:
+            assert repo["gpgkey"].startswith("https://")
+            assert repo["gpgcheck"] == 1 or repo.get("repo_gpgcheck") == 1
+            assert repo_id + "-keyring" not in high
+
+
+@pytest.mark.parametrize("os_name,profile", CASES)
+def test_kubernetes_pinned_and_protected(rendered, os_name, profile):
+    high = rendered(os_name, profile)
+    want = K8S_VERSION[(profile, family(os_name))]
+    pkg = args(high["k8snvidia-kubernetes-packages"], "pkg")
+    assert pkg["pkgs"] == [{"kubelet": want}, {"kubeadm": want}, {"kubectl": want}]
+    repo = args(high["k8snvidia-kubernetes-repo"], "pkgrepo")
+    if family(os_name) == "RedHat":
+        assert set("kubelet kubeadm kubectl".split()) <= set(repo["exclude"].split())
+        assert pkg["disableexcludes"] == repo["name"] == "kubernetes"
+        assert "hold" not in pkg
+    else:
+        assert pkg["hold"] is True
+        assert "exclude" not in repo and "disableexcludes" not in pkg
+    kubelet = args(high["k8snvidia-kubernetes-kubelet-service"], "service")
+    assert kubelet["__fun__"] == "service.enabled" and kubelet["name"] == "kubelet"
+    if profile == "modern":
+        assert "pkgs.k8s.io/core:/stable:/v1.34/" in repo.get("baseurl", repo["name"])
+        assert ("service", "k8snvidia-containerd-service") in reqs(pkg, "require")
+    else:
+        assert "mirrors.aliyun.com/kubernetes/" in repo.get("baseurl", repo["name"])
+        assert ("service", "k8snvidia-docker-service") in reqs(pkg, "require")
+        if family(os_name) == "Debian":
+            assert repo["name"].endswith(" kubernetes-xenial main")
+
+
+@pytest.mark.parametrize("os_name,profile", CASES)
+def test_docker_repo_and_service(rendered, os_name, profile):
+    high = rendered(os_name, profile)
+    repo = args(high["k8snvidia-docker-repo"], "pkgrepo")
+    url = repo.get("baseurl") or repo["name"]
+    host = "mirrors.aliyun.com/docker-ce" if profile == "seed2020" else "download.docker.com"
+    assert host in url
+    if family(os_name) == "Debian":
+        os_id = "debian" if os_name == "debian12" else "ubuntu"
+        assert repo["name"].endswith(f"/linux/{os_id} {CODENAME[os_name]} stable")
+    else:
+        assert "/centos/" in url and url.endswith("/$basearch/stable")
+    pkg = args(high["k8snvidia-docker-packages"], "pkg")
+    assert pkg["pkgs"] == ["docker-ce", "docker-ce-cli", "containerd.io"]
+    svc = args(high["k8snvidia-docker-service"], "service")
+    assert svc["name"] == "docker" and svc["enable"] is True
+    assert ("file", "k8snvidia-docker-daemon-json") in reqs(svc, "watch")
+    assert ("service", "k8snvidia-containerd-service") in reqs(svc, "require")
+    daemon = args(high["k8snvidia-docker-daemon-json"], "file")
+    assert daemon["__fun__"] == "file.serialize" and daemon["merge_if_exists"] is True
+    assert daemon["serializer"] == "json" and daemon["name"] == "/etc/docker/daemon.json"
+    assert daemon["dataset"] == {"exec-opts": ["native.cgroupdriver=systemd"]}
+
+
+@pytest.mark.parametrize("os_name,profile", CASES)
+def test_nvidia_runtime_in_docker_and_containerd(rendered, os_name, profile):
+    high = rendered(os_name, profile)
+    daemon = args(high["k8snvidia-nvidia-ctk-docker-daemon-json"], "file")
+    assert daemon["merge_if_exists"] is True and daemon["serializer"] == "json"
+    assert daemon["dataset"] == {
+        "runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}},
+        "default-runtime": "nvidia",
+    }
+    assert ("service", "k8snvidia-docker-service") in reqs(daemon, "watch_in")
+    assert ("pkg", "k8snvidia-nvidia-ctk-packages") in reqs(daemon, "require")
+    dropin = args(high["k8snvidia-nvidia-ctk-containerd-dropin"], "file")
+    assert dropin["name"] == "/etc/containerd/conf.d/99-nvidia.toml"
+    assert dropin["context"]["nvidia"] is True and dropin["context"]["systemd_cgroup"] is True
+    assert dropin["context"]["nvidia_binary"] == "/usr/bin/nvidia-container-runtime"
+    assert ("service", "k8snvidia-containerd-service") in reqs(dropin, "watch_in")
+    ctd = args(high["k8snvidia-containerd-service"], "service")
+    assert ctd["name"] == "containerd" and ctd["enable"] is True
+    for sid in (
+        "k8snvidia-containerd-config",
+        "k8snvidia-containerd-config-version",
+        "k8snvidia-containerd-config-imports",
+        "k8snvidia-containerd-cri-dropin",
+    ):
+        assert ("file", sid) in reqs(ctd, "watch")
+    imports = args(high["k8snvidia-containerd-config-imports"], "file")
+    assert imports["not_found_content"] == 'imports = ["/etc/containerd/conf.d/*.toml"]'
+    # the CRI plugin is enabled only where containerd is the Kubernetes CRI
+    assert ("k8snvidia-containerd-config-cri-enabled" in high) == (profile == "modern")
+    repo = args(high["k8snvidia-nvidia-ctk-repo"], "pkgrepo")
+    if family(os_name) == "RedHat":
+        assert repo["repo_gpgcheck"] == 1 and repo["baseurl"].endswith("/stable/rpm/$basearch")
+    else:
+        assert repo["name"].endswith("/stable/deb/$(ARCH) /")
+
+
+@pytest.mark.parametrize("os_name", render.OSES)
+def test_salt_minion_enrolment(rendered, os_name):
+    high = rendered(os_name)
+    pkg = args(high["k8snvidia-salt-minion-packages"], "pkg")
+    names = [next(iter(p)) for p in pkg["pkgs"]]
+    assert "salt-minion" in names and all(next(iter(p.values())) == "3008.4" for p in pkg["pkgs"])
+    conf = args(high["k8snvidia-salt-minion-config"], "file")
+    assert conf["name"] == "/etc/salt/minion.d/k8snvidia.conf"
+    assert conf["dataset"] == {"master": "192.168.0.113", "id": MINION.get(os_name, "node-106")}
+    svc = args(high["k8snvidia-salt-minion-service"], "service")
+    assert svc["name"] == "salt-minion" and ("file", "k8snvidia-salt-minion-config") in reqs(svc, "watch")
+    repo = args(high["k8snvidia-salt-minion-repo"], "pkgrepo")
+    assert "packages.broadcom.com/artifactory/saltproject-" in repo.get("baseurl", repo["name"])
+
+
+@pytest.mark.parametrize("os_name", ("centos7", "ubuntu1804"))
+def test_clean_layers_render(rendered, os_name):
+    high = rendered(os_name, sls=CLEAN)
+    assert args(high["k8snvidia-docker-clean-packages"], "pkg")["__fun__"] == "pkg.removed"
+    assert args(high["k8snvidia-kubernetes-clean-repo"], "pkgrepo")["__fun__"] == "pkgrepo.absent"
+    assert ("k8snvidia-kubernetes-clean-unhold" in high) == (family(os_name) == "Debian")
+    assert args(high["k8snvidia-nvidia-ctk-clean-containerd-dropin"], "file")["__fun__"] == "file.absent"
+
+
+def test_cri_dockerd_needs_a_checked_download(tmp_path):
+    extra = {"kubernetes": {"cri": "cri-dockerd"}}
+    rc, high, err = render.salt_call(
+        "rocky9", "state.show_sls", "kubernetes", "pillar=" + json.dumps({"k8snvidia": extra})
+    )
+    assert rc == 0, err
+    assert args(high["k8snvidia-kubernetes-cri-dockerd-package"])["__fun__"] == "test.fail_without_changes"
+    extra["kubernetes"]["cri_dockerd"] = {
+        "source": "https://github.com/Mirantis/cri-dockerd/releases/download/v0.3.20/cri-dockerd-0.3.20-3.el9.x86_64.rpm",
+        "sha256": "0" * 64,
+    }
+    rc, high, err = render.salt_call(
+        "rocky9", "state.show_sls", "kubernetes", "pillar=" + json.dumps({"k8snvidia": extra})
+    )
+    assert rc == 0, err
+    dl = args(high["k8snvidia-kubernetes-cri-dockerd-download"], "file")
+    assert dl["source_hash"] == "sha256=" + "0" * 64
+    pkg = args(high["k8snvidia-kubernetes-cri-dockerd-package"], "pkg")
+    assert pkg["sources"] == [{"cri-dockerd": dl["name"]}]
+    for unit in ("cri-docker.socket", "cri-docker.service"):
+        svc = args(high[f"k8snvidia-kubernetes-cri-dockerd-{unit}"], "service")
+        assert svc["enable"] is True and ("pkg", "k8snvidia-kubernetes-cri-dockerd-package") in reqs(svc, "watch")
+
+
+# ------------------------------------------------------------ applied to files
+CONTAINERD_IO_CONFIG = """\
+#   Copyright 2018-2022 Docker Inc.
+
+#   Licensed under the Apache License, Version 2.0 (the "License");
+
+disabled_plugins = ["cri"]
+
+#root = "/var/lib/containerd"
+
+#[grpc]
+#  address = "/run/containerd/containerd.sock"
+"""
+
+
+def _file_states(high):
+    """Only the file states that edit configuration, without requisites on
+    states left out (packages, services)."""
+    keep = {}
+    for sid, state in high.items():
+        if "file" not in state or sid.endswith("-keyring"):
+            continue
+        body = [a for a in state["file"] if not (isinstance(a, dict) and set(a) & set(REQUISITES))]
+        keep[sid] = {**{k: v for k, v in state.items() if k.startswith("__")}, "file": body}
+    return keep
+
+
+def _apply(os_name, high, pillar):
+    rc, out, err = render.salt_call(os_name, "state.high", json.dumps(high), "pillar=" + json.dumps(pillar))
+    assert rc == 0 and isinstance(out, dict), f"{out}\n{err}"
+    failed = {k: v["comment"] for k, v in out.items() if v["result"] is not True}
+    assert not failed, failed
+    return {k.split("_|-")[1]: v["changes"] for k, v in out.items()}
+
+
+def _scratch_pillar(tmp):
+    return {
+        "k8snvidia": {
+            "docker": {
+                "daemon_json": f"{tmp}/docker/daemon.json",
+                "registry_mirrors": ["https://mirror.example.com"],
+                "data_root": f"{tmp}/dockerData",
+            },
+            "containerd": {
+                "config": f"{tmp}/containerd/config.toml",
+                "dropin_dir": f"{tmp}/containerd/conf.d",
+                "cri_dropin": f"{tmp}/containerd/conf.d/10-k8snvidia-cri.toml",
+            },
+            "container_toolkit": {"containerd_dropin": f"{tmp}/containerd/conf.d/99-nvidia.toml"},
+        }
+    }
+
+
+@pytest.mark.parametrize("os_name", ("rocky9", "ubuntu2204"))
+def test_config_files_merge_and_settle(tmp_path, os_name):
+    pillar = _scratch_pillar(tmp_path)
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "containerd").mkdir()
+    daemon_json = tmp_path / "docker/daemon.json"
+    daemon_json.write_text(
+        json.dumps(
+            {
+                "log-driver": "json-file",
+                "runtimes": {"crun": {"path": "/usr/bin/crun"}},
+                "registry-mirrors": ["https://registry.docker-cn.com"],
+            }
+        )
+    )
+    config = tmp_path / "containerd/config.toml"
+    config.write_text(CONTAINERD_IO_CONFIG)
+    rc, high, err = render.salt_call(
+        os_name, "state.show_sls", "docker,nvidia.container_toolkit", "pillar=" + json.dumps(pillar)
+    )
+    assert rc == 0, err
+    files = _file_states(high)
+    first = _apply(os_name, files, pillar)
+    assert first["k8snvidia-nvidia-ctk-docker-daemon-json"] and first["k8snvidia-containerd-config-imports"]
+
+    daemon = json.loads(daemon_json.read_text())
+    assert daemon == {
+        "log-driver": "json-file",  # foreign keys survive
+        "runtimes": {
+            "crun": {"path": "/usr/bin/crun"},
+            "nvidia": {"path": "nvidia-container-runtime", "args": []},
+        },
+        "default-runtime": "nvidia",
+        "registry-mirrors": ["https://mirror.example.com"],
+        "data-root": str(tmp_path / "dockerData"),
+        "exec-opts": ["native.cgroupdriver=systemd"],
+    }
+    text = config.read_text()
+    assert "#   Copyright 2018-2022 Docker Inc." in text and '#root = "/var/lib/containerd"' in text
+    main = tomllib.loads(text)
+    assert main == {
+        "version": 2,
+        "imports": [str(tmp_path / "containerd/conf.d/*.toml")],
+        "disabled_plugins": [],
+    }
+    nvidia = tomllib.loads((tmp_path / "containerd/conf.d/99-nvidia.toml").read_text())
+    cri = nvidia["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]
+    assert cri["default_runtime_name"] == "nvidia"
+    assert cri["runtimes"]["nvidia"]["options"] == {
+        "BinaryName": "/usr/bin/nvidia-container-runtime",
+        "SystemdCgroup": True,
+    }
+    assert cri["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
+    base = tomllib.loads((tmp_path / "containerd/conf.d/10-k8snvidia-cri.toml").read_text())
+    runc = base["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]
+    assert runc["default_runtime_name"] == "runc" and "nvidia" not in runc["runtimes"]
+
+    # idempotence: the second run changes nothing
+    second = _apply(os_name, files, pillar)
+    assert not any(second.values()), second
+
+
+def test_existing_imports_are_extended(tmp_path):
+    pillar = _scratch_pillar(tmp_path)
+    (tmp_path / "containerd").mkdir()
+    config = tmp_path / "containerd/config.toml"
+    config.write_text('version = 2\nimports = ["/etc/containerd/site.toml"]\n\n[grpc]\n  address = "/run/x.sock"\n')
+    rc, high, err = render.salt_call("debian12", "state.show_sls", "docker.containerd", "pillar=" + json.dumps(pillar))
+    assert rc == 0, err
+    files = _file_states(high)
+    _apply("debian12", files, pillar)
+    main = tomllib.loads(config.read_text())
+    assert main["imports"] == [str(tmp_path / "containerd/conf.d/*.toml"), "/etc/containerd/site.toml"]
+    assert main["grpc"] == {"address": "/run/x.sock"} and main["version"] == 2
+    assert not any(_apply("debian12", files, pillar).values())
+
+
+def test_missing_config_toml_is_created(tmp_path):
+    pillar = _scratch_pillar(tmp_path)
+    rc, high, err = render.salt_call("ubuntu2404", "state.show_sls", "docker.containerd", "pillar=" + json.dumps(pillar))
+    assert rc == 0, err
+    _apply("ubuntu2404", _file_states(high), pillar)
+    main = tomllib.loads((tmp_path / "containerd/config.toml").read_text())
+    assert main == {"version": 2, "imports": [str(tmp_path / "containerd/conf.d/*.toml")]}
+
+
+def test_clean_takes_out_only_owned_daemon_json_keys(tmp_path):
+    pillar = _scratch_pillar(tmp_path)
+    (tmp_path / "docker").mkdir()
+    daemon_json = tmp_path / "docker/daemon.json"
+    daemon_json.write_text(
+        json.dumps(
+            {
+                "log-driver": "json-file",
+                "runtimes": {"crun": {"path": "/usr/bin/crun"}, "nvidia": {"path": "nvidia-container-runtime", "args": []}},
+                "default-runtime": "nvidia",
+                "exec-opts": ["native.cgroupdriver=systemd"],
+                "registry-mirrors": ["https://other.example.com"],
+            }
+        )
+    )
+    rc, high, err = render.salt_call(
+        "centos7", "state.show_sls", "nvidia.container_toolkit_clean,docker.clean", "pillar=" + json.dumps(pillar)
+    )
+    assert rc == 0, err
+    files = {k: v for k, v in _file_states(high).items() if k.endswith("daemon-json")}
+    assert set(files) == {"k8snvidia-nvidia-ctk-clean-docker-daemon-json", "k8snvidia-docker-clean-daemon-json"}
+    # each clean SLS read the file when it rendered: apply them one at a time
+    _apply("centos7", {"k8snvidia-nvidia-ctk-clean-docker-daemon-json": files["k8snvidia-nvidia-ctk-clean-docker-daemon-json"]}, pillar)
+    assert json.loads(daemon_json.read_text()) == {
+        "log-driver": "json-file",
+        "runtimes": {"crun": {"path": "/usr/bin/crun"}},
+        "exec-opts": ["native.cgroupdriver=systemd"],
+        "registry-mirrors": ["https://other.example.com"],
+    }
+    rc, high, err = render.salt_call("centos7", "state.show_sls", "docker.clean", "pillar=" + json.dumps(pillar))
+    assert rc == 0, err
+    files = {k: v for k, v in _file_states(high).items() if k.endswith("daemon-json")}
+    _apply("centos7", files, pillar)
+    # registry-mirrors held another value than the pillar's: not ours, kept
+    assert json.loads(daemon_json.read_text()) == {
+        "log-driver": "json-file",
+        "runtimes": {"crun": {"path": "/usr/bin/crun"}},
+        "registry-mirrors": ["https://other.example.com"],
+    }
+    rc, high, err = render.salt_call("centos7", "state.show_sls", "docker.clean", "pillar=" + json.dumps(pillar))
+    assert "k8snvidia-docker-clean-daemon-json" not in high
