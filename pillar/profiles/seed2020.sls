@@ -11,9 +11,6 @@ k8snvidia:
     sha256: 649684fab4f37b178afb6cae012e7f9736377d89fa8abdfca26f24a13bbacf1f
     kernel_module_type: proprietary
   docker:
-    repo:
-      baseurl: https://mirrors.aliyun.com/docker-ce/linux/centos/7/$basearch/stable
-      gpgkey: https://mirrors.aliyun.com/docker-ce/linux/centos/gpg
     registry_mirrors: []
   container_toolkit:
     docker_default_runtime: true
@@ -25,12 +22,20 @@ k8snvidia:
   # the matching layer of the map.
   by_os_family:
     RedHat:
+      docker:
+        repo:
+          baseurl: https://mirrors.aliyun.com/docker-ce/linux/centos/{major}/$basearch/stable
+          gpgkey: https://mirrors.aliyun.com/docker-ce/linux/centos/gpg
       kubernetes:
         repo:
           baseurl: https://mirrors.aliyun.com/kubernetes/yum/repos/kubernetes-el7-x86_64
           gpgkey: https://mirrors.aliyun.com/kubernetes/yum/doc/rpm-package-key.gpg
         package_version_suffix: '-0'
     Debian:
+      docker:
+        repo:
+          baseurl: https://mirrors.aliyun.com/docker-ce/linux/{os_id}
+          gpgkey: https://mirrors.aliyun.com/docker-ce/linux/{os_id}/gpg
       kubernetes:
         repo:
           baseurl: https://mirrors.aliyun.com/kubernetes/apt/
