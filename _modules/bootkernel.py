@@ -47,6 +47,7 @@ INITRAMFS = {
 _ENTRY_RE = re.compile(r"""^\s*(menuentry|submenu)\s+(?:'((?:[^']|'\\'')*)'|"([^"]*)")(.*)$""")
 _ID_RE = re.compile(r"""\$menuentry_id_option\s+'([^']*)'""")
 _LINUX_RE = re.compile(r"^\s*linux(?:16|efi)?\s+(\S+)")
+_SET_DEFAULT_RE = re.compile(r'^\s*set default="?([^"\n]*)"?\s*$', re.M)
 _DEBIAN_IMAGE_RE = re.compile(r"^linux-image-(?:unsigned-)?(\d+\.\d+\S*)$")
 
 
@@ -129,6 +130,16 @@ def _grub_default_setting():
     for line in text.splitlines():
         if line.strip().startswith("GRUB_DEFAULT="):
             value = _unquote(line.split("=", 1)[1])
+    return value
+
+
+def _cfg_default(text):
+    """What grub.cfg sets ``default`` to when no one-time ``next_entry`` is
+    set (GRUB boots by grub.cfg, whatever /etc/default/grub says now)."""
+    value = None
+    for match in _SET_DEFAULT_RE.finditer(text):
+        if match.group(1) != "${next_entry}":
+            value = match.group(1)
     return value
 
 
@@ -330,10 +341,11 @@ def default(boot_tool=None, grub_config=None):
         return name[len("vmlinuz-"):] if name.startswith("vmlinuz-") else None
     cfg = _grub_config(grub_config)
     entries = menu(cfg)
-    value = _grub_default_setting()
-    if value == "saved":
-        env = _grubenv(cfg)
-        value = env.get("saved_entry") or "0"
+    value = _cfg_default(_read(cfg) or "")
+    if value is None:
+        value = _grub_default_setting()
+    if value in ("saved", "${saved_entry}"):
+        value = _grubenv(cfg).get("saved_entry") or "0"
     return _resolve(entries, value)
 
 

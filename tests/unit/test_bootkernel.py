@@ -56,8 +56,17 @@ class FakeMachine:
 
     # grub2-mkconfig / update-grub output, newest kernel first
     def mkconfig(self, out):
+        grub_default = "0"
+        for line in (self.path("/etc/default/grub").read_text() if self.path("/etc/default/grub").exists() else "").splitlines():
+            if line.startswith("GRUB_DEFAULT="):
+                grub_default = line.split("=", 1)[1].strip("'\"")
         lines = [
             "### BEGIN /etc/grub.d/00_header ###",
+            'if [ "${next_entry}" ] ; then',
+            '   set default="${next_entry}"',
+            "else",
+            '   set default="%s"' % ("${saved_entry}" if grub_default == "saved" else grub_default),
+            "fi",
             "function load_video {",
             "  insmod all_video",
             "}",
@@ -247,7 +256,13 @@ def test_default_el7_saved_entry_and_grub_default(el7):
     m.write("/boot/grub2/grubenv", "# empty\n")
     assert mod.default("grub2-mkconfig") == EL7_NEW  # no saved_entry: entry 0
     m.write("/etc/default/grub", "GRUB_DEFAULT=1\n")
+    assert mod.default("grub2-mkconfig") == EL7_NEW  # grub.cfg not regenerated yet: it still says saved
+    m.mkconfig("/boot/grub2/grub.cfg")
     assert mod.default("grub2-mkconfig") == EL7_OLD  # the seed's route, by index
+    m.path("/boot/grub2/grub.cfg").write_text(
+        m.path("/boot/grub2/grub.cfg").read_text().replace('set default="1"', "")
+    )
+    assert mod.default("grub2-mkconfig") == EL7_OLD  # no default in grub.cfg: GRUB_DEFAULT
 
 
 def test_menu_parses_submenus(ubuntu):
@@ -265,8 +280,10 @@ def test_default_debian_first_entry_and_submenu_path(ubuntu):
     m.mkconfig("/boot/grub/grub.cfg")
     assert mod.default("update-grub") == UB_NEW
     m.write("/etc/default/grub", f"GRUB_DEFAULT=\"Advanced options for Ubuntu>Ubuntu, with Linux {UB_OLD}\"\n")
+    m.mkconfig("/boot/grub/grub.cfg")
     assert mod.default("update-grub") == UB_OLD
     m.write("/etc/default/grub", f"GRUB_DEFAULT='gnulinux-advanced-1234>gnulinux-{UB_NEW}-advanced-1234'\n")
+    m.mkconfig("/boot/grub/grub.cfg")
     assert mod.default("update-grub") == UB_NEW
 
 
