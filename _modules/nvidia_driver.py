@@ -372,13 +372,16 @@ def _unlink(path):
 
 
 # ------------------------------------------------------------------ install
-def command_line(runfile, kernel, module_type=None, dkms=True, version=None):
+def command_line(runfile, kernel, module_type=None, dkms=True, version=None, allow_running=False):
     """
     The installer command line ``install`` runs (a list).
 
     ``--kernel-module-type`` exists from 555 and is passed only there;
     ``--dkms`` is the default from 520.56, so ``dkms=False`` is
-    ``--no-dkms`` there and no flag before.
+    ``--no-dkms`` there and no flag before. ``allow_running`` (an upgrade
+    forced while the old module is in use) adds
+    ``--allow-installation-with-running-driver``, which exists from 545.23;
+    older installers refuse such an upgrade.
 
     CLI Example:
 
@@ -396,6 +399,8 @@ def command_line(runfile, kernel, module_type=None, dkms=True, version=None):
     cmd.append(f"--kernel-name={kernel}")
     if module_type in ("open", "proprietary") and vt >= (555,):
         cmd.append(f"--kernel-module-type={module_type}")
+    if allow_running and vt >= (545, 23):
+        cmd.append("--allow-installation-with-running-driver")
     return cmd
 
 
@@ -455,7 +460,7 @@ def explain_failure(stdout, stderr, log_text="", kernel=None):
     return main + (f" -> {hint}" if hint else "")
 
 
-def install(runfile, kernel, module_type=None, dkms=True, version=None, timeout=1800):
+def install(runfile, kernel, module_type=None, dkms=True, version=None, allow_running=False, timeout=1800):
     """
     Run the ``.run`` installer silently for kernel release ``kernel`` (which
     need not be the running one):
@@ -470,7 +475,7 @@ def install(runfile, kernel, module_type=None, dkms=True, version=None, timeout=
 
         salt '*' nvidia_driver.install /var/cache/k8snvidia/NVIDIA-Linux-x86_64-580.95.05.run 5.4.278-1.el7.elrepo.x86_64 proprietary
     """
-    cmd = command_line(runfile, kernel, module_type, dkms, version)
+    cmd = command_line(runfile, kernel, module_type, dkms, version, allow_running)
     res = __salt__["cmd.run_all"](
         cmd,
         python_shell=False,

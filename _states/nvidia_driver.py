@@ -250,6 +250,7 @@ def installed(
         notes.append(f"note: {msg} -- an earlier state in this run must install them")
 
     upgrade_from = installed_ver if installed_ver and installed_ver != version else None
+    allow_running = False
     if upgrade_from:
         procs = _gpu_processes()
         if procs and not force:
@@ -259,6 +260,7 @@ def installed(
             )
             return ret
         if procs:
+            allow_running = True
             notes.append(f"forced while processes use the GPUs: {_describe(procs)}")
 
     # ---- what will happen
@@ -311,7 +313,7 @@ def installed(
         ret["comment"] = f"{url} is driver {runfile_ver}, not {version}: check k8snvidia:driver:url. Nothing was installed."
         return ret
     try:
-        res = __salt__["nvidia_driver.install"](got["path"], boot, mtype, dkms, version)
+        res = __salt__["nvidia_driver.install"](got["path"], boot, mtype, dkms, version, allow_running)
     except CommandExecutionError as exc:
         ret["comment"] = str(exc)
         return ret

@@ -189,10 +189,20 @@ def status_lines(new_format=True, module=None, version=None, kernel=None):
 
 
 def autoinstall(kernel):
-    """What the DKMS boot hook does for ``kernel``: build and install every
-    registered module not yet installed for it, when its headers exist.
+    """The boot hook (``k8stwin.boot`` calls it with the kernel that has just
+    booted): what DKMS's own boot service does, see :func:`build_missing`.
+    A reboot also ends a module that an upgrade left loaded, so the record
+    of that (``nvidia_driver.loaded_version``) goes here."""
+    with state.locked() as st:
+        (st.get("nvidia_driver") or {}).pop("loaded_version", None)
+    return build_missing(kernel)
 
-    Returns ``{"ok": bool, "output": [lines], "built": ["nvidia/V"], "failed": [...]}``."""
+
+def build_missing(kernel):
+    """Build and install every registered module not yet installed for
+    ``kernel``, when its headers exist (``dkms autoinstall``).
+
+    Returns ``{"ok": bool, "output": [lines], "built": ["nvidia"], "failed": [...]}``."""
     out, built, failed = [], [], []
     for key, entry in sorted(registered().items()):
         if kernel in (entry.get("kernels") or []):

@@ -218,6 +218,6 @@ def sync(node_dir=None):
     write_procfs(
         base / "proc",
         modules,
-        drv.get("version"),
+        drv.get("loaded_version") or drv.get("version"),  # loaded_version: an old module kept loaded by an upgrade
         open_module=drv.get("kernel_module_type") == "open",
     )

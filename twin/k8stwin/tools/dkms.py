@@ -90,7 +90,7 @@ def main(argv):
             fs.out(line)
         return 0
     if action == "autoinstall":
-        res = reg.autoinstall(kernels[0] if kernels else running)
+        res = reg.build_missing(kernels[0] if kernels else running)
         for line in res["output"]:
             fs.out(line)
         return 0 if res["ok"] else 11

@@ -530,7 +530,11 @@ def _install(argv, version, opts, ui):
         return 1
 
     # 2. an NVIDIA module loaded and in use
+    before = state.read().get("nvidia_driver") or {}
+    still_loaded = None  # the version of an NVIDIA module that stays loaded
     ok, mods = _unload_nvidia(ui, version)
+    if not ok:
+        still_loaded = before.get("loaded_version") or before.get("version") or "unknown"
     if not ok and not no_modules:
         name = mods[0]
         if vt(version) >= (545, 23):
@@ -576,7 +580,7 @@ def _install(argv, version, opts, ui):
             ui.error(KERNEL_SOURCE)
             return fail()
         # test load (only for the running kernel)
-        load = kernel == running and not opts.get("skip-module-load")
+        load = kernel == running and not opts.get("skip-module-load") and not still_loaded
         if kernel != running:
             ui.logonly(f"The target kernel {kernel} is not the running kernel {running}: "
                        "the kernel module will not be test-loaded or loaded.")
@@ -650,7 +654,10 @@ def _install(argv, version, opts, ui):
             "dkms": dkms_ok,
             "built_for": built_for,
         }
-        if not no_modules and kernel == running and not opts.get("skip-module-load"):
+        if still_loaded:
+            # the old module stays in the kernel until a reboot (hw.sync shows it)
+            st["nvidia_driver"]["loaded_version"] = still_loaded
+        elif not no_modules and kernel == running and not opts.get("skip-module-load"):
             mods = st.setdefault("modules", [])
             if "nvidia" not in mods:
                 mods.append("nvidia")
