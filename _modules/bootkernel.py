@@ -306,7 +306,8 @@ def _debian_releases(package, on_disk):
 
 def running():
     """
-    The kernel release running now (``uname -r``).
+    The kernel release running now: the ``kernelrelease`` grain (taken when
+    the minion starts, so it follows reboots), else ``os.uname()``.
 
     CLI Example:
 
@@ -314,11 +315,7 @@ def running():
 
         salt '*' bootkernel.running
     """
-    if salt.utils.path.which("uname"):
-        res = __salt__["cmd.run_all"](["uname", "-r"], python_shell=False, ignore_retcode=True)
-        if not res.get("retcode") and res.get("stdout", "").strip():
-            return res["stdout"].strip()
-    return os.uname().release
+    return __grains__.get("kernelrelease") or os.uname().release
 
 
 def default(boot_tool=None, grub_config=None):

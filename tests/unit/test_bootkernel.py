@@ -27,7 +27,7 @@ class FakeMachine:
         self.root = pathlib.Path(root)
         self.flavour = flavour  # el7 | el9 | ubuntu
         self.running = running
-        self.tools = set(tools) | {"uname"}
+        self.tools = set(tools)
         self.commands = []
         self.rpm = {}
         self.dpkg = {}
@@ -111,10 +111,7 @@ class FakeMachine:
         if tool not in self.tools or tool in self.fail:
             return {"retcode": 127 if tool not in self.tools else 1, "stdout": "", "stderr": f"{tool}: failed"}
         out = ""
-        if tool == "uname":
-            assert args == ["-r"]
-            out = self.running
-        elif tool == "grubby":
+        if tool == "grubby":
             if args == ["--default-kernel"]:
                 out = f"/boot/vmlinuz-{self.bls_default}"
             else:
@@ -179,6 +176,7 @@ def _machine(tmp_path, monkeypatch, flavour, reboot_dir):
     mod.ROOT = str(root)
     mod.__salt__ = {"cmd.run_all": m.run_all, "config.get": lambda key, default="": default}
     mod.__opts__ = {"test": False}
+    mod.__grains__ = {"kernelrelease": m.running}
     monkeypatch.setattr(mod.salt.utils.path, "which", lambda name: f"/usr/bin/{name}" if name in m.tools else None)
     k8s = load_source("_modules/k8snvidia.py", f"k8s_mod_{flavour}")
     k8s.REBOOT_DIR = str(reboot_dir)
@@ -239,10 +237,12 @@ def test_installed_by_dpkg_metapackage(ubuntu):
     assert mod.installed("linux-generic") == [UB_OLD, UB_NEW]
 
 
-def test_running_is_uname_r(el7):
+def test_running_is_the_kernelrelease_grain(el7):
     m, mod, _, _ = el7
     assert mod.running() == EL7_OLD
-    assert m.commands[-1] == ["uname", "-r"]
+    del mod.__grains__["kernelrelease"]
+    assert mod.running() == os.uname().release
+    assert m.commands == []
 
 
 def test_default_el7_saved_entry_and_grub_default(el7):
@@ -306,7 +306,7 @@ def test_set_default_el7_regenerates_and_sets_saved_entry(el7):
     assert mod.default("grub2-mkconfig") == EL7_NEW
     m.commands.clear()
     assert mod.set_default(EL7_NEW, "grub2-mkconfig")["commands"] == []
-    assert not [c for c in m.commands if c[0] != "uname"]
+    assert m.commands == []
 
 
 def test_set_default_el7_from_numeric_grub_default(el7):
