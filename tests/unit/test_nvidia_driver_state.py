@@ -6,12 +6,17 @@ other components (nvidia, bootkernel, k8snvidia) are mocked."""
 import json
 import os
 import subprocess
+import sys
 
 import pytest
-from k8stwin import artifacts, hw  # noqa: E402  (twin on sys.path via test_twin_installer)
 
-from tests.conftest import load_source
-from tests.unit.test_twin_installer import OTHER, RUNNING, TURING, Node
+from tests.conftest import ROOT, load_source
+
+sys.path.insert(0, str(ROOT / "twin"))
+
+from k8stwin import artifacts, hw  # noqa: E402
+
+from tests.unit.test_twin_installer import OTHER, RUNNING, TURING, Node  # noqa: E402
 
 VERSION = "580.95.05"
 OLD = "570.195.03"
