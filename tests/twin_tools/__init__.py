@@ -1,0 +1,1 @@
+"""Tests of the twin's emulated OS tools (temp roots, no namespaces)."""
