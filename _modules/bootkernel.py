@@ -428,6 +428,26 @@ def initramfs_image(release, tool):
     return INITRAMFS[tool][0].format(k=release)
 
 
+def initramfs_older_than(release, tool, path):
+    """
+    True when the initramfs image of ``release`` exists and is older than the
+    file ``path`` (e.g. a modprobe blacklist written after the image was
+    built), so the image does not carry it yet.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' bootkernel.initramfs_older_than 5.4.0-150-generic update-initramfs /etc/modprobe.d/blacklist-nouveau.conf
+    """
+    try:
+        image = os.stat(_path(initramfs_image(release, tool)))
+        ref = os.stat(_path(path))
+    except OSError:
+        return False
+    return image.st_mtime_ns < ref.st_mtime_ns
+
+
 def rebuild_initramfs(release, tool, backup=True):
     """
     Rebuild the initramfs of ``release`` with ``dracut -f IMG K`` or
@@ -448,5 +468,7 @@ def rebuild_initramfs(release, tool, backup=True):
         saved = image + ".bak"
         shutil.copy2(_path(image), _path(saved))
     cmd = [part.format(k=release) for part in INITRAMFS[tool][1]]
+    if tool == "update-initramfs" and saved is None and not os.path.isfile(_path(image)):
+        cmd[1] = "-c"  # -u only updates an existing image
     _run(cmd)
     return {"image": image, "backup": saved, "command": cmd}

@@ -114,10 +114,15 @@ def default(name, boot_tool=None, grub_config=None, reboot_pending=True):
     return ret
 
 
-def initramfs_rebuilt(name, tool, kernels=("default", "running"), boot_tool=None, grub_config=None, backup=True):
+def initramfs_rebuilt(
+    name, tool, kernels=("default", "running"), boot_tool=None, grub_config=None, backup=True, older_than=None
+):
     """
     Rebuild the initramfs of some kernels, keeping the previous image as
-    ``IMG.bak``. It acts every time it runs: use it with ``onchanges``.
+    ``IMG.bak``. Without ``older_than`` it acts every time it runs: use it
+    with ``onchanges``. With ``older_than: FILE`` only the images older than
+    FILE are rebuilt (a rebuild that failed in an earlier run is retried; a
+    run with nothing to do rebuilds nothing).
 
     tool
         ``dracut`` or ``update-initramfs`` (the map's ``nouveau:initramfs_tool``).
@@ -139,6 +144,11 @@ def initramfs_rebuilt(name, tool, kernels=("default", "running"), boot_tool=None
             kernel = __salt__["bootkernel.running"]()
         if kernel and kernel not in releases:
             releases.append(kernel)
+    if older_than:
+        releases = [k for k in releases if __salt__["bootkernel.initramfs_older_than"](k, tool, older_than)]
+        if not releases:
+            ret["comment"] = f"Every initramfs is newer than {older_than}"
+            return ret
     if not releases:
         ret["comment"] = "No kernel to rebuild the initramfs for"
         return ret

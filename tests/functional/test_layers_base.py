@@ -166,12 +166,16 @@ def test_nouveau_blacklist_then_initramfs_then_reboot_check(rendered, os_name):
     assert init["onchanges"] == [{"file": "k8snvidia-nouveau-blacklist"}]
     assert init["kernels"] == ["default", "running"]
     assert init["tool"] == ("dracut" if os_name in REDHAT else "update-initramfs")
+    current = r.kw("k8snvidia-nouveau-initramfs-current")
+    assert current["older_than"] == bl["name"] and "onchanges" not in current
+    assert current["require"] == [{"bootkernel": "k8snvidia-nouveau-initramfs-rebuilt"}]
     assert r.fun("k8snvidia-nouveau-reboot-pending") == "k8snvidia.reboot_pending_if_loaded"
     assert r.kw("k8snvidia-nouveau-reboot-pending")["name"] == "nouveau"
     assert r.before(
         "k8snvidia-kernel-boot-default",
         "k8snvidia-nouveau-blacklist",
         "k8snvidia-nouveau-initramfs-rebuilt",
+        "k8snvidia-nouveau-initramfs-current",
         "k8snvidia-nouveau-reboot-pending",
     )
     # clean: the blacklist goes, the images are rebuilt only then

@@ -144,7 +144,7 @@ class FakeMachine:
             assert args[0] == "-f" and len(args) == 3
             self.write(args[1], f"new image of {args[2]}")
         elif tool == "update-initramfs":
-            assert args[:2] == ["-u", "-k"] and len(args) == 3
+            assert args[0] in ("-u", "-c") and args[1] == "-k" and len(args) == 3
             self.write(f"/boot/initrd.img-{args[2]}", f"new image of {args[2]}")
         else:
             raise AssertionError(f"unexpected command {cmd}")
@@ -182,7 +182,8 @@ def _machine(tmp_path, monkeypatch, flavour, reboot_dir):
     k8s.REBOOT_DIR = str(reboot_dir)
     state = load_source("_states/bootkernel.py", f"bk_state_{flavour}")
     state.__salt__ = {f"bootkernel.{fn}": getattr(mod, fn) for fn in (
-        "installed", "default", "running", "set_default", "initramfs_image", "rebuild_initramfs")}
+        "installed", "default", "running", "set_default", "initramfs_image", "initramfs_older_than",
+        "rebuild_initramfs")}
     state.__salt__["k8snvidia.reboot_pending"] = k8s.reboot_pending
     state.__salt__["k8snvidia.set_reboot_pending"] = k8s.set_reboot_pending
     state.__opts__ = {"test": False}
@@ -473,3 +474,34 @@ def test_state_initramfs_rebuilt_same_kernel_once_and_failure(ubuntu):
     m.fail.add("update-initramfs")
     ret = state.initramfs_rebuilt("initramfs", tool="update-initramfs", boot_tool="update-grub")
     assert ret["result"] is False and "update-initramfs" in ret["comment"]
+
+
+def test_state_initramfs_older_than_retries_only_stale_images(el7):
+    m, mod, state, _ = el7
+    m.add_kernel(EL7_NEW)
+    mod.set_default(EL7_NEW, "grub2-mkconfig")
+    blacklist = "/etc/modprobe.d/blacklist-nouveau.conf"
+    m.write(blacklist, "blacklist nouveau\n")
+    old_image = m.path(f"/boot/initramfs-{EL7_OLD}.img")
+    os.utime(old_image, ns=(1, 1))  # built long before the blacklist
+    new_image = m.path(f"/boot/initramfs-{EL7_NEW}.img")
+    stamp = m.path(blacklist).stat().st_mtime_ns + 10**9
+    os.utime(new_image, ns=(stamp, stamp))  # built after it
+    m.commands.clear()
+    state.__opts__["test"] = True
+    ret = state.initramfs_rebuilt("x", tool="dracut", boot_tool="grub2-mkconfig", older_than=blacklist)
+    assert ret["result"] is None and list(ret["changes"]) == [EL7_OLD]
+    state.__opts__["test"] = False
+    ret = state.initramfs_rebuilt("x", tool="dracut", boot_tool="grub2-mkconfig", older_than=blacklist)
+    assert ret["result"] is True and list(ret["changes"]) == [EL7_OLD]
+    assert m.commands == [["dracut", "-f", f"/boot/initramfs-{EL7_OLD}.img", EL7_OLD]]
+    m.commands.clear()
+    ret = state.initramfs_rebuilt("x", tool="dracut", boot_tool="grub2-mkconfig", older_than=blacklist)
+    assert ret["result"] is True and ret["changes"] == {} and m.commands == []
+
+
+def test_update_initramfs_creates_a_missing_image(ubuntu):
+    m, mod, _, _ = ubuntu
+    m.path(f"/boot/initrd.img-{UB_OLD}").unlink()
+    res = mod.rebuild_initramfs(UB_OLD, "update-initramfs")
+    assert res["command"] == ["update-initramfs", "-c", "-k", UB_OLD] and res["backup"] is None
