@@ -287,7 +287,10 @@ def mirror_source(url):
 
         salt '*' nvidia_driver.mirror_source https://us.download.nvidia.com/.../NVIDIA-Linux-x86_64-580.95.05.run
     """
-    mirror = __opts__.get("k8snvidia.artifact_mirror")
+    if "config.get" in __salt__:
+        mirror = __salt__["config.get"]("k8snvidia.artifact_mirror")
+    else:
+        mirror = __opts__.get("k8snvidia.artifact_mirror")
     if not mirror:
         return None
     mirror = str(mirror)

@@ -67,8 +67,9 @@ def _running_kernel():
     return _call("bootkernel.running") or __grains__.get("kernelrelease") or os.uname().release
 
 
-def _boot_kernel():
-    return _call("bootkernel.default") or _running_kernel()
+def _boot_kernel(boot_tool=None, grub_config=None):
+    kwargs = {k: v for k, v in (("boot_tool", boot_tool), ("grub_config", grub_config)) if v}
+    return _call("bootkernel.default", **kwargs) or _running_kernel()
 
 
 def _loaded_modules():
@@ -169,6 +170,8 @@ def installed(
     cache_dir="/var/cache/k8snvidia",
     dkms=True,
     kernel=None,
+    boot_tool=None,
+    grub_config=None,
 ):
     """
     Make driver ``name`` (e.g. ``580.95.05``) the installed ``.run`` driver,
@@ -192,11 +195,13 @@ def installed(
         Register the module with DKMS so that new kernels get it at boot.
     kernel
         Build for this kernel release instead of ``bootkernel.default``.
+    boot_tool, grub_config
+        Passed to ``bootkernel.default`` (the map's ``kernel`` section).
     """
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
     version = str(name)
     test = bool(__opts__.get("test"))
-    boot = kernel or _boot_kernel()
+    boot = kernel or _boot_kernel(boot_tool, grub_config)
     running = _running_kernel()
     notes = []
 

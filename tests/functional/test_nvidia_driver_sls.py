@@ -1,0 +1,81 @@
+"""nvidia.driver through Salt's real loader: the SLS as rendered for two OS
+families, and the state run by salt-call (test mode, then for real) against
+the twin's emulated .run installer in a scratch node."""
+
+import json
+import os
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.functional.render import salt_call, show_sls
+
+sys.path.insert(0, str(ROOT / "twin"))
+
+from k8stwin import artifacts, hw  # noqa: E402
+
+VERSION = "580.95.05"
+
+
+def _ids(rendered, fun):
+    return [k for k, v in rendered.items() if fun in v]
+
+
+@pytest.mark.parametrize("os_name", ["centos7", "ubuntu2204"])
+def test_driver_sls_order_and_values(os_name):
+    out = show_sls(os_name, "nvidia.driver", minion_id="node-110")
+    drv = dict((list(d.items())[0] if isinstance(d, dict) else (d, True)) for d in out["k8snvidia-driver"]["nvidia_driver"])
+    assert drv["name"] == VERSION and len(drv["sha256"]) == 64
+    assert drv["url"].endswith(f"/{VERSION}/NVIDIA-Linux-x86_64-{VERSION}.run")
+    req = drv["require"]
+    assert {"sls": "kernel"} in req and {"sls": "nouveau"} in req
+    assert {"pkg": "k8snvidia-driver-prerequisites"} in req
+    # the kernel and nouveau layers are ordered before the driver
+    order = {k: [x for x in v[next(iter(set(v) - {"__sls__", "__env__"}))] if isinstance(x, dict) and "order" in x]
+             for k, v in out.items()}
+    first = {k: o[0]["order"] for k, o in order.items() if o}
+    assert max(first[k] for k in first if out[k]["__sls__"] in ("kernel", "nouveau")) < first["k8snvidia-driver"]
+    repo = "k8snvidia-driver-extra-repo" in out
+    assert repo is (os_name == "centos7")  # EPEL for dkms on the RedHat family only (map data)
+
+
+def test_state_through_salt_call(tmp_path, monkeypatch):
+    kernel = os.uname().release
+    node, root, art = tmp_path / "node", tmp_path / "root", tmp_path / "art"
+    node.mkdir()
+    (node / "node.json").write_text(json.dumps({
+        "id": "node-110", "os": "CentOS Linux-7", "os_key": "centos7", "kernel": kernel,
+        "gpus": ["NVIDIA GeForce GTX 1080 Ti"], "faults": {}}))
+    (node / "state.json").write_text(json.dumps({
+        "kernel": {"running": kernel}, "modules": [], "packages": {"gcc": {}, "make": {}, "dkms": {}}}))
+    (root / "usr/src/kernels" / kernel).mkdir(parents=True)
+    hw.sync(str(node))
+    _path, sha = artifacts.make_runfile(str(art), VERSION)
+    monkeypatch.setenv("K8STWIN_NODE_DIR", str(node))
+    monkeypatch.setenv("K8STWIN_ROOT", str(root))
+    monkeypatch.setenv("K8STWIN_PYTHON", sys.executable)
+    extra = {
+        "nvidia_driver.root": str(root),
+        "nvidia.procfs_root": str(node / "proc"),
+        "nvidia.sysfs_root": str(node / "sys"),
+        "k8snvidia.artifact_mirror": "file://" + str(art),
+    }
+    args = ["state.single", "nvidia_driver.installed", VERSION,
+            f"url=https://us.download.nvidia.com/XFree86/Linux-x86_64/{VERSION}/NVIDIA-Linux-x86_64-{VERSION}.run",
+            f"sha256={sha}", f"cache_dir={tmp_path / 'cache'}", f"kernel={kernel}"]
+    rc, out, err = salt_call("centos7", *args, "test=True", extra=extra)
+    ret = next(iter(out.values()))
+    assert ret["result"] is None, (out, err)
+    assert "Would copy" in ret["comment"] and not (tmp_path / "cache").exists()
+    assert not (node / "commands.jsonl").exists()
+    rc, out, err = salt_call("centos7", *args, extra=extra)
+    ret = next(iter(out.values()))
+    assert rc == 0 and ret["result"] is True, (out, err)
+    assert ret["changes"]["version"] == {"old": None, "new": VERSION}
+    assert ret["changes"]["kernel_module_type"] == "proprietary"  # nvidia.recommended: a Pascal GPU
+    assert (root / "var/lib/nvidia/log").read_text().startswith("1.0-5809505 (580.95.05)")
+    assert "nvidia" in json.loads((node / "state.json").read_text())["modules"]
+    rc, out, err = salt_call("centos7", *args, extra=extra)
+    ret = next(iter(out.values()))
+    assert ret["result"] is True and ret["changes"] == {}
