@@ -9,7 +9,7 @@
     pending. Nothing reboots here. -#}
 {%- from "map.jinja" import k8s with context %}
 {%- set kernel = k8s.kernel %}
-{%- if kernel.manage %}
+{%- if kernel.manage and kernel.package %}
 {%- if kernel.repo.baseurl %}
 
 k8snvidia-kernel-repo:
