@@ -2,7 +2,8 @@
     (k8s.derived.ports) opened in the permanent configuration of firewalld
     (then reloaded) or in ufw's rules, by the map's `host:firewall:backend`.
     A firewall that is not running is left so (firewalld: nothing to open;
-    ufw: the rules are added and apply when it is enabled).
+    ufw: the rules are added and apply when it is enabled); a node without
+    the firewall's tool (Debian 12 has no ufw by default) is left alone.
     `host:firewall:disable: true` is the seed's route instead: stop and
     disable the firewall. -#}
 {%- from "map.jinja" import k8s with context %}
@@ -38,6 +39,7 @@ k8snvidia-host-firewall-disabled:
 {{ sid }}:
   cmd.run:
     - name: {{ ("ufw " ~ rule) | json }}
+    - onlyif: command -v ufw
     - unless: {{ ("ufw show added | grep -qxF " ~ ("'ufw " ~ rule ~ "'")) | json }}
 {%- endif %}
 {%- endfor %}

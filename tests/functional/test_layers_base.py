@@ -246,6 +246,7 @@ def test_ufw_ports_per_role(rendered, minion_id, ports):
     for sid in r.ids("k8snvidia-host-firewall-port-"):
         rule = r.kw(sid)["name"][len("ufw "):]
         assert r.kw(sid)["unless"] == f"ufw show added | grep -qxF 'ufw {rule}'"
+        assert r.kw(sid)["onlyif"] == "command -v ufw"
     assert "k8snvidia-host-firewall-reload" not in r
     clean = sorted(r.kw(s)["name"] for s in r.ids("k8snvidia-host-clean-firewall-port-"))
     assert clean == sorted(n.replace("ufw allow", "ufw delete allow") for n in want)
