@@ -448,7 +448,7 @@ def on_boot(running=None):
         if "selinux" in st or cfg is not None:
             st["selinux"] = {"mode": sel}
         st["swap"] = {"active": kmods.fstab_swap() is not None}
-        for unit, svc in (st.get("services") or {}).items():
+        for _unit, svc in (st.get("services") or {}).items():
             svc["active"] = bool(svc.get("enabled"))
             svc.pop("failed", None)
         fw = st.get("firewall")

@@ -46,7 +46,7 @@ def main(argv):
         elif a in ("-f", "--showformat"):
             i += 1
             if i >= len(args):
-                fs.err(f"dpkg-query: error: --showformat needs a value\n\nUse --help for help about querying packages.")
+                fs.err("dpkg-query: error: --showformat needs a value\n\nUse --help for help about querying packages.")
                 return 2
             template = args[i]
         elif a.startswith("--showformat="):

@@ -100,7 +100,6 @@ def main(argv):
     query_owner = False
     query_info = False
     evals = []
-    imports = []
     i = 0
     _fam, major, _k = fs.node_os()
     while i < len(args):

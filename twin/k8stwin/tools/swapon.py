@@ -1,0 +1,7 @@
+"""Emulated swapon (see swapoff.py)."""
+
+from .swapoff import swap_main
+
+
+def main(argv):
+    return swap_main(argv, on=True)

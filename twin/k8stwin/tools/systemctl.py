@@ -1,0 +1,297 @@
+"""Emulated systemctl: status/is-active/is-enabled/start/stop/restart/reload/
+enable/disable/mask/unmask/daemon-reload/list-unit-files/list-units/show/--version,
+reboot/poweroff (delegated to the twin's reboot tool).
+
+Unit state lives in state.json ``services``: ``{unit: {"enabled", "active", "masked"?, "static"?}}``.
+Starting/stopping a unit calls ``k8stwin.daemons.on_service(unit, active)`` when
+that module exists; it may return False or an error string to fail the start.
+el7 runs systemd 219, whose ``status`` of an unknown unit prints ``Loaded: not-found``
+on stdout (rc 3) instead of ``Unit X could not be found.`` (rc 4, systemd >= 231).
+"""
+
+import json
+import time
+
+from .. import fs, state
+
+VERSIONS = {"centos7": 219, "rocky8": 239, "alma8": 239, "rocky9": 252, "alma9": 252, "ubuntu1804": 237, "ubuntu2004": 245, "ubuntu2204": 249, "ubuntu2404": 255, "debian12": 252}
+FEATURES = "+PAM +AUDIT +SELINUX +IMA -APPARMOR +SMACK +SYSVINIT +UTMP +LIBCRYPTSETUP +GCRYPT +GNUTLS +ACL +XZ +LZ4 -SECCOMP +BLKID +ELFUTILS +KMOD +IDN"
+UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
+NOARG = {"--no-pager", "--full", "-l", "--no-legend", "--system", "-q", "--quiet", "--now", "--all", "-a", "--no-block", "--no-ask-password", "--plain", "--value", "--no-reload", "--force", "-f", "--failed", "--user", "--global", "--runtime"}
+ARG = {"-n", "--lines", "-p", "--property", "-t", "--type", "--state", "-o", "--output", "-H", "--host", "-M", "--machine", "--root", "--job-mode", "--signal", "-s", "--kill-who"}
+
+
+def version():
+    _fam, _major, key = fs.node_os()
+    return VERSIONS.get(key, 252)
+
+
+def norm(unit):
+    if "." not in unit.rsplit("/", 1)[-1]:
+        return unit + ".service"
+    return unit
+
+
+def unit_file(unit):
+    for d in UNIT_DIRS:
+        if fs.isfile(f"{d}/{unit}") or fs.exists(f"{d}/{unit}"):
+            return f"{d}/{unit}"
+    return None
+
+
+def known(unit, svcs):
+    return unit in svcs or unit_file(unit) is not None
+
+
+def _wanted_by(unit):
+    text = fs.read(unit_file(unit) or "") or ""
+    for line in text.splitlines():
+        if line.startswith("WantedBy="):
+            return line.split("=", 1)[1].split()[0]
+    return "multi-user.target"
+
+
+def _status_text(unit, s, v):
+    uf = unit_file(unit) or f"/usr/lib/systemd/system/{unit}"
+    en = "masked" if s.get("masked") else ("static" if s.get("static") else ("enabled" if s.get("enabled") else "disabled"))
+    fam, _m, _k = fs.node_os()
+    preset = "disabled" if fam == "RedHat" else "enabled"
+    active = s.get("active")
+    sub = s.get("substate") or ("running" if active else "dead")
+    since = time.strftime("%a %Y-%m-%d %H:%M:%S UTC", time.gmtime(s.get("since", time.time())))
+    state_word = "failed" if s.get("failed") else ("active" if active else "inactive")
+    dot = "●" if v >= 219 else "*"
+    lines = [f"{dot} {unit} - {unit.split('.')[0]}", f"   Loaded: loaded ({uf}; {en}; vendor preset: {preset})", f"   Active: {state_word} ({sub if not s.get('failed') else 'Result: exit-code'}){' since ' + since if active or s.get('failed') else ''}"]
+    if s.get("changed_on_disk"):
+        lines.insert(1, f"Warning: The unit file, source configuration file or drop-ins of {unit} changed on disk. Run 'systemctl daemon-reload' to reload units.")
+    return "\n".join(lines)
+
+
+def _start(unit, svcs):
+    s = svcs.setdefault(unit, {"enabled": False, "active": False})
+    if s.get("masked"):
+        return f"Failed to start {unit}: Unit {unit} is masked.", 1
+    problem = None
+    if unit == "docker.service":
+        text = fs.read("/etc/docker/daemon.json")
+        if text is not None:
+            try:
+                json.loads(text)
+            except ValueError:
+                problem = "invalid daemon.json"
+    elif unit == "containerd.service":
+        text = fs.read("/etc/containerd/config.toml")
+        if text is not None:
+            try:
+                import tomllib
+
+                tomllib.loads(text)
+            except Exception:  # noqa: BLE001 - any parse error fails the start
+                problem = "invalid config.toml"
+    if problem is None:
+        res = fs.hook("daemons", "on_service", unit, True)
+        if res is False or isinstance(res, str):
+            problem = res or "failed"
+    if problem:
+        s["active"] = False
+        s["failed"] = True
+        v = version()
+        if v >= 233:
+            return f'Job for {unit} failed because the control process exited with error code.\nSee "systemctl status {unit}" and "journalctl -xeu {unit}" for details.', 1
+        return f'Job for {unit} failed because the control process exited with error code. See "systemctl status {unit}" and "journalctl -xe" for details.', 1
+    s["active"] = True
+    s.pop("failed", None)
+    s["since"] = time.time()
+    if unit == "firewalld.service":
+        _fw(True)
+    return "", 0
+
+
+def _fw(running):
+    with state.locked() as st:
+        fw = st.setdefault("firewall", {"ports": [], "runtime_ports": []})
+        fw["running"] = running
+        if running:
+            fw["runtime_ports"] = list(fw.get("ports") or [])
+
+
+def main(argv):
+    args = argv[1:]
+    flags = set()
+    props = []
+    pos = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        key = a.split("=", 1)[0] if a.startswith("--") else a
+        if a == "--version":
+            fs.out(f"systemd {version()}\n{FEATURES}")
+            return 0
+        if key in NOARG:
+            flags.add(key)
+        elif key in ARG:
+            if "=" not in a:
+                i += 1
+                val = args[i] if i < len(args) else ""
+            else:
+                val = a.split("=", 1)[1]
+            if key in ("-p", "--property"):
+                props += val.split(",")
+        elif a.startswith("-n") and a[2:].isdigit():
+            pass
+        elif a.startswith("-"):
+            fs.err(f"systemctl: unrecognized option '{a}'" if a.startswith("--") else f"systemctl: invalid option -- '{a[1:2]}'")
+            return 1
+        else:
+            pos.append(a)
+        i += 1
+    if not pos:
+        pos = ["list-units"]
+    cmd, units = pos[0], [norm(u) for u in pos[1:]]
+    v = version()
+    quiet = bool(flags & {"-q", "--quiet"})
+    if cmd in ("reboot", "poweroff", "halt", "kexec"):
+        try:
+            from . import reboot as rebootmod
+        except ImportError:
+            fs.err("Failed to talk to init daemon.")
+            return 1
+        return rebootmod.main(["reboot" if cmd == "reboot" else cmd])
+    if cmd in ("daemon-reload", "daemon-reexec", "reset-failed"):
+        with state.locked() as st:
+            for s in (st.get("services") or {}).values():
+                s.pop("changed_on_disk", None)
+                if cmd == "reset-failed":
+                    s.pop("failed", None)
+        return 0
+    if cmd in ("list-unit-files", "list-units"):
+        svcs = state.read().get("services") or {}
+        for unit in sorted(svcs):
+            s = svcs[unit]
+            if cmd == "list-unit-files":
+                fs.out(f"{unit:<40} {'masked' if s.get('masked') else ('static' if s.get('static') else ('enabled' if s.get('enabled') else 'disabled'))}")
+            else:
+                fs.out(f"{unit:<40} loaded {'active' if s.get('active') else 'inactive'} {'running' if s.get('active') else 'dead'} {unit}")
+        return 0
+    if not units:
+        fs.err("Too few arguments." if v < 240 else "Too few arguments.")
+        return 1
+    rc = 0
+    with state.locked() as st:
+        svcs = st.setdefault("services", {})
+        out = []
+        for unit in units:
+            s = svcs.get(unit)
+            exists = known(unit, svcs)
+            if cmd == "status":
+                if not exists:
+                    if v < 231:
+                        out.append(f"● {unit}\n   Loaded: not-found (Reason: No such file or directory)\n   Active: inactive (dead)")
+                        rc = max(rc, 3)
+                    else:
+                        fs.err(f"Unit {unit} could not be found.")
+                        rc = max(rc, 4)
+                    continue
+                s = s or {"enabled": False, "active": False}
+                out.append(_status_text(unit, s, v))
+                if not s.get("active"):
+                    rc = max(rc, 3)
+            elif cmd == "is-active":
+                word = "failed" if (s or {}).get("failed") else ("active" if (s or {}).get("active") else ("inactive" if v >= 230 or exists else "unknown"))
+                if not quiet:
+                    out.append(word)
+                if word != "active":
+                    rc = 3
+            elif cmd == "is-failed":
+                word = "failed" if (s or {}).get("failed") else ("active" if (s or {}).get("active") else "inactive")
+                if not quiet:
+                    out.append(word)
+                rc = 0 if word == "failed" else 1
+            elif cmd == "is-enabled":
+                if not exists:
+                    fs.err(f"Failed to get unit file state for {unit}: No such file or directory")
+                    rc = 1
+                    continue
+                s = s or {}
+                word = "masked" if s.get("masked") else ("static" if s.get("static") else ("enabled" if s.get("enabled") else "disabled"))
+                if not quiet:
+                    out.append(word)
+                if word not in ("enabled", "static"):
+                    rc = 1
+            elif cmd in ("start", "restart", "reload", "try-restart", "reload-or-restart", "condrestart"):
+                if not exists:
+                    fs.err(f"Failed to {cmd} {unit}: Unit {'not found' if v < 231 else unit + ' not found'}.")
+                    rc = 5
+                    continue
+                if cmd == "try-restart" and not (s or {}).get("active"):
+                    continue
+                if cmd == "reload" and not (s or {}).get("active"):
+                    fs.err(f"Job for {unit} invalid.")
+                    rc = 1
+                    continue
+                msg, r = _start(unit, svcs)
+                if r:
+                    fs.err(msg)
+                    rc = r
+            elif cmd in ("stop", "kill"):
+                if not exists:
+                    fs.err(f"Failed to stop {unit}: Unit {unit} not loaded.")
+                    rc = 5
+                    continue
+                if s:
+                    s["active"] = False
+                    s.pop("failed", None)
+                fs.hook("daemons", "on_service", unit, False)
+                if unit == "firewalld.service":
+                    fw = st.setdefault("firewall", {"ports": []})
+                    fw["running"] = False
+            elif cmd in ("enable", "disable", "mask", "unmask"):
+                if not exists and cmd != "mask":
+                    fs.err(f"Failed to {cmd} unit: Unit file {unit} does not exist." if v >= 231 else "Failed to execute operation: No such file or directory")
+                    rc = 1
+                    continue
+                s = svcs.setdefault(unit, {"enabled": False, "active": False})
+                link = f"/etc/systemd/system/{_wanted_by(unit)}.wants/{unit}"
+                target = unit_file(unit) or f"/usr/lib/systemd/system/{unit}"
+                if cmd == "enable" and not s.get("enabled") and not s.get("static"):
+                    s["enabled"] = True
+                    fs.symlink(target, link)
+                    fs.err(f"Created symlink from {link} to {target}." if v < 231 else f"Created symlink {link} → {target}.")
+                elif cmd == "disable" and s.get("enabled"):
+                    s["enabled"] = False
+                    fs.remove(link)
+                    fs.err(f"Removed symlink {link}." if v < 240 else f"Removed \"{link}\".")
+                elif cmd == "mask":
+                    s["masked"] = True
+                    fs.symlink("/dev/null", f"/etc/systemd/system/{unit}")
+                    fs.err(f"Created symlink from /etc/systemd/system/{unit} to /dev/null." if v < 231 else f"Created symlink /etc/systemd/system/{unit} → /dev/null.")
+                elif cmd == "unmask" and s.get("masked"):
+                    s.pop("masked", None)
+                    fs.remove(f"/etc/systemd/system/{unit}")
+                    fs.err(f"Removed symlink /etc/systemd/system/{unit}.")
+                if "--now" in flags:
+                    if cmd == "enable":
+                        msg, r = _start(unit, svcs)
+                        if r:
+                            fs.err(msg)
+                            rc = r
+                    elif cmd in ("disable", "mask"):
+                        s["active"] = False
+                        fs.hook("daemons", "on_service", unit, False)
+            elif cmd == "show":
+                s = s or {}
+                vals = {"ActiveState": "active" if s.get("active") else ("failed" if s.get("failed") else "inactive"), "SubState": "running" if s.get("active") else "dead", "UnitFileState": "masked" if s.get("masked") else ("enabled" if s.get("enabled") else "disabled"), "LoadState": "loaded" if exists else "not-found", "Id": unit, "FragmentPath": unit_file(unit) or ""}
+                for k in props or list(vals):
+                    out.append(vals.get(k, "") if "--value" in flags else f"{k}={vals.get(k, '')}")
+            elif cmd == "cat":
+                if not exists:
+                    fs.err(f"No files found for {unit}.")
+                    rc = 1
+                    continue
+                out.append(f"# {unit_file(unit)}\n{fs.read(unit_file(unit) or '') or ''}")
+            else:
+                fs.err(f"Unknown operation '{cmd}'." if v >= 231 else f"Unknown operation '{cmd}'.")
+                return 1
+    for line in out:
+        fs.out(line)
+    return rc
