@@ -1,0 +1,950 @@
+"""
+The twin's one Kubernetes cluster, shared by every node.
+
+Nodes live in separate mount namespaces, so the cluster state is a JSON file
+outside them, at ``$K8STWIN_CLUSTER_STATE`` (read and changed under an
+exclusive ``flock`` of ``<file>.lock``). The emulated kubeadm writes the
+control plane, bootstrap tokens and nodes; the emulated kubectl writes
+objects (manifests applied) and labels; both read the other nodes' machine
+state through the node directories registered here.
+
+Contract with the twin core (see docs/twin-kube.md):
+
+* every process of a node gets ``K8STWIN_CLUSTER_STATE`` (same file for all
+  nodes) besides ``K8STWIN_NODE_DIR`` / ``K8STWIN_ROOT``;
+* the core calls :func:`register_node` (``node_id``, ``node_dir`` and, when it
+  has one, ``root``: a path *on the host* under which that node's files are
+  visible, e.g. its overlay's merged view or ``/proc/<pid>/root``). Without a
+  root, another node's container-runtime configuration is read from the
+  snapshot ``kube_runtime`` that each of this module's tools stores in the
+  node's own state.json (:func:`refresh_node`; systemctl may call it too).
+
+Keys of the cluster state::
+
+    node_dirs      {twin node id: {"dir", "root"}}
+    control_plane  null | {"node", "name", "endpoint", "advertise", "version",
+                   "ca_pem", "ca_hash", "pod_subnet", "service_subnet",
+                   "dns_domain", "image_repository", "cluster_name",
+                   "created", "certificate_key": {"key", "expires"}|null}
+    tokens         [{"id", "secret", "expires" (epoch|null), "usages",
+                   "groups", "description", "created"}]
+    nodes          {k8s node name: {"node_id", "role", "labels", "taints",
+                   "kubelet_version", "cri_socket", "ip", "created"}}
+    objects        {"<kind>/<namespace>/<name>": manifest (+ "status" for Pods)}
+    warnings       [text]   config warnings kubeadm printed (unknown fields...)
+"""
+
+import base64
+import contextlib
+import datetime
+import fcntl
+import hashlib
+import json
+import os
+import re
+import secrets
+import string
+import sys
+import time
+
+from . import fs, state
+
+ENV = "K8STWIN_CLUSTER_STATE"
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+GPU = "nvidia.com/gpu"
+
+# ---------------------------------------------------------------------------
+# the state file
+
+
+def path():
+    p = os.environ.get(ENV)
+    if not p:
+        sys.stderr.write(f"k8stwin: {ENV} is not set: the twin passes the cluster state file to every node\n")
+        sys.exit(127)
+    return p
+
+
+def _empty():
+    return {"node_dirs": {}, "control_plane": None, "tokens": [], "nodes": {}, "objects": {}, "warnings": []}
+
+
+def read():
+    try:
+        with open(path(), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        data = {}
+    base = _empty()
+    base.update(data)
+    return base
+
+
+@contextlib.contextmanager
+def locked():
+    """Read-modify-write the cluster state under an exclusive lock."""
+    p = path()
+    os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
+    with open(p + ".lock", "a+", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = read()
+        yield data
+        tmp = p + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+        os.replace(tmp, p)
+
+
+def now():
+    return time.time()
+
+
+def register_node(node_id, node_dir, root=None):
+    """Tell the cluster where twin node ``node_id`` keeps its node directory
+    (and, optionally, a host path showing its root filesystem). Called by the
+    twin core when it brings a node up; safe to call again (after a reboot)."""
+    with locked() as data:
+        data["node_dirs"][node_id] = {"dir": os.path.abspath(node_dir), "root": root}
+
+
+# ---------------------------------------------------------------------------
+# versions
+
+
+def parse_version(text):
+    """(major, minor, patch) of '1.34.2', 'v1.34.2', '1.34.2-150500.1.1'; None if none."""
+    m = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?", str(text or "").strip())
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+
+
+def vstr(ver):
+    return "v%d.%d.%d" % tuple(ver)
+
+
+def package_version(st, *names):
+    """Version string of the first installed package of ``names`` in a node state."""
+    pkgs = st.get("packages") or {}
+    for name in names:
+        info = pkgs.get(name)
+        if info:
+            return str(info.get("version") or "")
+    return None
+
+
+def service_active(st, unit):
+    svc = st.get("services") or {}
+    for key in (unit, unit + ".service"):
+        if key in svc:
+            return bool(svc[key].get("active"))
+    return False
+
+
+def service_enabled(st, unit):
+    svc = st.get("services") or {}
+    for key in (unit, unit + ".service"):
+        if key in svc:
+            return bool(svc[key].get("enabled"))
+    return False
+
+
+# ---------------------------------------------------------------------------
+# PKI
+
+
+def new_ca(cluster_name="kubernetes"):
+    """(ca_pem, "sha256:<hash of its SubjectPublicKeyInfo>") -- a real
+    self-signed CA when the cryptography package is there, so the hash matches
+    ``openssl x509 -pubkey | openssl rsa -pubin -outform der | sha256sum``."""
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])
+        start = datetime.datetime.now(datetime.timezone.utc)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(start + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+        spki = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return pem, "sha256:" + hashlib.sha256(spki).hexdigest()
+    except ImportError:  # pragma: no cover - cryptography ships with Salt
+        blob = secrets.token_bytes(600)
+        body = base64.b64encode(blob).decode()
+        pem = "-----BEGIN CERTIFICATE-----\n" + "\n".join(body[i:i + 64] for i in range(0, len(body), 64))
+        pem += "\n-----END CERTIFICATE-----\n"
+        return pem, "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+_TOKEN_CHARS = string.ascii_lowercase + string.digits
+TOKEN_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
+
+
+def new_token():
+    return "".join(secrets.choice(_TOKEN_CHARS) for _ in range(6)) + "." + "".join(
+        secrets.choice(_TOKEN_CHARS) for _ in range(16)
+    )
+
+
+def live_tokens(cluster, at=None):
+    """Bootstrap tokens not expired (the token cleaner deletes expired ones)."""
+    at = now() if at is None else at
+    return [t for t in cluster.get("tokens") or [] if t.get("expires") is None or t["expires"] > at]
+
+
+def kubeconfig_text(cluster, user="kubernetes-admin"):
+    cp = cluster["control_plane"]
+    ca = base64.b64encode(cp["ca_pem"].encode()).decode()
+    fake = base64.b64encode(f"twin-client-cert:{user}:{cp['ca_hash']}".encode()).decode()
+    name = cp.get("cluster_name") or "kubernetes"
+    return (
+        "apiVersion: v1\n"
+        "clusters:\n"
+        "- cluster:\n"
+        f"    certificate-authority-data: {ca}\n"
+        f"    server: https://{cp['endpoint']}\n"
+        f"  name: {name}\n"
+        "contexts:\n"
+        "- context:\n"
+        f"    cluster: {name}\n"
+        f"    user: {user}\n"
+        f"  name: {user}@{name}\n"
+        f"current-context: {user}@{name}\n"
+        "kind: Config\n"
+        "preferences: {}\n"
+        "users:\n"
+        f"- name: {user}\n"
+        "  user:\n"
+        f"    client-certificate-data: {fake}\n"
+        f"    client-key-data: {fake}\n"
+    )
+
+
+# ---------------------------------------------------------------------------
+# other nodes' machine state
+
+
+class NodeView:
+    """A twin node as seen from the cluster: node.json, state.json, files."""
+
+    def __init__(self, node_id, node_dir, root):
+        self.id = node_id
+        self.dir = node_dir
+        self.root = root
+        self.node = _load_json(os.path.join(node_dir, "node.json"), {}) if node_dir else {}
+        self.state = _load_json(os.path.join(node_dir, "state.json"), {}) if node_dir else {}
+
+    def read_file(self, rel):
+        if self.root is None:
+            return None
+        full = os.path.join(self.root, rel.lstrip("/"))
+        try:
+            with open(full, encoding="utf-8") as fh:
+                return fh.read()
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def glob(self, pattern):
+        import glob as _glob
+
+        if self.root is None:
+            return []
+        base = self.root.rstrip("/")
+        return sorted(p[len(base):] for p in _glob.glob(os.path.join(base, pattern.lstrip("/"))))
+
+    def runtime(self):
+        """Container runtime facts: live from files when visible, else the snapshot."""
+        if self.root is not None:
+            return runtime_facts(self)
+        return self.state.get("kube_runtime") or {}
+
+
+def _load_json(p, default):
+    try:
+        with open(p, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return default
+
+
+def this_node_id():
+    try:
+        return state.node().get("id")
+    except (OSError, ValueError):
+        return None
+
+
+def view(cluster, node_id):
+    """NodeView of twin node ``node_id`` (this node's own files through K8STWIN_ROOT)."""
+    reg = (cluster.get("node_dirs") or {}).get(node_id) or {}
+    here = os.environ.get(state.ENV)
+    if here and (reg.get("dir") in (None, os.path.abspath(here))) and this_node_id() == node_id:
+        return NodeView(node_id, here, fs.root())
+    if not reg.get("dir"):
+        return None
+    return NodeView(node_id, reg["dir"], reg.get("root"))
+
+
+def here_view():
+    return NodeView(this_node_id(), state.node_dir(), fs.root())
+
+
+# ---------------------------------------------------------------------------
+# container runtime configuration (containerd config + imports, daemon.json)
+
+CONTAINERD_CONFIG = "/etc/containerd/config.toml"
+DOCKER_DAEMON_JSON = "/etc/docker/daemon.json"
+CRI_PLUGIN = {1: "cri", 2: "io.containerd.grpc.v1.cri", 3: "io.containerd.cri.v1.runtime"}
+
+
+def containerd_effective(v):
+    """(merged config dict, version, error) of a node's containerd: the main
+    file plus its ``imports`` globs (containerd merges them, later wins)."""
+    from . import tomlw
+
+    text = v.read_file(CONTAINERD_CONFIG)
+    if text is None:
+        return {}, 2, None
+    try:
+        main = tomlw.loads(text)
+    except Exception as exc:  # noqa: BLE001 - any parse error: containerd would not start
+        return {}, 2, str(exc)
+    merged = dict(main)
+    for pattern in main.get("imports") or []:
+        for rel in v.glob(pattern):
+            try:
+                merged = tomlw.merge(merged, tomlw.loads(v.read_file(rel) or ""))
+            except Exception as exc:  # noqa: BLE001
+                return merged, int(main.get("version") or 2), f"{rel}: {exc}"
+    version = main.get("version")
+    if not version:
+        # containerd 1.x reads an unversioned file as version 1 ("cri" plugin)
+        version = 2 if "io.containerd.grpc.v1.cri" in (main.get("plugins") or {}) else 1
+    return merged, int(version), None
+
+
+def runtime_facts(v):
+    """What the runtimes of a node would run containers with."""
+    facts = {}
+    cfg, version, error = containerd_effective(v)
+    plugin = CRI_PLUGIN.get(version, "io.containerd.grpc.v1.cri")
+    plugins = cfg.get("plugins") or {}
+    cri = plugins.get(plugin) or {}
+    ctr = cri.get("containerd") or {}
+    runtimes = ctr.get("runtimes") or {}
+    disabled = cfg.get("disabled_plugins") or []
+    facts["containerd"] = {
+        "version": version,
+        "error": error,
+        "cri_disabled": "cri" in disabled or plugin in disabled or "io.containerd.grpc.v1.cri" in disabled,
+        "runtimes": {
+            name: ((r.get("options") or {}).get("BinaryName") or "") for name, r in runtimes.items() if isinstance(r, dict)
+        },
+        "default": ctr.get("default_runtime_name") or "runc",
+        "cdi": bool(cri.get("enable_cdi")),
+        "systemd_cgroup": bool(((runtimes.get("runc") or {}).get("options") or {}).get("SystemdCgroup")),
+    }
+    text = v.read_file(DOCKER_DAEMON_JSON)
+    daemon = {}
+    derr = None
+    if text is not None and text.strip():
+        try:
+            daemon = json.loads(text)
+        except ValueError as exc:
+            derr = str(exc)
+    facts["docker"] = {
+        "error": derr,
+        "runtimes": {k: (r or {}).get("path", "") for k, r in (daemon.get("runtimes") or {}).items()},
+        "default": daemon.get("default-runtime") or "runc",
+        "cgroup_driver": "systemd" if "native.cgroupdriver=systemd" in (daemon.get("exec-opts") or []) else "cgroupfs",
+    }
+    return facts
+
+
+def refresh_node():
+    """Store this node's runtime facts in its state.json (key ``kube_runtime``)
+    so that kubectl on another node can read them. Never raises."""
+    try:
+        facts = runtime_facts(here_view())
+        with state.locked() as st:
+            st["kube_runtime"] = facts
+    except (Exception, SystemExit):  # noqa: BLE001 - a snapshot must never break a tool
+        pass
+
+
+def cri_kind(socket):
+    s = socket or ""
+    if "cri-dockerd" in s:
+        return "cri-dockerd"
+    if "dockershim" in s or "docker.sock" in s:
+        return "docker"
+    if "crio" in s:
+        return "crio"
+    return "containerd"
+
+
+def runtime_running(v, cri):
+    """(bool, reason) for the container runtime behind a CRI kind on a node."""
+    st = v.state
+    if cri == "containerd":
+        if not service_active(st, "containerd"):
+            return False, "containerd is not active"
+        facts = v.runtime().get("containerd") or {}
+        if facts.get("cri_disabled"):
+            return False, "the CRI plugin is disabled in /etc/containerd/config.toml"
+        return True, ""
+    if cri == "cri-dockerd":
+        if not service_active(st, "docker"):
+            return False, "docker is not active"
+        if not (service_active(st, "cri-docker") or service_active(st, "cri-docker.socket")):
+            return False, "cri-docker is not active"
+        return True, ""
+    if cri == "docker":
+        return (True, "") if service_active(st, "docker") else (False, "docker is not active")
+    return service_active(st, "crio"), "crio is not active"
+
+
+def nvidia_runtime(v, cri, runtime_class_handler=None):
+    """(bool, reason): containers of this node's CRI run with the NVIDIA runtime
+    (default runtime, or the handler of the pod's RuntimeClass)."""
+    facts = v.runtime()
+    if cri == "containerd":
+        c = facts.get("containerd") or {}
+        runtimes = c.get("runtimes") or {}
+        want = runtime_class_handler or c.get("default") or "runc"
+        if want not in runtimes and want != "runc":
+            return False, f'no runtime for "{want}" is configured'
+        binary = runtimes.get(want, "")
+        if "nvidia-container-runtime" not in binary:
+            if "nvidia" in runtimes:
+                return False, "containerd has the nvidia runtime but pods run with runc (not the default runtime)"
+            return False, "containerd has no nvidia runtime"
+        return True, ""
+    d = facts.get("docker") or {}
+    runtimes = d.get("runtimes") or {}
+    want = runtime_class_handler or d.get("default") or "runc"
+    if "nvidia-container-runtime" in (runtimes.get(want) or ""):
+        return True, ""
+    if "nvidia" in runtimes:
+        return False, "docker has the nvidia runtime but its default-runtime is not nvidia"
+    return False, "docker has no nvidia runtime in /etc/docker/daemon.json"
+
+
+# ---------------------------------------------------------------------------
+# objects
+
+
+def obj_key(kind, namespace, name):
+    return f"{kind}/{namespace or ''}/{name}"
+
+
+def objects(cluster, kind=None):
+    return [o for o in (cluster.get("objects") or {}).values() if kind is None or o.get("kind") == kind]
+
+
+def namespaces(cluster):
+    names = set(DEFAULT_NAMESPACES)
+    names.update(o["metadata"]["name"] for o in objects(cluster, "Namespace"))
+    return names
+
+
+def _pod_spec(o):
+    return ((o.get("spec") or {}).get("template") or {}).get("spec") or {}
+
+
+def _images(o):
+    spec = _pod_spec(o) if o.get("kind") != "Pod" else (o.get("spec") or {})
+    return [c.get("image") or "" for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])]
+
+
+CNI_HINTS = ("flannel", "calico", "cilium", "weave", "canal", "antrea", "kube-router")
+
+
+def cni_deployed(cluster):
+    for o in objects(cluster):
+        if o.get("kind") == "Installation" and "operator.tigera.io" in o.get("apiVersion", ""):
+            return "calico"
+        if o.get("kind") == "DaemonSet":
+            text = (o["metadata"].get("name", "") + " " + " ".join(_images(o))).lower()
+            for hint in CNI_HINTS:
+                if hint in text:
+                    return hint
+    return None
+
+
+def device_plugins(cluster):
+    """The NVIDIA device plugin DaemonSets: [{"obj", "replicas", "resource", "config_missing"}]."""
+    found = []
+    for o in objects(cluster, "DaemonSet"):
+        imgs = " ".join(_images(o))
+        if "k8s-device-plugin" not in imgs and "nvidia-device-plugin" not in o["metadata"].get("name", ""):
+            continue
+        replicas, resource, missing = 1, GPU, None
+        spec = _pod_spec(o)
+        ns = o["metadata"].get("namespace") or "default"
+        for vol in spec.get("volumes") or []:
+            cm = (vol.get("configMap") or {}).get("name")
+            if not cm:
+                continue
+            cmo = (cluster.get("objects") or {}).get(obj_key("ConfigMap", ns, cm))
+            if cmo is None:
+                if not (vol.get("configMap") or {}).get("optional"):
+                    missing = cm
+                continue
+            r, res = time_slicing(cmo)
+            if r:
+                replicas, resource = r, res
+        found.append({"obj": o, "replicas": replicas, "resource": resource, "config_missing": missing})
+    return found
+
+
+def time_slicing(configmap):
+    """(replicas, resource name) from a device plugin config in a ConfigMap
+    (``sharing.timeSlicing.resources[{name: nvidia.com/gpu, replicas: N}]``)."""
+    import yaml
+
+    for text in (configmap.get("data") or {}).values():
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue
+        ts = ((doc or {}).get("sharing") or {}).get("timeSlicing") if isinstance(doc, dict) else None
+        if not ts:
+            continue
+        for res in ts.get("resources") or []:
+            if res.get("name") == GPU and int(res.get("replicas") or 1) > 1:
+                name = GPU + ".shared" if (res.get("rename") is None and ts.get("renameByDefault")) else GPU
+                return int(res["replicas"]), name
+    return None, GPU
+
+
+def tolerates(taints, tolerations):
+    for taint in taints or []:
+        if taint.get("effect") == "PreferNoSchedule":
+            continue
+        ok = False
+        for tol in tolerations or []:
+            op = tol.get("operator") or "Equal"
+            if tol.get("effect") and tol["effect"] != taint.get("effect"):
+                continue
+            if op == "Exists" and (not tol.get("key") or tol["key"] == taint.get("key")):
+                ok = True
+            elif op == "Equal" and tol.get("key") == taint.get("key") and (tol.get("value") or "") == (taint.get("value") or ""):
+                ok = True
+        if not ok:
+            return False, taint
+    return True, None
+
+
+def selects(spec, labels, name):
+    """Does a pod spec's nodeName / nodeSelector / required node affinity allow this node?"""
+    if spec.get("nodeName") and spec["nodeName"] != name:
+        return False
+    for k, v in (spec.get("nodeSelector") or {}).items():
+        if labels.get(k) != str(v):
+            return False
+    req = (((spec.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")) or {}
+    terms = req.get("nodeSelectorTerms") or []
+    if terms:
+        def term_ok(term):
+            for ex in term.get("matchExpressions") or []:
+                key, op, values = ex.get("key"), ex.get("operator"), [str(x) for x in ex.get("values") or []]
+                has = key in labels
+                if op == "In" and not (has and labels[key] in values):
+                    return False
+                if op == "NotIn" and has and labels[key] in values:
+                    return False
+                if op == "Exists" and not has:
+                    return False
+                if op == "DoesNotExist" and has:
+                    return False
+            return True
+
+        if not any(term_ok(t) for t in terms):
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------
+# node status
+
+
+def apiserver(cluster):
+    """(up, endpoint, reason) of the control plane."""
+    cp = cluster.get("control_plane")
+    if not cp:
+        return False, None, "no control plane"
+    v = view(cluster, cp["node"])
+    if v is not None and v.dir:
+        if not service_active(v.state, "kubelet"):
+            return False, cp["endpoint"], "kubelet is not running on the control plane"
+        node = (cluster.get("nodes") or {}).get(cp["name"]) or {}
+        ok, why = runtime_running(v, cri_kind(node.get("cri_socket")))
+        if not ok:
+            return False, cp["endpoint"], why
+    return True, cp["endpoint"], ""
+
+
+def node_ready(cluster, name):
+    """(ready, reason) of a registered node."""
+    node = (cluster.get("nodes") or {}).get(name)
+    if not node:
+        return False, "not registered"
+    v = view(cluster, node["node_id"])
+    if v is not None and v.dir:
+        if not service_active(v.state, "kubelet"):
+            return False, "Kubelet stopped posting node status."
+        ok, why = runtime_running(v, cri_kind(node.get("cri_socket")))
+        if not ok:
+            return False, f"container runtime is down: {why}"
+    if not cni_deployed(cluster):
+        return False, (
+            "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
+            "message:Network plugin returns error: cni plugin not initialized"
+        )
+    return True, "kubelet is posting ready status"
+
+
+def gpu_status(cluster, name):
+    """What the device plugin makes allocatable on node ``name``:
+    ``{"gpus", "allocatable", "resource", "reasons", "plugin_log"}``."""
+    node = (cluster.get("nodes") or {}).get(name) or {}
+    v = view(cluster, node.get("node_id")) if node else None
+    gpus = list((v.node.get("gpus") if v else None) or [])
+    out = {"gpus": len(gpus), "allocatable": 0, "resource": GPU, "reasons": [], "plugin_log": None}
+    if not node:
+        out["reasons"].append("node has not joined")
+        return out
+    ready, why = node_ready(cluster, name)
+    plugins = device_plugins(cluster)
+    if not plugins:
+        out["reasons"].append("the NVIDIA device plugin is not deployed")
+        return out
+    chosen = None
+    for p in plugins:
+        spec = _pod_spec(p["obj"])
+        if selects(spec, node.get("labels") or {}, name) and tolerates(node.get("taints"), spec.get("tolerations"))[0]:
+            chosen = p
+            break
+    if chosen is None:
+        out["reasons"].append("no device plugin pod is scheduled on this node (node selector or taints)")
+        return out
+    out["resource"] = chosen["resource"]
+    if not ready:
+        out["reasons"].append(f"node not ready: {why}")
+        return out
+    if chosen["config_missing"]:
+        out["reasons"].append(f'device plugin pod stuck: MountVolume.SetUp failed for volume: configmap "{chosen["config_missing"]}" not found')
+        return out
+    if not gpus:
+        out["reasons"].append("no NVIDIA GPU in this node")
+        out["plugin_log"] = _plugin_log(False, "nvml")
+        return out
+    if v is None:
+        out["reasons"].append("node directory not registered with the cluster")
+        return out
+    spec = _pod_spec(chosen["obj"])
+    handler = None
+    rc_name = spec.get("runtimeClassName")
+    if rc_name:
+        rco = (cluster.get("objects") or {}).get(obj_key("RuntimeClass", "", rc_name))
+        if rco is None:
+            out["reasons"].append(f'device plugin pod cannot start: RuntimeClass "{rc_name}" not found')
+            return out
+        handler = rco.get("handler")
+    ok, why = nvidia_runtime(v, cri_kind(node.get("cri_socket")), handler)
+    if not ok:
+        out["reasons"].append(why)
+        out["plugin_log"] = _plugin_log(True, "runtime")
+        return out
+    mods = v.state.get("modules") or []
+    if "nvidia" not in mods or not v.state.get("nvidia_driver"):
+        out["reasons"].append("the nvidia kernel module is not loaded")
+        out["plugin_log"] = _plugin_log(True, "driver")
+        return out
+    out["allocatable"] = len(gpus) * int(chosen["replicas"])
+    out["plugin_log"] = _plugin_log(True, None, len(gpus), chosen["replicas"])
+    return out
+
+
+def _plugin_log(gpu_node, problem, count=0, replicas=1):
+    # The shape of k8s-device-plugin's log lines (main.go / factory.go, v0.14+),
+    # condensed.
+    lines = ["I0000 00:00:00.000000       1 main.go:235] Starting NVIDIA Device Plugin",
+             "I0000 00:00:00.000000       1 main.go:324] Retrieving plugins."]
+    if problem == "runtime" or problem == "nvml" or problem == "driver":
+        lines += [
+            "E0000 00:00:00.000000       1 factory.go:112] Incompatible strategy detected auto",
+            "E0000 00:00:00.000000       1 factory.go:113] If this is a GPU node, did you configure the NVIDIA Container Toolkit?",
+            "E0000 00:00:00.000000       1 factory.go:114] You can check the prerequisites at: "
+            "https://github.com/NVIDIA/k8s-device-plugin#prerequisites",
+            "I0000 00:00:00.000000       1 main.go:381] No devices found. Waiting indefinitely.",
+        ]
+    else:
+        lines += [f"I0000 00:00:00.000000       1 server.go:195] Starting GRPC server for '{GPU}'",
+                  f"I0000 00:00:00.000000       1 server.go:175] Registered device plugin for '{GPU}' with Kubelet"
+                  + (f" ({count} devices x {replicas} replicas)" if replicas > 1 else "")]
+    return "\n".join(lines) + "\n"
+
+
+def role_labels_taints(version, control_plane):
+    """Labels and taints kubeadm puts on a node (mark-control-plane phase)."""
+    labels, taints = {}, []
+    if not control_plane:
+        return labels, taints
+    minor = version[1] if version else 99
+    if minor < 24:
+        labels["node-role.kubernetes.io/master"] = ""
+    if minor >= 20:
+        labels["node-role.kubernetes.io/control-plane"] = ""
+    if minor >= 21:
+        labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
+    if minor <= 24:
+        taints.append({"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"})
+    if minor >= 24:
+        taints.append({"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"})
+    return labels, taints
+
+
+def iso(t):
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def node_object(cluster, name):
+    node = cluster["nodes"][name]
+    v = view(cluster, node["node_id"])
+    ready, why = node_ready(cluster, name)
+    gs = gpu_status(cluster, name)
+    nj = v.node if v else {}
+    st = v.state if v else {}
+    labels = {
+        "beta.kubernetes.io/arch": "amd64",
+        "beta.kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+    }
+    labels.update(node.get("labels") or {})
+    cpus = str(nj.get("cpus") or 8)
+    mem_kib = int(nj.get("memory_mib") or 32768) * 1024
+    capacity = {"cpu": cpus, "ephemeral-storage": "102350Mi", "hugepages-1Gi": "0", "hugepages-2Mi": "0",
+                "memory": f"{mem_kib}Ki", "pods": "110"}
+    allocatable = dict(capacity, memory=f"{mem_kib - 102400}Ki", **{"ephemeral-storage": "94324615969"})
+    if gs["allocatable"] or (gs["plugin_log"] and gs["gpus"]):
+        capacity[gs["resource"]] = str(gs["allocatable"])
+        allocatable[gs["resource"]] = str(gs["allocatable"])
+    cri = cri_kind(node.get("cri_socket"))
+    if cri == "containerd":
+        rt = "containerd://" + (package_version(st, "containerd.io", "containerd") or "1.7.27").split("-")[0]
+    else:
+        rt = "docker://" + (package_version(st, "docker-ce", "docker.io") or "19.3.15").split(":")[-1].split("-")[0]
+    t = iso(node.get("created") or now())
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "annotations": {"kubeadm.alpha.kubernetes.io/cri-socket": node.get("cri_socket") or "",
+                            "node.alpha.kubernetes.io/ttl": "0",
+                            "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
+            "creationTimestamp": t,
+            "labels": labels,
+            "name": name,
+            "uid": hashlib.md5(f"{name}{node.get('created')}".encode()).hexdigest(),
+        },
+        "spec": {"taints": node.get("taints")} if node.get("taints") else {},
+        "status": {
+            "addresses": [{"address": node.get("ip") or "", "type": "InternalIP"}, {"address": name, "type": "Hostname"}],
+            "allocatable": allocatable,
+            "capacity": capacity,
+            "conditions": [
+                {"lastHeartbeatTime": iso(now()), "lastTransitionTime": t, "message": why,
+                 "reason": "KubeletReady" if ready else "KubeletNotReady",
+                 "status": "True" if ready else "False", "type": "Ready"},
+            ],
+            "nodeInfo": {
+                "architecture": "amd64",
+                "containerRuntimeVersion": rt,
+                "kernelVersion": (st.get("kernel") or {}).get("running") or nj.get("kernel") or "",
+                "kubeProxyVersion": node.get("kubelet_version") or "",
+                "kubeletVersion": node.get("kubelet_version") or "",
+                "operatingSystem": "linux",
+                "osImage": nj.get("os_pretty") or nj.get("os") or "",
+            },
+        },
+    }
+
+
+# ---------------------------------------------------------------------------
+# pods
+
+# Newest CUDA each driver branch supports (CUDA Toolkit release notes, table
+# "CUDA Toolkit and Corresponding Driver Versions", Linux x86_64 minimums).
+DRIVER_CUDA = [
+    (590, (13, 1)), (580, (13, 0)), (575, (12, 9)), (570, (12, 8)), (560, (12, 6)), (555, (12, 5)),
+    (550, (12, 4)), (545, (12, 3)), (535, (12, 2)), (530, (12, 1)), (525, (12, 0)), (520, (11, 8)),
+    (515, (11, 7)), (510, (11, 6)), (495, (11, 5)), (470, (11, 4)), (465, (11, 3)), (460, (11, 2)),
+    (455, (11, 1)), (450, (11, 0)), (440, (10, 2)), (418, (10, 1)), (410, (10, 0)), (396, (9, 2)),
+    (390, (9, 1)), (384, (9, 0)),
+]
+
+
+def driver_cuda(version):
+    try:
+        branch = int(str(version).split(".")[0])
+    except ValueError:
+        return None
+    for b, cuda in DRIVER_CUDA:
+        if branch >= b:
+            return cuda
+    return None
+
+
+def _requests(spec):
+    total = 0
+    for c in spec.get("containers") or []:
+        res = c.get("resources") or {}
+        val = (res.get("limits") or {}).get(GPU) or (res.get("requests") or {}).get(GPU)
+        if val:
+            total += int(val)
+    return total
+
+
+GPU_MEMORY_MIB = {"NVIDIA GeForce GTX 1080 Ti": 11264, "NVIDIA GeForce GTX 1080": 8192, "Tesla T4": 15360,
+                  "NVIDIA GeForce RTX 3090": 24576, "NVIDIA GeForce RTX 3080": 10240, "NVIDIA A100-SXM4-40GB": 40960}
+
+
+def nvidia_smi_table(gpus, driver, cuda):
+    """nvidia-smi's default table for the GPUs a container sees."""
+    cu = "%d.%d" % cuda if cuda else "N/A"
+    w = 89
+    lines = [time.strftime("%a %b %d %H:%M:%S %Y") + "       ",
+             "+" + "-" * (w - 2) + "+",
+             ("| NVIDIA-SMI %-22s Driver Version: %-14s CUDA Version: %-8s" % (driver, driver, cu)).ljust(w - 1) + "|",
+             "+-----------------------------------------+------------------------+----------------------+",
+             "| GPU  Name                 Persistence-M | Bus-Id          Disp.A | Volatile Uncorr. ECC |",
+             "| Fan  Temp   Perf          Pwr:Usage/Cap |           Memory-Usage | GPU-Util  Compute M. |",
+             "|                                         |                        |               MIG M. |",
+             "|=========================================+========================+======================|"]
+    for i, model in enumerate(gpus):
+        mem = GPU_MEMORY_MIB.get(model, 8192)
+        lines.append("| %3d  %-28s Off | %18s Off | %20s |" % (i, model[:28], "00000000:%02X:00.0" % (i + 1), "N/A"))
+        lines.append("| %3s%%   %2dC    P8  %14s |  %9s / %6sMiB | %6s%%      Default |"
+                     % ("23", 31, "9W /  250W", "1MiB", mem, "0"))
+        lines.append("|                                         |                        |                  N/A |")
+        lines.append("+-----------------------------------------+------------------------+----------------------+")
+    lines += ["", "+" + "-" * (w - 2) + "+",
+              "| Processes:".ljust(w - 1) + "|",
+              "|  GPU   GI   CI              PID   Type   Process name                        GPU Memory |",
+              "|        ID   ID                                                               Usage      |",
+              "|" + "=" * (w - 2) + "|",
+              "|  No running processes found".ljust(w - 1) + "|",
+              "+" + "-" * (w - 2) + "+"]
+    return "\n".join(lines) + "\n"
+
+
+def _cuda_of_image(image):
+    m = re.search(r"cuda:(\d+)\.(\d+)", image or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def schedule_pod(cluster, pod):
+    """Decide a pod's status now (bare pods only; returns the status dict)."""
+    spec = pod.get("spec") or {}
+    want = _requests(spec)
+    nodes = cluster.get("nodes") or {}
+    up, _, _ = apiserver(cluster)
+    if not up:
+        return pod.get("status") or {"phase": "Pending"}
+    candidates, reasons = [], {}
+
+    def why(text):
+        reasons[text] = reasons.get(text, 0) + 1
+
+    for name in sorted(nodes):
+        node = nodes[name]
+        if not selects(spec, node.get("labels") or {}, name):
+            why("node(s) didn't match Pod's node affinity/selector")
+            continue
+        ok, taint = tolerates(node.get("taints"), spec.get("tolerations"))
+        if not ok and not spec.get("nodeName"):
+            why("node(s) had untolerated taint {%s: %s}" % (taint["key"], taint.get("value") or ""))
+            continue
+        ready, _ = node_ready(cluster, name)
+        if not ready and not spec.get("nodeName"):
+            why("node(s) had untolerated taint {node.kubernetes.io/not-ready: }")
+            continue
+        gs = gpu_status(cluster, name) if want else {"allocatable": 0}
+        if want and gs["allocatable"] < want:
+            if spec.get("nodeName"):
+                return {"phase": "Failed", "reason": f"OutOf{GPU}", "node": name,
+                        "message": f"Pod was rejected: Node didn't have enough resource: {GPU}, requested: {want}, "
+                                   f"used: 0, capacity: {gs['allocatable']}"}
+            why(f"Insufficient {GPU}")
+            continue
+        candidates.append(name)
+    if not candidates:
+        text = "; ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda x: x[0]))
+        return {"phase": "Pending", "reason": "Unschedulable",
+                "message": f"0/{len(nodes)} nodes are available: {text}. preemption: 0/{len(nodes)} nodes are available: "
+                           f"{len(nodes)} Preemption is not helpful for scheduling."}
+    name = candidates[0]
+    return run_pod(cluster, pod, name, want)
+
+
+def run_pod(cluster, pod, name, want):
+    node = cluster["nodes"][name]
+    v = view(cluster, node["node_id"])
+    spec = pod.get("spec") or {}
+    ctr = (spec.get("containers") or [{}])[0]
+    cmd = " ".join([str(x) for x in (ctr.get("command") or []) + (ctr.get("args") or [])])
+    st = v.state if v else {}
+    driver = (st.get("nvidia_driver") or {}).get("version")
+    image_cuda = _cuda_of_image(ctr.get("image"))
+    status = {"phase": "Succeeded", "node": name, "logs": "", "exitCode": 0, "reason": "Completed"}
+    if want:
+        cuda = driver_cuda(driver)
+        if image_cuda and cuda and image_cuda > cuda:
+            status.update(
+                phase="Failed", reason="StartError", exitCode=128, logs="",
+                message="failed to create containerd task: failed to create shim task: OCI runtime create failed: "
+                        "runc create failed: unable to start container process: error during container init: "
+                        "error running prestart hook #0: exit status 1, stdout: , stderr: Auto-detected mode as "
+                        "'legacy'\nnvidia-container-cli: requirement error: unsatisfied condition: cuda>=%d.%d, "
+                        "please update your driver to a newer version, or use an earlier cuda container: unknown"
+                        % image_cuda)
+            return status
+        gpus = list((v.node.get("gpus") if v else None) or [])[:1]
+        if "nvidia-smi" in cmd or not cmd:
+            status["logs"] = nvidia_smi_table(gpus, driver or "N/A", cuda)
+    elif "nvidia-smi" in cmd:
+        status.update(phase="Failed", reason="Error", exitCode=127,
+                      logs='/bin/sh: 1: nvidia-smi: not found\n' if "sh" in cmd else "",
+                      message='exec: "nvidia-smi": executable file not found in $PATH')
+    return status
+
+
+def reconcile(cluster):
+    """Re-evaluate Pending bare pods (a device plugin or CNI may have come since)."""
+    changed = False
+    for o in objects(cluster, "Pod"):
+        st = o.get("status") or {}
+        if st.get("phase") in (None, "Pending"):
+            new = schedule_pod(cluster, o)
+            if new != st:
+                o["status"] = new
+                changed = True
+    return changed
