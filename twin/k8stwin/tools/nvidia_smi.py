@@ -34,10 +34,16 @@ NO_DRIVER = (
     "Make sure that the latest NVIDIA driver is installed and running.\n"
 )
 RC_NO_DRIVER = 9
-BAD_ARGS = "Invalid combination of input arguments. Please run 'nvidia-smi -h' for help.\n"
+# Seen from nvidia-smi 580.159.04 (tests/fixtures/device/h200-smi-cli.txt).
+UNKNOWN_OPTION = "ERROR: Option {0} is not recognized. Please run 'nvidia-smi -h'.\n\n"
+RC_UNKNOWN_OPTION = 255
+XML_WITHOUT_QUERY = (
+    "Invalid combination of input arguments. Specify -q/--query and -x/--xml-format to run an XML query.  "
+    "Please run 'nvidia-smi -h' for help.\n\n"
+)
+NOT_VALID_HERE = "ERROR: Option {0} is not valid for this command. Please run 'nvidia-smi -h' for help.\n\n"
 RC_BAD_ARGS = 2
 BAD_FIELD = 'Field "{0}" is not a valid field to query.\n\n'
-NO_FORMAT = '"--format" option must be specified when "--query-gpu" is used.\n'
 
 # The CUDA version each driver branch reports (nvidia-smi's header); from
 # NVIDIA's CUDA toolkit release notes, table "CUDA Toolkit and Minimum
@@ -143,10 +149,11 @@ def build_xml(gpus, version, processes):
             _set(block, "pci/pci_device_id", f"{gpu['pci_device_id'][2:].upper()}10DE")
         mine = [p for p in processes if p.get("gpu", 0) == gpu["index"]]
         total = gpu["memory_mib"] or _mib(block.find("fb_memory_usage/total"))
-        used = 1 + sum(int(p.get("used_memory_mib") or 0) for p in mine)
+        used = sum(int(p.get("used_memory_mib") or 0) for p in mine)
+        reserved = _mib(block.find("fb_memory_usage/reserved"))
         _set(block, "fb_memory_usage/total", f"{total} MiB")
         _set(block, "fb_memory_usage/used", f"{used} MiB")
-        _set(block, "fb_memory_usage/free", f"{max(total - used, 0)} MiB")
+        _set(block, "fb_memory_usage/free", f"{max(total - reserved - used, 0)} MiB")
         gpu["memory_mib"] = total
         procs = block.find("processes")
         if procs is None:
@@ -178,7 +185,7 @@ def _mib(elem):
 
 # ------------------------------------------------------------------ CSV queries
 def _gpu_fields(gpu, version, count, processes):
-    used = 1 + sum(int(p.get("used_memory_mib") or 0) for p in processes if p.get("gpu", 0) == gpu["index"])
+    used = sum(int(p.get("used_memory_mib") or 0) for p in processes if p.get("gpu", 0) == gpu["index"])
     total = gpu["memory_mib"] or 0
     return {
         "index": (str(gpu["index"]), None),
@@ -198,6 +205,8 @@ def _gpu_fields(gpu, version, count, processes):
     }
 
 
+HEADER_NAMES = {"used_memory": "used_gpu_memory"}
+UNITS = {f: "MiB" for f in ("memory.total", "memory.used", "memory.free", "used_memory", "used_gpu_memory")}
 APP_FIELDS = ("pid", "process_name", "name", "used_memory", "used_gpu_memory", "gpu_uuid", "gpu_bus_id", "gpu_name")
 
 
@@ -210,8 +219,9 @@ def _csv(fields, rows, fmt):
     if "noheader" not in opts:
         header = []
         for f in fields:
-            unit = rows[0][f][1] if rows else None
-            header.append(f"{f} [{unit}]" if unit else f)
+            unit = UNITS.get(f)
+            shown = HEADER_NAMES.get(f, f)
+            header.append(f"{shown} [{unit}]" if unit else shown)
         lines.append(", ".join(header))
     for row in rows:
         vals = []
@@ -242,7 +252,8 @@ def _parse(argv):
         elif key in ("--query-gpu", "--query-compute-apps", "--format", "-i", "--id"):
             if not eq:
                 if i + 1 >= len(args):
-                    return None
+                    opts["unknown"] = key
+                    return opts
                 i += 1
                 val = args[i]
             name = {"--query-gpu": "query_gpu", "--query-compute-apps": "query_apps", "-i": "id", "--id": "id"}
@@ -250,15 +261,22 @@ def _parse(argv):
         elif re.fullmatch(r"-i\d+", arg):
             opts["id"] = arg[2:]
         else:
-            return None
+            opts["unknown"] = key
+            return opts
         i += 1
     return opts
 
 
 def main(argv):
     opts = _parse(argv)
-    if opts is None or (opts["x"] and not opts["q"]):
-        sys.stdout.write(BAD_ARGS)
+    if opts.get("unknown"):
+        sys.stdout.write(UNKNOWN_OPTION.format(opts["unknown"]))
+        return RC_UNKNOWN_OPTION
+    if opts["x"] and not opts["q"]:
+        sys.stdout.write(XML_WITHOUT_QUERY)
+        return RC_BAD_ARGS
+    if opts["L"] and opts["id"] is not None:
+        sys.stdout.write(NOT_VALID_HERE.format("-i"))
         return RC_BAD_ARGS
     if opts.get("help"):
         sys.stdout.write("NVIDIA System Management Interface -- v580.95.05\n\n(emulated by the K8sNvidia twin)\n")
@@ -279,9 +297,6 @@ def main(argv):
             return 6
         gpus = picked
     if opts["query_gpu"] is not None or opts["query_apps"] is not None:
-        if not opts["format"]:
-            sys.stdout.write(NO_FORMAT)
-            return RC_BAD_ARGS
         if opts["query_gpu"] is not None:
             fields = [f.strip() for f in opts["query_gpu"].split(",") if f.strip()]
             rows = [_gpu_fields(g, version, len(gpus), processes) for g in gpus]
@@ -311,7 +326,7 @@ def main(argv):
             if f not in known:
                 sys.stdout.write(BAD_FIELD.format(f))
                 return RC_BAD_ARGS
-        return _csv(fields, rows, opts["format"])
+        return _csv(fields, rows, opts["format"] or "csv")
     if opts["L"]:
         for g in gpus:
             sys.stdout.write(f"GPU {g['index']}: {g['name']} (UUID: {g['uuid']})\n")

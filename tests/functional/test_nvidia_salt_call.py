@@ -1,0 +1,70 @@
+"""The nvidia grain and module through real `salt-call --local`, with fake
+sysfs/procfs roots as minion options and a fake nvidia-smi on PATH."""
+
+import json
+
+import pytest
+
+from tests.functional.render import salt_call
+from tests.unit.nvidia_fakes import FIXTURES, hw, make_node, smi_bin, smi_runs, with_path
+
+PASCAL = "NVIDIA GeForce GTX 1080 Ti"
+
+
+def roots(node):
+    return {"nvidia.sysfs_root": str(node / "sys"), "nvidia.procfs_root": str(node / "proc")}
+
+
+def test_grains_item_reports_the_capture_gpus(tmp_path, monkeypatch):
+    """A fake nvidia-smi printing a real two-GPU capture; the fake PCI tree
+    holds the same cards at the same bus ids."""
+    capture = FIXTURES / "dual_2070-v13.xml"
+    node = make_node(tmp_path / "n", ["0x1f02", "0x1f02"], modules=["nvidia", "nvidia_uvm"], driver_version="590.44.01")
+    bindir = smi_bin(tmp_path, node, script=f"#!/bin/sh\n[ \"$*\" = '-q -x' ] || exit 2\ncat {capture}\n")
+    monkeypatch.setenv("PATH", with_path(bindir))
+    rc, out, err = salt_call("rocky9", "grains.item", "nvidia", "gpus", extra=roots(node))
+    assert rc == 0, err
+    nv = out["nvidia"]
+    assert nv["gpu_count"] == 2
+    assert nv["gpus"] == [
+        {"pci_bus_id": "0000:01:00.0", "pci_device_id": "0x1f02", "name": "NVIDIA GeForce RTX 2070",
+         "architecture": "Turing", "uuid": "GPU-12345678-aaaa-bbbb-cccc-0123456789ab", "memory_mib": 8192,
+         "kernel_driver": "nvidia"},
+        {"pci_bus_id": "0000:02:00.0", "pci_device_id": "0x1f02", "name": "NVIDIA GeForce RTX 2070",
+         "architecture": "Turing", "uuid": "GPU-12345678-aaaa-bbbb-cccc-0123456789cd", "memory_mib": 8192,
+         "kernel_driver": "nvidia"},
+    ]
+    assert (nv["driver_version"], nv["cuda_version"], nv["kernel_module"], nv["nouveau_loaded"]) == (
+        "590.44.01", "13.1", "proprietary", False)
+    assert "error" not in nv
+
+
+def test_targeting_and_module_with_emulated_smi(tmp_path, monkeypatch):
+    procs = [{"pid": 4242, "name": "python3", "gpu": 0, "used_memory_mib": 900}]
+    node = make_node(tmp_path / "n", [PASCAL, "Tesla T4"], ["nvidia"], "580.95.05", processes=procs)
+    monkeypatch.setenv("PATH", with_path(smi_bin(tmp_path, node)))
+    rc, out, err = salt_call("centos7", "grains.item", "nvidia", extra=roots(node))
+    assert rc == 0, err
+    layout = hw.layout([PASCAL, "Tesla T4"], "node-110")
+    assert [(g["name"], g["uuid"], g["architecture"]) for g in out["nvidia"]["gpus"]] == [
+        (PASCAL, layout[0]["uuid"], "Pascal"), ("Tesla T4", layout[1]["uuid"], "Turing")]
+    # one grains load inside salt-call -> one nvidia-smi
+    assert smi_runs(node) == [["nvidia-smi", "-q", "-x"]]
+    for expr, want in (("nvidia:gpus:name:*1080*", True), ("nvidia:gpus:name:*H200*", False),
+                       ("nvidia:gpu_count:2", True), ("nvidia:kernel_module:proprietary", True)):
+        rc, out, err = salt_call("centos7", "match.grain", expr, extra=roots(node))
+        assert (rc, out) == (0, want), (expr, err)
+    rc, out, err = salt_call("centos7", "nvidia.processes", extra=roots(node))
+    assert rc == 0, err
+    assert [(p["pid"], p["pci_bus_id"]) for p in out] == [(4242, "0000:01:00.0")]
+
+
+@pytest.mark.parametrize("fun, key, want", [("nvidia.recommended", "max_branch", 580),
+                                           ("nvidia.driver", "loaded", False)])
+def test_module_before_any_driver(tmp_path, monkeypatch, fun, key, want):
+    node = make_node(tmp_path / "n", [PASCAL], ["nouveau"])
+    monkeypatch.setenv("PATH", with_path(smi_bin(tmp_path, node)))
+    rc, out, err = salt_call("ubuntu2204", fun, extra=roots(node))
+    assert rc == 0, err
+    assert out[key] == want, json.dumps(out)
+    assert smi_runs(node) == []
