@@ -55,6 +55,7 @@ def test_state_through_salt_call(tmp_path, monkeypatch):
     monkeypatch.setenv("K8STWIN_NODE_DIR", str(node))
     monkeypatch.setenv("K8STWIN_ROOT", str(root))
     monkeypatch.setenv("K8STWIN_PYTHON", sys.executable)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "twin"))
     extra = {
         "nvidia_driver.root": str(root),
         "nvidia.procfs_root": str(node / "proc"),

@@ -365,10 +365,25 @@ def test_autoinstall_without_headers_fails(node, monkeypatch):
     assert not res["ok"] and res["output"][-1] == f"Autoinstall on {OTHER} failed for module(s) nvidia(bad_exit_status)."
 
 
-def test_make_runfile_sha256(tmp_path):
+def test_artifact_store(tmp_path):
     path, digest = artifacts.make_runfile(str(tmp_path), "580.95.05")
     assert os.path.basename(path) == "NVIDIA-Linux-x86_64-580.95.05.run"
-    assert digest == artifacts.sha256(path) and len(digest) == 64
-    overlay = artifacts.pillar_overlay(str(tmp_path), "580.95.05")
-    assert overlay["k8snvidia"]["driver"]["sha256"] == digest
+    assert digest == artifacts.sha256(path) == artifacts.RUNFILE_SHA256
+    assert artifacts.make_runfile(str(tmp_path), "440.100")[1] == digest  # one sha256 for every version
+    store = tmp_path / "store"
+    overlay = artifacts.populate(str(store), pillar_dir=str(ROOT / "pillar"), versions=["575.64.05"])
+    assert overlay == {"k8snvidia": {"driver": {"sha256": digest}}}
+    names = sorted(os.listdir(store))
+    for ver in ("440.100", "580.95.05", "575.64.05"):  # the shipped profiles' releases, and the one asked for
+        assert f"NVIDIA-Linux-x86_64-{ver}.run" in names
+    assert artifacts.pillar_versions(str(ROOT / "pillar")) and "1.34.2" not in artifacts.pillar_versions(
+        str(ROOT / "pillar"))
     assert artifacts.corrupt(path) != digest
+
+
+def test_runfile_name_gives_the_version(node):
+    path, _sha = artifacts.make_runfile(str(node.art), "580.95.05")
+    odd = node.art / "driver.run"
+    os.rename(path, odd)
+    res = subprocess.run(["sh", str(odd), "--silent"], env=node.env, capture_output=True, text=True, check=False)
+    assert res.returncode == 1 and "cannot tell the driver version" in res.stderr

@@ -6,62 +6,53 @@ before the network, by basename, and still checks the sha256).
 
 **The driver ``.run``.** A real ``NVIDIA-Linux-x86_64-<ver>.run`` is a
 makeself archive of about 400 MB. The twin's stand-in with the same name is a
-short ``sh`` script that runs the emulated stub and installer of that version
-(``k8stwin.tools.nvidia_installer``)::
+short ``sh`` script that runs the emulated stub and installer
+(``k8stwin.tools.nvidia_installer``), which takes the driver version from the
+file's name::
 
     sh NVIDIA-Linux-x86_64-580.95.05.run --silent --dkms --kernel-name=K
 
-Its sha256 is not NVIDIA's, so the shipped pillar's ``driver:sha256`` does
-not match it. The twin therefore writes a pillar overlay with the sha256s of
-its own artifacts (:func:`pillar_overlay`: ``k8snvidia:driver:sha256`` for
-the pillar's driver version), layered over the chosen pillar; the checksum is
-still verified on every node. A node with the ``download_checksum_mismatch``
-fault gets a store whose file differs from that sha256 (:func:`corrupt`), so
-``fetch`` fails as it would against a damaged mirror.
+The script is the same for every version and names no path of the host (it
+runs ``$K8STWIN_PYTHON`` with the node's ``PYTHONPATH``), so every stand-in
+has one sha256, :data:`RUNFILE_SHA256`. It is not NVIDIA's, so the shipped
+pillar's ``driver:sha256`` does not match it: the twin layers the pillar
+overlay of :func:`populate` (``k8snvidia:driver:sha256`` = that sha256) over
+the chosen pillar, and the checksum is still verified on every node. Since
+the value is the same for every version, per-node driver versions need no
+overlay of their own. A store file changed by :func:`corrupt` no longer
+matches (the ``download_checksum_mismatch`` fault).
 """
 
 import hashlib
 import os
-import shlex
-import sys
+import re
 
-TWIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUNFILE_SCRIPT = """\
+#!/bin/sh
+# K8sNvidia cluster twin: stand-in for NVIDIA's NVIDIA-Linux-x86_64-<version>.run
+# (a makeself archive). It runs the twin's emulation of the makeself stub and of
+# nvidia-installer; the version is taken from this file's name.
+exec "${K8STWIN_PYTHON:-python3}" -m k8stwin.tools.nvidia_installer "$0" "$@"
+"""
+RUNFILE_SHA256 = hashlib.sha256(RUNFILE_SCRIPT.encode()).hexdigest()
+# Driver releases the store always holds (the shipped profiles' and a few
+# per branch for tests); populate() adds the ones a pillar names.
+DEFAULT_VERSIONS = ("440.100", "535.183.01", "550.127.05", "570.195.03", "580.95.05", "590.44.01")
+_PILLAR_VERSION_RE = re.compile(r"""^\s*version:\s*['"]?(\d{3}\.\d{1,3}(?:\.\d{1,3})?)['"]?\s*(?:#.*)?$""", re.M)
 
 
 def runfile_name(version, arch="x86_64"):
     return f"NVIDIA-Linux-{arch}-{version}.run"
 
 
-def _script(module, argv0_expr, env=None, comment=""):
-    lines = ["#!/bin/sh"]
-    lines += [f"# {c}" for c in comment.splitlines()] if comment else []
-    for key, val in (env or {}).items():
-        lines.append(f"{key}={shlex.quote(val)}")
-        lines.append(f"export {key}")
-    lines.append(f"PYTHONPATH={shlex.quote(TWIN_DIR)}${{PYTHONPATH:+:$PYTHONPATH}}")
-    lines.append("export PYTHONPATH")
-    lines.append(f'exec "${{K8STWIN_PYTHON:-{sys.executable}}}" -m k8stwin.tools.{module} {argv0_expr} "$@"')
-    return "\n".join(lines) + "\n"
-
-
 def make_runfile(directory, version):
     """Write the twin's ``NVIDIA-Linux-x86_64-<version>.run`` into ``directory``.
 
-    Returns ``(path, sha256)``."""
+    Returns ``(path, sha256)``; the sha256 is :data:`RUNFILE_SHA256`."""
     os.makedirs(directory, exist_ok=True)
-    name = runfile_name(version)
-    text = _script(
-        "nvidia_installer",
-        '"$0"',
-        env={"K8STWIN_NVIDIA_VERSION": str(version)},
-        comment=(
-            f"K8sNvidia cluster twin: stand-in for NVIDIA's {name} (a makeself archive).\n"
-            f"It runs the twin's emulation of the stub and of nvidia-installer {version}."
-        ),
-    )
-    path = os.path.join(directory, name)
+    path = os.path.join(directory, runfile_name(version))
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
+        fh.write(RUNFILE_SCRIPT)
     os.chmod(path, 0o755)
     return path, sha256(path)
 
@@ -76,15 +67,42 @@ def sha256(path):
 
 def corrupt(path):
     """Change a stored artifact so that its sha256 no longer matches (the
-    ``download_checksum_mismatch`` fault)."""
+    ``download_checksum_mismatch`` fault). Returns the new sha256."""
     with open(path, "a", encoding="utf-8") as fh:
         fh.write("# corrupted by the k8stwin download_checksum_mismatch fault\n")
     return sha256(path)
 
 
-def pillar_overlay(directory, driver_version):
-    """The pillar data that makes the twin's driver artifact the one the
-    states expect: ``{"k8snvidia": {"driver": {"version", "sha256"}}}``.
-    The URL keeps its basename, so the artifact mirror finds the file."""
-    path, digest = make_runfile(directory, driver_version)
-    return {"k8snvidia": {"driver": {"version": str(driver_version), "sha256": digest}}}
+def pillar_versions(pillar_dir):
+    """Driver versions a pillar directory names (``version: NNN.NN[.NN]`` in
+    any .sls; Kubernetes versions are 1.x and never match)."""
+    found = []
+    for base, _dirs, files in os.walk(pillar_dir or ""):
+        for name in sorted(files):
+            if not name.endswith(".sls"):
+                continue
+            try:
+                with open(os.path.join(base, name), encoding="utf-8") as fh:
+                    text = fh.read()
+            except OSError:
+                continue
+            for ver in _PILLAR_VERSION_RE.findall(text):
+                if ver not in found:
+                    found.append(ver)
+    return found
+
+
+def pillar_overlay():
+    """The pillar data that makes the twin's driver artifacts the ones the
+    states expect."""
+    return {"k8snvidia": {"driver": {"sha256": RUNFILE_SHA256}}}
+
+
+def populate(directory, pillar_dir=None, versions=None):
+    """Fill the store (called by the twin at ``up``): a ``.run`` stand-in for
+    every default version, every driver version ``pillar_dir`` names and
+    ``versions``. Returns the pillar overlay (:func:`pillar_overlay`)."""
+    wanted = list(DEFAULT_VERSIONS) + pillar_versions(pillar_dir) + list(versions or [])
+    for ver in dict.fromkeys(wanted):
+        make_runfile(directory, ver)
+    return pillar_overlay()

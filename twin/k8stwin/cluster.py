@@ -220,7 +220,7 @@ class Twin:
 
             populate = getattr(artifacts, "populate", None)
             if populate is not None:
-                overlay = populate(self.path("artifacts")) or {}
+                overlay = populate(self.path("artifacts"), pillar_dir=pillar_dir) or {}
         except ModuleNotFoundError as exc:
             if exc.name != "k8stwin.artifacts":
                 raise

@@ -5,10 +5,9 @@ Emulated NVIDIA ``.run`` file: the makeself stub and ``nvidia-installer``
 
 One module plays three programs, chosen by ``argv[0]``:
 
-* ``NVIDIA-Linux-x86_64-<ver>.run`` -- the stub, then the installer of that
-  version (the twin's ``.run`` stand-in, written by ``k8stwin.artifacts``,
-  runs ``python -m k8stwin.tools.nvidia_installer "$0" "$@"`` with
-  ``K8STWIN_NVIDIA_VERSION`` set);
+* ``NVIDIA-Linux-x86_64-<ver>.run`` -- the stub, then the installer of the
+  version in the name (the twin's ``.run`` stand-in, written by
+  ``k8stwin.artifacts``, runs ``python -m k8stwin.tools.nvidia_installer "$0" "$@"``);
 * ``nvidia-installer`` -- the installed copy (version from the node state);
 * ``nvidia-uninstall`` -- the same, acting as ``--uninstall``.
 
@@ -35,6 +34,7 @@ question takes its default and plain messages go to stdout).
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -802,10 +802,14 @@ def runfile_main(argv, version):
 def main(argv):
     name = os.path.basename(argv[0])
     if name.endswith(".run"):
-        version = os.environ.get("K8STWIN_NVIDIA_VERSION") or name[len("NVIDIA-Linux-x86_64-"):-len(".run")]
-        return runfile_main(argv, version)
+        # the stand-in is the same script for every release: the version is in its name
+        match = re.match(r"^NVIDIA-Linux-[A-Za-z0-9_]+-(\d+\.\d+(?:\.\d+)?)(?:-[a-z0-9-]+)?\.run$", name)
+        if not match:
+            fs.err(f"k8stwin: cannot tell the driver version from the file name {name!r}")
+            return 1
+        return runfile_main(argv, match.group(1))
     drv = state.read().get("nvidia_driver") or {}
-    version = drv.get("version") or installed_version() or os.environ.get("K8STWIN_NVIDIA_VERSION") or "0.0"
+    version = drv.get("version") or installed_version() or "0.0"
     return installer_main(argv, version)
 
 
