@@ -24,7 +24,7 @@ class Fail(Exception):
 
 def _source_label(src):
     if src["suite"].endswith("/"):
-        return f"{src['uri'].rstrip('/')}/{src['suite'].rstrip('/')}  " if src["suite"] != "/" else f"{src['uri'].rstrip('/')}  "
+        return f"{src['uri'].rstrip('/')}/{src['suite'].rstrip('/')} " if src["suite"] != "/" else f"{src['uri'].rstrip('/')} "
     return f"{src['uri'].rstrip('/')} {src['suite']}"
 
 
