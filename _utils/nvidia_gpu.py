@@ -563,6 +563,22 @@ def read_modules(procfs_root):
     return [line.split()[0] for line in text.splitlines() if line.strip()]
 
 
+def module_taint(procfs_root, name="nvidia"):
+    """The taint flags of a loaded module from ``/proc/modules`` ('POE' for
+    the proprietary nvidia module, 'OE' or 'O' for the open one); None when
+    it is not listed."""
+    try:
+        text = _read(os.path.join(procfs_root, "modules"))
+    except OSError:
+        return None
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == name:
+            last = fields[-1]
+            return last[1:-1] if last.startswith("(") and last.endswith(")") else ""
+    return None
+
+
 VERSION_RE = re.compile(r"Kernel Module(?: for \S+)?\s+(\d+\.\d+(?:\.\d+)?)")
 
 
@@ -715,7 +731,9 @@ def inventory(sysfs_root="/sys", procfs_root="/proc", run_smi=None):
     version, module_type = read_driver_version(procfs_root)
     loaded = version is not None or "nvidia" in modules
     if loaded and module_type is None:
-        module_type = "proprietary" if "nvidia" in modules else None
+        # no version file: the proprietary module taints the kernel with P
+        taint = module_taint(procfs_root)
+        module_type = None if taint is None else ("proprietary" if "P" in taint else "open")
     smi = None
     if loaded and run_smi is not None:
         rc, out, err = run_smi(["-q", "-x"])

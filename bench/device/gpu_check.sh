@@ -84,6 +84,9 @@ run bash -c "time $SC grains.item nvidia >/dev/null"
 # nvidia-smi itself
 run bash -c "nvidia-smi -q -x > $OUT/smi-q-x.xml"
 run bash -c "for i in 1 2 3; do time nvidia-smi -q -x >/dev/null; done"
+# what the cheaper queries cost beside -q -x (the grain uses -q -x only)
+run bash -c "for i in 1 2 3; do time nvidia-smi --query-gpu=index,name,pci.bus_id,uuid,memory.total --format=csv,noheader >/dev/null; done"
+run bash -c "for i in 1 2 3; do time nvidia-smi -L >/dev/null; done"
 {
     for args in "-L" \
                 "--query-gpu=index,name,pci.bus_id,uuid,memory.total,driver_version --format=csv" \

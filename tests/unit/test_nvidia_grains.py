@@ -276,3 +276,12 @@ def test_fixture_tree_is_clean(tmp_path):
     hw.write_sysfs(tmp_path, [PASCAL])
     assert len(gpu.read_pci(str(tmp_path))) == 1
     assert pathlib.Path(tmp_path, "bus/pci/devices/0000:01:00.1/driver").is_symlink()
+
+
+@pytest.mark.parametrize("open_module, want", [(False, "proprietary"), (True, "open")])
+def test_module_type_from_taint_without_version_file(tmp_path, monkeypatch, open_module, want):
+    node = make_node(tmp_path / "n", [PASCAL], ["nvidia"], "580.95.05", open_module=open_module)
+    (node / "proc/driver/nvidia/version").unlink()
+    got = grain(node, monkeypatch, smi_bin(tmp_path, node))
+    assert got["kernel_module"] == want and got["driver_version"] == "580.95.05"  # version from nvidia-smi
+    assert gpu.module_taint(str(node / "proc"), "nouveau") is None

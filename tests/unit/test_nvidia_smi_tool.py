@@ -85,3 +85,15 @@ def test_processes_and_pascal_template(tmp_path):
     assert csv == "11, 2048 MiB\n"
     layout = hw.layout(["NVIDIA GeForce GTX 1080 Ti"] * 2, "node-110")
     assert [g["uuid"] for g in res["gpus"]] == [g["uuid"] for g in layout]
+
+
+def test_summary_table_layout(h200):
+    out, rc = h200()
+    real, real_rc = real_output("(summary)")
+    assert rc == real_rc == 0
+    mine, theirs = out.splitlines(), real.splitlines()
+    assert len(mine) == len(theirs)
+    for a, b in zip(mine[1:], theirs[1:]):
+        assert len(a) == len(b), (a, b)
+    fixed = [i for i, line in enumerate(theirs) if i and "37C" not in line]  # sensor line differs
+    assert [mine[i] for i in fixed] == [theirs[i] for i in fixed]

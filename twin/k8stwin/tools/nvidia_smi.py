@@ -233,6 +233,51 @@ def _csv(fields, rows, fmt):
     return 0
 
 
+# ------------------------------------------------------------------ summary
+RULE = "+" + "-" * 89 + "+"
+COLS = "+" + "-" * 41 + "+" + "-" * 24 + "+" + "-" * 22 + "+"
+
+
+def summary(gpus, version, processes):
+    """Bare ``nvidia-smi``: the table as driver 580 prints it (sensor
+    readings are fixed idle values)."""
+    now = datetime.datetime.now().strftime("%a %b %e %H:%M:%S %Y")
+    head = f"NVIDIA-SMI {version}"
+    lines = [
+        f"{now}       ",
+        RULE,
+        f"| {head:<34}Driver Version: {version:<15}CUDA Version: {cuda_for(version):<9}|",
+        COLS,
+        "| GPU  Name                 Persistence-M | Bus-Id          Disp.A | Volatile Uncorr. ECC |",
+        "| Fan  Temp   Perf          Pwr:Usage/Cap |           Memory-Usage | GPU-Util  Compute M. |",
+        "|                                         |                        |               MIG M. |",
+        "|" + "=" * 41 + "+" + "=" * 24 + "+" + "=" * 22 + "|",
+    ]
+    for g in gpus:
+        used = sum(int(p.get("used_memory_mib") or 0) for p in processes if p.get("gpu", 0) == g["index"])
+        mem = f"{used}MiB / {g['memory_mib'] or 0}MiB"
+        lines += [
+            f"| {g['index']:>3}  {(g['name'] or '')[:29]:<29}{'On':>4}  |   {_smi_bus(g['pci_bus_id'])} Off |"
+            f"{'0':>21} |",
+            f"| N/A   30C    P0             60W /  300W | {mem:>22} |      0%      Default |",
+            "|                                         |                        |             Disabled |",
+            COLS,
+        ]
+    lines += ["", RULE, "| Processes:" + " " * 78 + "|",
+              "|  GPU   GI   CI              PID   Type   Process name                        GPU Memory |",
+              "|        ID   ID                                                               Usage      |",
+              "|" + "=" * 89 + "|"]
+    if not processes:
+        lines.append("|  No running processes found" + " " * 61 + "|")
+    for p in processes:
+        lines.append(
+            f"| {p.get('gpu', 0):>4}   N/A  N/A {p.get('pid', 0):>16} {p.get('type', 'C'):>6}   "
+            f"{str(p.get('name', ''))[:33]:<33}{str(p.get('used_memory_mib', 0)) + 'MiB':>12} |"
+        )
+    lines.append(RULE)
+    return "\n".join(lines) + "\n"
+
+
 # ------------------------------------------------------------------ main
 def _parse(argv):
     opts = {"q": False, "x": False, "L": False, "query_gpu": None, "query_apps": None, "format": None, "id": None}
@@ -344,10 +389,5 @@ def main(argv):
                     f"    {'GPU UUID':<34}: {g['uuid']}"]
         sys.stdout.write("\n".join(out) + "\n")
         return 0
-    # bare nvidia-smi: the summary's first lines
-    sys.stdout.write(
-        f"| NVIDIA-SMI {version:<21}Driver Version: {version:<15}CUDA Version: {cuda_for(version):<9}|\n"
-    )
-    for g in gpus:
-        sys.stdout.write(f"|   {g['index']}  {g['name']:<30} {_smi_bus(g['pci_bus_id'])} |\n")
+    sys.stdout.write(summary(gpus, version, processes))
     return 0
