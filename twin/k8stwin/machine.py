@@ -187,6 +187,7 @@ class Init:
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=out,
+            start_new_session=True,
         )
         out.close()
         self._status(minion_pid=self.minion.pid)
@@ -203,15 +204,25 @@ class Init:
             json.dump(data, fh)
         os.replace(path + ".tmp", path)
 
-    def stop_minion(self, timeout=15):
-        if self.minion is None or self.minion.poll() is not None:
+    def stop_minion(self, timeout=5):
+        """Stop the minion's process group (SIGTERM, then SIGKILL); whatever
+        else runs in the node dies with this init."""
+        if self.minion is None:
             return
-        self.minion.terminate()
+        self._killpg(signal.SIGTERM)
         try:
             self.minion.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.minion.kill()
+            pass
+        self._killpg(signal.SIGKILL)
+        if self.minion.returncode is None:
             self.minion.wait()
+
+    def _killpg(self, sig):
+        try:
+            os.killpg(self.minion.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def run(self):
         spec = self.spec
@@ -254,11 +265,6 @@ class Init:
 
     def _on_term(self, signum, frame):
         self.stopping = True
-        if self.minion is not None and self.minion.poll() is None:
-            try:
-                self.minion.terminate()
-            except ProcessLookupError:
-                pass
 
 
 def main(argv=None):
@@ -267,9 +273,15 @@ def main(argv=None):
         spec = json.load(fh)
     os.setsid() if os.getpid() != os.getsid(0) else None
     unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS)
+    # The init waits until the machine file is written: its mounts hide the
+    # run directory from this (outer) process too, which shares the mount namespace.
+    rfd, wfd = os.pipe()
     child = os.fork()
     if child == 0:
         code = 1
+        os.close(wfd)
+        os.read(rfd, 1)
+        os.close(rfd)
         try:
             code = Init(spec).run()
         except BaseException as exc:  # noqa: BLE001 - report any failure of the init
@@ -284,6 +296,9 @@ def main(argv=None):
     with open(path + ".tmp", "w", encoding="utf-8") as fh:
         json.dump(info, fh)
     os.replace(path + ".tmp", path)
+    os.close(rfd)
+    os.write(wfd, b"x")
+    os.close(wfd)
 
     def forward(signum, frame):
         try:
