@@ -116,11 +116,11 @@ def isfile(p):
 
 
 def out(text=""):
-    sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 def err(text=""):
-    sys.stderr.write(text if text.endswith("\n") or not text else text + "\n")
+    sys.stderr.write(text if text.endswith("\n") else text + "\n")
 
 
 def hook(module, func, *args, **kwargs):

@@ -137,7 +137,7 @@ def provision(os_key=None, kernel=None):
             st.setdefault("swap", {"active": True})
             svcs = st.setdefault("services", {})
             for unit in ("firewalld.service", "sshd.service", "crond.service", "tuned.service"):
-                svcs.setdefault(unit, {"enabled": True, "active": True})
+                svcs[unit] = {"enabled": True, "active": True}
             st.setdefault("firewall", {"running": True, "enabled": True, "ports": [], "runtime_ports": [], "services": ["dhcpv6-client", "ssh"]})
     else:
         if os_key == "ubuntu2404":
