@@ -58,7 +58,12 @@ GPU = "nvidia.com/gpu"
 
 
 def path():
+    """The cluster state file: ``$K8STWIN_CLUSTER_STATE``; without it, the
+    file ``kube-cluster.json`` beside the nodes' directory (node dirs are
+    ``<run>/nodes/<id>``, so all nodes of one twin find the same file)."""
     p = os.environ.get(ENV)
+    if not p and os.environ.get(state.ENV):
+        p = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(os.environ[state.ENV]))), "kube-cluster.json")
     if not p:
         sys.stderr.write(f"k8stwin: {ENV} is not set: the twin passes the cluster state file to every node\n")
         sys.exit(127)
@@ -550,6 +555,19 @@ def tolerates(taints, tolerations):
     return True, None
 
 
+def full_labels(name, node):
+    """A node's labels as the API shows them: the kubelet's own plus the stored ones."""
+    labels = {
+        "beta.kubernetes.io/arch": "amd64",
+        "beta.kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+    }
+    labels.update((node or {}).get("labels") or {})
+    return labels
+
+
 def selects(spec, labels, name):
     """Does a pod spec's nodeName / nodeSelector / required node affinity allow this node?"""
     if spec.get("nodeName") and spec["nodeName"] != name:
@@ -637,7 +655,7 @@ def gpu_status(cluster, name):
     chosen = None
     for p in plugins:
         spec = _pod_spec(p["obj"])
-        if selects(spec, node.get("labels") or {}, name) and tolerates(node.get("taints"), spec.get("tolerations"))[0]:
+        if selects(spec, full_labels(name, node), name) and tolerates(node.get("taints"), spec.get("tolerations"))[0]:
             chosen = p
             break
     if chosen is None:
@@ -731,14 +749,7 @@ def node_object(cluster, name):
     gs = gpu_status(cluster, name)
     nj = v.node if v else {}
     st = v.state if v else {}
-    labels = {
-        "beta.kubernetes.io/arch": "amd64",
-        "beta.kubernetes.io/os": "linux",
-        "kubernetes.io/arch": "amd64",
-        "kubernetes.io/hostname": name,
-        "kubernetes.io/os": "linux",
-    }
-    labels.update(node.get("labels") or {})
+    labels = full_labels(name, node)
     cpus = str(nj.get("cpus") or 8)
     mem_kib = int(nj.get("memory_mib") or 32768) * 1024
     capacity = {"cpu": cpus, "ephemeral-storage": "102350Mi", "hugepages-1Gi": "0", "hugepages-2Mi": "0",
@@ -876,7 +887,7 @@ def schedule_pod(cluster, pod):
 
     for name in sorted(nodes):
         node = nodes[name]
-        if not selects(spec, node.get("labels") or {}, name):
+        if not selects(spec, full_labels(name, node), name):
             why("node(s) didn't match Pod's node affinity/selector")
             continue
         ok, taint = tolerates(node.get("taints"), spec.get("tolerations"))

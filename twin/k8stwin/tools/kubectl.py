@@ -224,7 +224,7 @@ def pods(cluster):
         ns = ds["metadata"].get("namespace") or "default"
         for n in sorted(nodes):
             node = nodes[n]
-            if not kube.selects(spec, node.get("labels") or {}, n):
+            if not kube.selects(spec, kube.full_labels(n, node), n):
                 continue
             if not kube.tolerates(node.get("taints"), spec.get("tolerations"))[0]:
                 continue
@@ -734,9 +734,8 @@ def _read_manifests(files, recursive=False):
     for f in files:
         if re.match(r"^https?://", f):
             host = re.sub(r"^https?://", "", f).split("/")[0]
-            raise Fail(f'error: unable to read URL "{f}", server reported : Get "{f}": dial tcp: lookup {host}: '
-                       "no such host" if False else
-                       f'Unable to connect to the server: dial tcp: lookup {host} on 127.0.0.53:53: no such host')
+            # the twin has no network: kubectl's error for an unreachable manifest URL
+            raise Fail(f'Unable to connect to the server: dial tcp: lookup {host} on 127.0.0.53:53: no such host')
         if f == "-":
             text, label = sys.stdin.read(), "STDIN"
             docs += [(d, label) for d in _load_docs(text, label)]
@@ -984,12 +983,6 @@ def cmd_logs(args):
     phase = (pod.get("status") or {}).get("phase")
     ctr = (((pod.get("spec") or {}).get("containers") or [{}])[0].get("name")) or pod["metadata"]["name"]
     if phase == "Pending":
-        raw = pod.get("_raw") or {}
-        if raw.get("reason") == "Unschedulable" or not (pod.get("spec") or {}).get("nodeName"):
-            raise Fail(f'Error from server (BadRequest): container "{ctr}" in pod "{pod["metadata"]["name"]}" is '
-                       "waiting to start: ContainerCreating" if False else
-                       f'Error from server (BadRequest): container "{ctr}" in pod "{pod["metadata"]["name"]}" is '
-                       "waiting to start: ContainerCreating")
         raise Fail(f'Error from server (BadRequest): container "{ctr}" in pod "{pod["metadata"]["name"]}" is '
                    "waiting to start: ContainerCreating")
     sys.stdout.write(pod.get("_logs") or "")

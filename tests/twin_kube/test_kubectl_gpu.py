@@ -1,0 +1,309 @@
+"""kubectl against the shared cluster: connection rules, nodes, labels, apply,
+and the GPU rules -- allocatable only with the device plugin, the driver
+loaded and the nvidia runtime; the validation pod Succeeded or Pending."""
+
+import json
+
+import pytest
+
+from .conftest import GTX, configure_nvidia, init_master, join_cmd
+
+ADMIN = "--kubeconfig=/etc/kubernetes/admin.conf"
+
+FLANNEL = """apiVersion: v1
+kind: Namespace
+metadata:
+  name: kube-flannel
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: kube-flannel-ds
+  namespace: kube-flannel
+spec:
+  selector: {matchLabels: {app: flannel}}
+  template:
+    metadata: {labels: {app: flannel}}
+    spec:
+      hostNetwork: true
+      tolerations: [{operator: Exists, effect: NoSchedule}]
+      containers:
+      - name: kube-flannel
+        image: ghcr.io/flannel-io/flannel:v0.26.7
+"""
+
+PLUGIN = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: nvidia-device-plugin-config
+  namespace: kube-system
+data:
+  config.yaml: |
+    version: v1
+    sharing:
+      timeSlicing:
+        resources:
+        - name: nvidia.com/gpu
+          replicas: {replicas}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: nvidia-device-plugin-daemonset
+  namespace: kube-system
+spec:
+  selector: {{matchLabels: {{name: nvidia-device-plugin-ds}}}}
+  template:
+    metadata: {{labels: {{name: nvidia-device-plugin-ds}}}}
+    spec:
+      tolerations: [{{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}}]
+      containers:
+      - name: nvidia-device-plugin-ctr
+        image: nvcr.io/nvidia/k8s-device-plugin:v0.17.4
+        args: ["--config-file=/config/config.yaml"]
+        volumeMounts: [{{name: config, mountPath: /config}}]
+      volumes:
+      - name: config
+        configMap: {{name: nvidia-device-plugin-config}}
+"""
+
+POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: gpu-check-{node}
+spec:
+  restartPolicy: Never
+  nodeSelector: {{kubernetes.io/hostname: {node}}}
+  containers:
+  - name: cuda
+    image: nvcr.io/nvidia/cuda:{cuda}-base-ubuntu22.04
+    command: [nvidia-smi]
+    resources:
+      limits: {{nvidia.com/gpu: 1}}
+"""
+
+
+def kubectl(node, *args, stdin=""):
+    return node.run("kubectl", ADMIN, *args, stdin=stdin)
+
+
+@pytest.fixture
+def cluster(twin):
+    master, _ = init_master(twin)
+    workers = {}
+    for name in ("node-110", "node-109"):
+        w = twin.add(name, gpus=[GTX])
+        configure_nvidia(w)
+        rc, _, err = w.run("kubeadm", "join", *join_cmd(master))
+        assert rc == 0, err
+        workers[name] = w
+    return master, workers
+
+
+def deploy(master, replicas=1):
+    assert kubectl(master, "apply", "-f", "-", stdin=FLANNEL)[0] == 0
+    rc, out, err = kubectl(master, "apply", "-f", "-", stdin=PLUGIN.format(replicas=replicas))
+    assert rc == 0, err
+    return out
+
+
+def allocatable(master, node):
+    rc, out, err = kubectl(master, "get", "node", node, "-o", "jsonpath={.status.allocatable.nvidia\\.com/gpu}")
+    assert rc == 0, err
+    return out
+
+
+def twin_objects(master):
+    return master.twin.cluster()["objects"]
+
+
+def test_connection_rules(twin):
+    w = twin.add("node-110")
+    rc, _, err = w.run("kubectl", "get", "nodes")
+    assert rc == 1 and err == ("The connection to the server localhost:8080 was refused - did you specify the right "
+                               "host or port?\n")
+    rc, _, err = w.run("kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "get", "nodes")
+    assert rc == 1 and "error: stat /etc/kubernetes/admin.conf: no such file or directory" in err
+    master, _ = init_master(twin)
+    old = master.read("/etc/kubernetes/admin.conf")
+    master.write("/root/.kube/config", old)
+    assert master.run("kubectl", "get", "nodes")[0] == 0
+    master.run("kubeadm", "reset", "-f")
+    master.run("kubeadm", "init", "--config", "/root/init.yaml")
+    rc, _, err = master.run("kubectl", "get", "nodes")
+    assert rc == 1 and "x509: certificate signed by unknown authority" in err
+    # the control plane's kubelet down -> refused
+    master.edit(lambda st: st["services"]["kubelet"].update(active=False))
+    rc, _, err = kubectl(master, "get", "nodes")
+    assert rc == 1 and "The connection to the server 192.168.0.113:6443 was refused" in err
+
+
+def test_nodes_notready_until_cni(cluster):
+    master, _ = cluster
+    rc, out, _ = kubectl(master, "get", "nodes")
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert lines[1].split()[:3] == ["cluster-master", "NotReady", "control-plane"]
+    assert lines[2].split()[1:3] == ["NotReady", "<none>"]
+    rc, out, err = kubectl(master, "wait", "--for=condition=Ready", "node/node-110", "--timeout=300s")
+    assert rc == 1 and err == "error: timed out waiting for the condition on nodes/node-110\n"
+    rc, out, _ = kubectl(master, "apply", "-f", "-", stdin=FLANNEL)
+    assert out == "namespace/kube-flannel created\ndaemonset.apps/kube-flannel-ds created\n"
+    rc, out, _ = kubectl(master, "apply", "-f", "-", stdin=FLANNEL)
+    assert out == "namespace/kube-flannel unchanged\ndaemonset.apps/kube-flannel-ds unchanged\n"
+    rc, out, _ = kubectl(master, "wait", "--for=condition=Ready", "node/node-110", "--timeout=300s")
+    assert (rc, out) == (0, "node/node-110 condition met\n")
+    rc, out, _ = kubectl(master, "get", "nodes", "-o", "json")
+    items = json.loads(out)["items"]
+    assert [i["metadata"]["name"] for i in items] == ["cluster-master", "node-109", "node-110"]
+    assert all(c["status"] == "True" for i in items for c in i["status"]["conditions"] if c["type"] == "Ready")
+
+
+def test_allocatable_needs_plugin_driver_runtime(cluster, twin):
+    master, workers = cluster
+    assert kubectl(master, "apply", "-f", "-", stdin=FLANNEL)[0] == 0
+    assert allocatable(master, "node-110") == ""          # no device plugin
+    deploy(master)
+    assert allocatable(master, "node-110") == "1"
+    assert allocatable(master, "cluster-master") == ""    # no GPU, plugin not scheduled (taint)
+    # driver not loaded on node-109
+    workers["node-109"].edit(lambda st: st.update(modules=["br_netfilter", "overlay"]))
+    assert allocatable(master, "node-109") == "0"
+    # node-110: nvidia runtime configured but not the default -> runc -> no NVML
+    w = workers["node-110"]
+    w.write("/etc/containerd/config.toml",
+            w.read("/etc/containerd/config.toml").replace('default_runtime_name = "nvidia"',
+                                                          'default_runtime_name = "runc"'))
+    assert allocatable(master, "node-110") == "0"
+    rc, out, _ = kubectl(master, "describe", "node", "node-110")
+    assert "containerd has the nvidia runtime but pods run with runc" in out
+    rc, out, _ = kubectl(master, "logs", "-n", "kube-system", "ds/nvidia-device-plugin-daemonset")
+    assert rc == 0
+
+
+def test_time_slicing_replicas(cluster):
+    master, _ = cluster
+    deploy(master, replicas=4)
+    assert allocatable(master, "node-110") == "4"
+    rc, out, _ = kubectl(master, "get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.allocatable.nvidia\\.com/gpu}{\"\\n\"}{end}")
+    assert out.splitlines() == ["cluster-master=", "node-109=4", "node-110=4"]
+
+
+def test_plugin_configmap_missing(cluster):
+    master, _ = cluster
+    assert kubectl(master, "apply", "-f", "-", stdin=FLANNEL)[0] == 0
+    ds_only = PLUGIN.format(replicas=1).split("---\n", 1)[1]
+    assert kubectl(master, "apply", "-f", "-", stdin=ds_only)[0] == 0
+    assert allocatable(master, "node-110") == ""
+
+
+def test_docker_cri_needs_default_runtime(twin):
+    master = twin.add("cluster-master", ip="192.168.0.113")
+    w = twin.add("node-110", gpus=[GTX])
+    for n in (master, w):
+        def seed(st):
+            for p in ("kubeadm", "kubelet", "kubectl"):
+                st["packages"][p]["version"] = "1.18.20"
+            st["services"] = {"docker": {"enabled": True, "active": True}, "kubelet": {"enabled": True, "active": False}}
+        n.edit(seed)
+    rc, _, err = master.run("kubeadm", "init", "--kubernetes-version", "v1.18.20")
+    assert rc == 0, err
+    w.run("nvidia-ctk", "runtime", "configure", "--runtime=docker")   # no --set-as-default
+    assert w.run("kubeadm", "join", *join_cmd(master))[0] == 0
+    deploy(master)
+    assert allocatable(master, "node-110") == "0"
+    w.run("nvidia-ctk", "runtime", "configure", "--runtime=docker", "--set-as-default")
+    assert allocatable(master, "node-110") == "1"
+
+
+def test_validation_pod_succeeds_or_pending(cluster):
+    master, workers = cluster
+    deploy(master)
+    workers["node-109"].edit(lambda st: st.update(modules=["br_netfilter", "overlay"]))
+    for node in ("node-110", "node-109"):
+        rc, out, err = kubectl(master, "apply", "-f", "-", stdin=POD.format(node=node, cuda="12.4.1"))
+        assert (rc, out) == (0, f"pod/gpu-check-{node} created\n"), err
+    rc, out, err = kubectl(master, "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/gpu-check-node-110")
+    assert rc == 0, err + str(twin_objects(master))
+    rc, out, _ = kubectl(master, "logs", "gpu-check-node-110")
+    assert "NVIDIA-SMI 580.95.05" in out and GTX in out and "CUDA Version: 13.0" in out
+    rc, out, _ = kubectl(master, "get", "pod", "gpu-check-node-109", "-o", "jsonpath={.status.phase}")
+    assert out == "Pending"
+    rc, out, _ = kubectl(master, "get", "pod", "gpu-check-node-109", "-o", "json")
+    cond = json.loads(out)["status"]["conditions"][0]
+    assert cond["reason"] == "Unschedulable" and "Insufficient nvidia.com/gpu" in cond["message"]
+    rc, out, _ = kubectl(master, "get", "pods")
+    rows = {ln.split()[0]: ln.split()[2] for ln in out.splitlines()[1:]}
+    assert rows == {"gpu-check-node-109": "Pending", "gpu-check-node-110": "Completed"}
+    # the driver comes back: the pending pod runs
+    workers["node-109"].edit(lambda st: st.update(modules=["br_netfilter", "overlay", "nvidia"]))
+    rc, out, _ = kubectl(master, "get", "pod", "gpu-check-node-109", "-o", "jsonpath={.status.phase}")
+    assert out == "Succeeded"
+    rc, out, _ = kubectl(master, "delete", "pod", "gpu-check-node-109")
+    assert out == 'pod "gpu-check-node-109" deleted\n'
+
+
+def test_validation_pod_cuda_too_new_for_driver(cluster):
+    master, workers = cluster
+    deploy(master)
+    workers["node-110"].edit(lambda st: st["nvidia_driver"].update(version="440.100"))
+    kubectl(master, "apply", "-f", "-", stdin=POD.format(node="node-110", cuda="12.4.1"))
+    rc, out, _ = kubectl(master, "get", "pod", "gpu-check-node-110", "-o", "json")
+    st = json.loads(out)["status"]
+    assert st["phase"] == "Failed"
+    assert "unsatisfied condition: cuda>=12.4" in st["containerStatuses"][0]["state"]["terminated"]["message"]
+
+
+def test_label_node_and_get_labels(cluster):
+    master, _ = cluster
+    rc, out, _ = kubectl(master, "label", "node", "node-110", "nvidia.com/gpu.product=NVIDIA-GeForce-GTX-1080-Ti",
+                         "nvidia.com/gpu.count=1", "--overwrite")
+    assert (rc, out) == (0, "node/node-110 labeled\n")
+    rc, out, _ = kubectl(master, "label", "node", "node-110", "nvidia.com/gpu.count=1", "--overwrite")
+    assert out == "node/node-110 not labeled\n"
+    rc, _, err = kubectl(master, "label", "node", "node-110", "nvidia.com/gpu.count=2")
+    assert rc == 1 and "'nvidia.com/gpu.count' already has a value (1), and --overwrite is false" in err
+    rc, out, _ = kubectl(master, "get", "node", "node-110", "-o", "json")
+    labels = json.loads(out)["metadata"]["labels"]
+    assert labels["nvidia.com/gpu.product"] == "NVIDIA-GeForce-GTX-1080-Ti"
+    assert labels["kubernetes.io/hostname"] == "node-110"
+    rc, _, err = kubectl(master, "label", "node", "node-999", "a=b")
+    assert rc == 1 and 'nodes "node-999" not found' in err
+
+
+def test_apply_errors(cluster):
+    master, _ = cluster
+    psp = "apiVersion: policy/v1beta1\nkind: PodSecurityPolicy\nmetadata:\n  name: psp.flannel.unprivileged\n"
+    rc, _, err = kubectl(master, "apply", "-f", "-", stdin=psp)
+    assert rc == 1 and 'no matches for kind "PodSecurityPolicy" in version "policy/v1beta1"' in err
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: nope\n"
+    rc, _, err = kubectl(master, "apply", "-f", "-", stdin=cm)
+    assert rc == 1 and 'namespaces "nope" not found' in err
+    rc, _, err = kubectl(master, "apply", "-f", "https://raw.githubusercontent.com/x/y.yml")
+    assert rc == 1 and "no such host" in err
+    rc, _, err = kubectl(master, "apply", "-f", "/nonexistent.yaml")
+    assert rc == 1 and 'the path "/nonexistent.yaml" does not exist' in err
+    rc, _, err = kubectl(master, "get", "nodes", "--bogus")
+    assert rc == 1 and err.startswith("error: unknown flag: --bogus")
+    rc, _, err = kubectl(master, "frob")
+    assert rc == 1
+
+
+def test_get_pods_all_namespaces(cluster):
+    master, _ = cluster
+    deploy(master)
+    rc, out, _ = kubectl(master, "get", "pods", "-A")
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    names = [ln.split()[1] for ln in lines[1:]]
+    assert "kube-apiserver-cluster-master" in names
+    assert sum(n.startswith("nvidia-device-plugin-daemonset-") for n in names) == 2
+    assert sum(n.startswith("kube-flannel-ds-") for n in names) == 3
+    rc, _, err = kubectl(master, "get", "pods")
+    assert rc == 0 and err == "No resources found in default namespace.\n"
+
+
+def test_kubectl_version(cluster):
+    master, _ = cluster
+    rc, out, _ = kubectl(master, "version")
+    assert out.splitlines()[0] == "Client Version: v1.34.2" and "Server Version: v1.34.2" in out
