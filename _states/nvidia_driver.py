@@ -205,6 +205,10 @@ def installed(
     running = _running_kernel()
     notes = []
 
+    url_ver = __salt__["nvidia_driver.version_from_runfile"](url)
+    if url_ver and url_ver != version:
+        ret["comment"] = f"{url} is driver {url_ver}, not {version}: check k8snvidia:driver:url. Nothing was installed."
+        return ret
     mtype, problem = _module_type(kernel_module_type, version)
     if problem:
         ret["comment"] = problem

@@ -249,6 +249,12 @@ def test_module_type_auto_open_and_branch_limits(tmp_path):
     assert ret["result"] is False and "Turing and newer only" in ret["comment"]
 
 
+def test_url_of_another_version_is_refused(minion):
+    ret = minion.installed(url=minion.url("570.195.03"))
+    assert ret["result"] is False and "is driver 570.195.03, not 580.95.05" in ret["comment"]
+    assert minion.commands() == [] and not minion.cache.exists()
+
+
 def test_old_driver_gets_no_module_type_flag(minion):
     assert minion.installed("535.183.01")["result"] is True
     assert not any(a.startswith("--kernel-module-type") for a in minion.commands()[-1])
