@@ -378,6 +378,9 @@ def test_artifact_store(tmp_path):
         assert f"NVIDIA-Linux-x86_64-{ver}.run" in names
     assert artifacts.pillar_versions(str(ROOT / "pillar")) and "1.34.2" not in artifacts.pillar_versions(
         str(ROOT / "pillar"))
+    assert artifacts.node_mirror(str(store), str(tmp_path / "n1"), {}) == str(store)
+    bad = artifacts.node_mirror(str(store), str(tmp_path / "n2"), {"download_checksum_mismatch": True})
+    assert artifacts.sha256(os.path.join(bad, "NVIDIA-Linux-x86_64-580.95.05.run")) != digest
     assert artifacts.corrupt(path) != digest
 
 

@@ -106,3 +106,19 @@ def populate(directory, pillar_dir=None, versions=None):
     for ver in dict.fromkeys(wanted):
         make_runfile(directory, ver)
     return pillar_overlay()
+
+
+def node_mirror(store, dest, faults=None):
+    """The ``k8snvidia.artifact_mirror`` of one node: the shared ``store``,
+    or, for a node with the ``download_checksum_mismatch`` fault, a copy of
+    it in ``dest`` whose files no longer match their sha256."""
+    if not (faults or {}).get("download_checksum_mismatch"):
+        return store
+    os.makedirs(dest, exist_ok=True)
+    for name in sorted(os.listdir(store)):
+        src = os.path.join(store, name)
+        if os.path.isfile(src):
+            with open(src, "rb") as fh, open(os.path.join(dest, name), "wb") as out:
+                out.write(fh.read())
+            corrupt(os.path.join(dest, name))
+    return dest
