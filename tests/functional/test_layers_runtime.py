@@ -7,7 +7,10 @@ scratch files, to show that foreign keys survive and that a second run
 changes nothing."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import tomllib
@@ -423,3 +426,104 @@ def test_clean_takes_out_only_owned_daemon_json_keys(tmp_path):
     }
     rc, high, err = render.salt_call("centos7", "state.show_sls", "docker.clean", "pillar=" + json.dumps(pillar))
     assert "k8snvidia-docker-clean-daemon-json" not in high
+
+
+# -------------------------------------------- repositories, in a namespace
+# pkgrepo.managed writes the real /etc/yum.repos.d and /etc/apt paths: the
+# repository states run in a private mount namespace with an overlay on
+# /etc, so the host's files never change. The apt keys come from an
+# artifact mirror (k8snvidia.artifact_mirror), as on an air-gapped node.
+NS_SCRIPT = r"""
+import glob, json, os, subprocess, sys
+root, tmp = sys.argv[1], sys.argv[2]
+sys.path.insert(0, root)
+subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                f"lowerdir=/etc,upperdir={tmp}/upper,workdir={tmp}/work", "/etc"], check=True)
+from tests.functional import render
+args = json.load(open(f"{tmp}/args.json"))
+if args["family"] == "RedHat":
+    os.makedirs("/etc/yum.repos.d", exist_ok=True)
+    open("/etc/yum.conf", "w").write("[main]\ngpgcheck=1\n")
+    # Salt's yum module loads only where yum is on PATH; pkgrepo.managed
+    # never runs it (a call is recorded, and fails)
+    os.makedirs(f"{tmp}/bin", exist_ok=True)
+    with open(f"{tmp}/bin/yum", "w") as fh:
+        fh.write(f'#!/bin/sh\necho "$@" >> {tmp}/yum-calls\nexit 1\n')
+    os.chmod(f"{tmp}/bin/yum", 0o755)
+    os.environ["PATH"] = f"{tmp}/bin:" + os.environ["PATH"]
+runs = []
+for _ in range(2):
+    rc, ret, err = render.salt_call(args["os"], "state.high", json.dumps(args["high"]), extra=args["extra"])
+    runs.append({"rc": rc, "ret": ret, "err": err[-3000:]})
+files = {}
+for pat in ("/etc/yum.repos.d/*.repo", "/etc/apt/sources.list.d/*.list", "/etc/apt/keyrings/*"):
+    for name in glob.glob(pat):
+        files[name] = open(name).read()
+json.dump({"runs": runs, "files": files}, open(f"{tmp}/result.json", "w"))
+"""
+
+
+def _repo_states(high):
+    keep = {}
+    for sid, state in high.items():
+        if not (sid.endswith("-repo") or sid.endswith("-repo-keyring")):
+            continue
+        mod = next(k for k in state if not k.startswith("__"))
+        body = [{"refresh": False} if isinstance(a, dict) and "refresh" in a else a for a in state[mod]]
+        keep[sid] = {**{k: v for k, v in state.items() if k.startswith("__")}, mod: body}
+    return keep
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare(1)")
+@pytest.mark.parametrize("os_name", ("centos7", "ubuntu2204"))
+def test_repositories_written_and_settled(tmp_path, os_name):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name in ("gpg", "gpgkey", "Release.key", "public"):
+        (mirror / name).write_text(f"-----BEGIN PGP PUBLIC KEY BLOCK-----\n({name})\n-----END PGP PUBLIC KEY BLOCK-----\n")
+    extra = {"k8snvidia.artifact_mirror": f"file://{mirror}"}
+    rc, high, err = render.salt_call(os_name, "state.show_sls", SLS, minion_id=MINION.get(os_name, "node-106"), extra=extra)
+    assert rc == 0, err
+    states = _repo_states(high)
+    assert len([s for s in states if s.endswith("-repo")]) == 4
+    (tmp_path / "upper").mkdir()
+    (tmp_path / "work").mkdir()
+    (tmp_path / "args.json").write_text(
+        json.dumps({"os": os_name, "family": family(os_name), "high": states, "extra": extra})
+    )
+    proc = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", sys.executable, "-c", NS_SCRIPT, str(render.ROOT), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "result.json").read_text())
+    first, second = result["runs"]
+    for run in (first, second):
+        assert isinstance(run["ret"], dict), run
+        failed = {k: v["comment"] for k, v in run["ret"].items() if v["result"] is not True}
+        assert run["rc"] == 0 and not failed, failed or run["err"]
+    assert all(v["changes"] for v in first["ret"].values())
+    assert not any(v["changes"] for v in second["ret"].values()), second["ret"]
+    files = result["files"]
+    assert not (tmp_path / "yum-calls").exists(), (tmp_path / "yum-calls").read_text()
+    if family(os_name) == "RedHat":
+        kube = files["/etc/yum.repos.d/kubernetes.repo"]
+        assert "exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni" in kube and "gpgcheck=1" in kube
+        assert "baseurl=https://pkgs.k8s.io/core:/stable:/v1.34/rpm/" in kube
+        ctk = files["/etc/yum.repos.d/nvidia-container-toolkit.repo"]
+        assert "repo_gpgcheck=1" in ctk and "gpgcheck=0" in ctk
+        assert "gpgkey=https://download.docker.com/linux/centos/gpg" in files["/etc/yum.repos.d/docker-ce-stable.repo"]
+        assert not any(name.startswith("/etc/apt/keyrings/") for name in files)
+    else:
+        lists = {name: text.strip() for name, text in files.items() if name.endswith(".list")}
+        assert lists["/etc/apt/sources.list.d/docker-ce-stable.list"] == (
+            "deb [signed-by=/etc/apt/keyrings/docker-ce-stable.asc] https://download.docker.com/linux/ubuntu jammy stable"
+        )
+        assert lists["/etc/apt/sources.list.d/kubernetes.list"] == (
+            "deb [signed-by=/etc/apt/keyrings/kubernetes.asc] https://pkgs.k8s.io/core:/stable:/v1.34/deb/ /"
+        )
+        assert lists["/etc/apt/sources.list.d/nvidia-container-toolkit.list"].endswith("/stable/deb/$(ARCH) /")
+        assert "(Release.key)" in files["/etc/apt/keyrings/kubernetes.asc"]
+        assert "(public)" in files["/etc/apt/keyrings/salt-repo.asc"]
