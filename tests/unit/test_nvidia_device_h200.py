@@ -96,3 +96,19 @@ def test_one_nvidia_smi_per_refresh_on_the_h200():
     assert host["subprocesses_per_refresh"]["ours_programs"] == ["nvidia-smi"]
     assert host["subprocesses_per_refresh"]["ours_max_over_runs"] == 1
     assert host["nvidia_grain"] == grain()["nvidia"]
+
+
+def test_second_run_reproduces_on_another_h200():
+    """The script run again (tests/fixtures/device/run2/): another machine,
+    another GPU UUID, the same shape; the grain still equals --query-gpu."""
+    run2 = DEVICE / "run2"
+    salt2 = json.loads((run2 / "h200-salt.json").read_text())
+    nv = salt2["grains.item nvidia gpus num_gpus"]["out"]["local"]["nvidia"]
+    cli = (run2 / "h200-smi-cli.txt").read_text()
+    rows = re.search(r"--format=csv,noheader,nounits\n(.*?)### rc=0", cli, re.S).group(1).strip().splitlines()
+    assert [(g["name"], g["pci_bus_id"], g["uuid"], str(g["memory_mib"])) for g in nv["gpus"]] == [
+        (r.split(", ")[1], gpu.pci_bus_id(r.split(", ")[2]), r.split(", ")[3], r.split(", ")[4]) for r in rows]
+    assert nv["gpus"][0]["uuid"] != grain()["nvidia"]["gpus"][0]["uuid"]
+    assert {k: v for k, v in nv.items() if k != "gpus"} == {k: v for k, v in grain()["nvidia"].items() if k != "gpus"}
+    bench2 = json.loads((run2 / "h200-bench.json").read_text())
+    assert bench2["host"]["scenarios"]["host"]["subprocesses_per_refresh"]["ours"] == 1
