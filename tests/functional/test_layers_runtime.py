@@ -273,10 +273,11 @@ def _file_states(high):
     return keep
 
 
-def _apply(os_name, high, pillar):
-    rc, out, err = render.salt_call(os_name, "state.high", json.dumps(high), "pillar=" + json.dumps(pillar))
+def _apply(os_name, high, pillar, test=False):
+    extra = ("test=True",) if test else ()
+    rc, out, err = render.salt_call(os_name, "state.high", json.dumps(high), "pillar=" + json.dumps(pillar), *extra)
     assert rc == 0 and isinstance(out, dict), f"{out}\n{err}"
-    failed = {k: v["comment"] for k, v in out.items() if v["result"] is not True}
+    failed = {k: v["comment"] for k, v in out.items() if v["result"] is not (None if test and v["changes"] else True)}
     assert not failed, failed
     return {k.split("_|-")[1]: v["changes"] for k, v in out.items()}
 
@@ -321,6 +322,12 @@ def test_config_files_merge_and_settle(tmp_path, os_name):
     )
     assert rc == 0, err
     files = _file_states(high)
+    # test=True predicts the changes and touches nothing
+    before = daemon_json.read_text(), config.read_text()
+    predicted = _apply(os_name, files, pillar, test=True)
+    assert predicted["k8snvidia-docker-daemon-json"] and predicted["k8snvidia-containerd-config-imports"]
+    assert (daemon_json.read_text(), config.read_text()) == before
+    assert not (tmp_path / "containerd/conf.d").exists() and not (tmp_path / "dockerData").exists()
     first = _apply(os_name, files, pillar)
     assert first["k8snvidia-nvidia-ctk-docker-daemon-json"] and first["k8snvidia-containerd-config-imports"]
 
