@@ -47,7 +47,12 @@ class Node:
         info = {"id": f"node-{os_key}", "os": os_key, "os_key": os_key, "kernel": KERNELS[os_key],
                 "gpus": gpus if gpus is not None else ["NVIDIA GeForce GTX 1080 Ti"], "faults": faults or {}}
         (self.dir / "node.json").write_text(json.dumps(info))
+        redhat = not os_key.startswith(("ubuntu", "debian"))
+        apt = {"apt-get", "apt-cache", "dpkg", "dpkg-query", "apt-mark", "update-initramfs", "update-grub", "grub-mkconfig", "ufw"}
+        rh = {"yum", "dnf", "rpm", "yum-config-manager", "dracut", "grub2-mkconfig", "grub2-set-default", "grub2-editenv", "grubby", "firewall-cmd", "setenforce", "getenforce"}
         for tool in TOOLS:
+            if (redhat and tool in apt) or (not redhat and tool in rh) or (os_key == "centos7" and tool == "dnf"):
+                continue
             mod = tool.replace("-", "_")
             p = self.bin / tool
             p.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(TWIN)!r})\n"
