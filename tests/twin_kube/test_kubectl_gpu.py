@@ -307,3 +307,41 @@ def test_kubectl_version(cluster):
     master, _ = cluster
     rc, out, _ = kubectl(master, "version")
     assert out.splitlines()[0] == "Client Version: v1.34.2" and "Server Version: v1.34.2" in out
+
+
+def test_kubelet_down_makes_node_notready_and_gpus_go(cluster):
+    master, workers = cluster
+    deploy(master)
+    assert allocatable(master, "node-110") == "1"
+    # a reboot with the kubelet not enabled: the kubelet does not come back
+    workers["node-110"].edit(lambda st: st["services"]["kubelet"].update(active=False))
+    rc, out, _ = kubectl(master, "get", "nodes", "-o", "wide")
+    row = next(ln for ln in out.splitlines() if ln.startswith("node-110"))
+    assert row.split()[1] == "NotReady" and "containerd://1.7.27" in row
+    assert allocatable(master, "node-110") == "0"
+    rc, out, _ = kubectl(master, "get", "node", "node-110", "-o",
+                         'jsonpath={.status.conditions[?(@.type=="Ready")].status}')
+    assert out == "False"
+
+
+def test_taint_and_toleration(cluster):
+    master, _ = cluster
+    deploy(master)
+    rc, out, _ = kubectl(master, "taint", "node", "node-110", "dedicated=gpu:NoSchedule")
+    assert (rc, out) == (0, "node/node-110 tainted\n")
+    assert allocatable(master, "node-110") == ""   # the plugin does not tolerate it
+    rc, out, _ = kubectl(master, "taint", "node", "node-110", "dedicated:NoSchedule-")
+    assert out == "node/node-110 untainted\n"
+    assert allocatable(master, "node-110") == "1"
+
+
+def test_device_plugin_node_selector(cluster):
+    master, _ = cluster
+    selective = PLUGIN.format(replicas=1).replace(
+        "      tolerations:", "      nodeSelector: {nvidia.com/gpu.present: \"true\"}\n      tolerations:")
+    assert kubectl(master, "apply", "-f", "-", stdin=FLANNEL)[0] == 0
+    assert kubectl(master, "apply", "-f", "-", stdin=selective)[0] == 0
+    assert allocatable(master, "node-110") == ""
+    kubectl(master, "label", "node", "node-110", "nvidia.com/gpu.present=true")
+    assert allocatable(master, "node-110") == "1"
+    assert allocatable(master, "node-109") == ""

@@ -301,7 +301,22 @@ def view(cluster, node_id):
         return NodeView(node_id, here, fs.root())
     if not reg.get("dir"):
         return None
-    return NodeView(node_id, reg["dir"], reg.get("root"))
+    return NodeView(node_id, reg["dir"], reg.get("root") or _auto_root(reg["dir"], node_id))
+
+
+def _auto_root(node_dir, node_id):
+    """The twin core keeps each machine's init pid in ``<run>/machines/<id>.json``;
+    ``/proc/<pid>/root`` shows that node's own mounts. None when unavailable."""
+    machine = _load_json(os.path.join(os.path.dirname(os.path.dirname(node_dir)), "machines", f"{node_id}.json"), {})
+    pid = machine.get("init")
+    if not pid:
+        return None
+    root = f"/proc/{int(pid)}/root"
+    try:
+        os.listdir(os.path.join(root, "etc"))
+    except OSError:
+        return None
+    return root
 
 
 def here_view():
@@ -643,7 +658,8 @@ def gpu_status(cluster, name):
     node = (cluster.get("nodes") or {}).get(name) or {}
     v = view(cluster, node.get("node_id")) if node else None
     gpus = list((v.node.get("gpus") if v else None) or [])
-    out = {"gpus": len(gpus), "allocatable": 0, "resource": GPU, "reasons": [], "plugin_log": None}
+    out = {"gpus": len(gpus), "allocatable": 0, "resource": GPU, "reasons": [], "plugin_log": None,
+           "registered": False}
     if not node:
         out["reasons"].append("node has not joined")
         return out
@@ -662,6 +678,8 @@ def gpu_status(cluster, name):
         out["reasons"].append("no device plugin pod is scheduled on this node (node selector or taints)")
         return out
     out["resource"] = chosen["resource"]
+    # the plugin has registered the resource once its pod could start
+    out["registered"] = not chosen["config_missing"]
     if not ready:
         out["reasons"].append(f"node not ready: {why}")
         return out
@@ -755,7 +773,7 @@ def node_object(cluster, name):
     capacity = {"cpu": cpus, "ephemeral-storage": "102350Mi", "hugepages-1Gi": "0", "hugepages-2Mi": "0",
                 "memory": f"{mem_kib}Ki", "pods": "110"}
     allocatable = dict(capacity, memory=f"{mem_kib - 102400}Ki", **{"ephemeral-storage": "94324615969"})
-    if gs["allocatable"] or (gs["plugin_log"] and gs["gpus"]):
+    if gs["allocatable"] or (gs["registered"] and gs["gpus"]):
         capacity[gs["resource"]] = str(gs["allocatable"])
         allocatable[gs["resource"]] = str(gs["allocatable"])
     cri = cri_kind(node.get("cri_socket"))
@@ -867,6 +885,18 @@ def nvidia_smi_table(gpus, driver, cuda):
     return "\n".join(lines) + "\n"
 
 
+def container_nvidia_smi(gpus, driver, cuda, node_id):
+    """What ``nvidia-smi`` prints inside a container given ``gpus``: the twin's
+    emulated nvidia-smi table when available, else a table of the same shape."""
+    try:
+        from k8stwin import hw
+        from k8stwin.tools import nvidia_smi
+
+        return nvidia_smi.summary(hw.layout(gpus, node_id or "node"), driver or "N/A", [])
+    except Exception:  # noqa: BLE001 - fall back to the local table
+        return nvidia_smi_table(gpus, driver or "N/A", cuda)
+
+
 def _cuda_of_image(image):
     m = re.search(r"cuda:(\d+)\.(\d+)", image or "")
     return (int(m.group(1)), int(m.group(2))) if m else None
@@ -940,7 +970,7 @@ def run_pod(cluster, pod, name, want):
             return status
         gpus = list((v.node.get("gpus") if v else None) or [])[:1]
         if "nvidia-smi" in cmd or not cmd:
-            status["logs"] = nvidia_smi_table(gpus, driver or "N/A", cuda)
+            status["logs"] = container_nvidia_smi(gpus, driver, cuda, node.get("node_id"))
     elif "nvidia-smi" in cmd:
         status.update(phase="Failed", reason="Error", exitCode=127,
                       logs='/bin/sh: 1: nvidia-smi: not found\n' if "sh" in cmd else "",

@@ -613,8 +613,8 @@ def _start_kubelet(role, cluster_uid, healthy=True):
         unit = "kubelet.service" if "kubelet.service" in svc else "kubelet"
         entry = svc.setdefault(unit, {"enabled": False, "active": False})
         entry["active"] = True
-        st["kubeadm"] = {"role": role, "kubelet_configured": bool(healthy), "cluster": cluster_uid,
-                         "at": round(time.time(), 3)}
+        st["kubeadm"] = {"role": role, "joined": role is not None, "kubelet_configured": bool(healthy),
+                         "cluster": cluster_uid, "at": round(time.time(), 3)}
 
 
 def _kubelet_check_fails(components, ver, st):
