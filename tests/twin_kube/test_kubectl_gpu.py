@@ -345,3 +345,26 @@ def test_device_plugin_node_selector(cluster):
     kubectl(master, "label", "node", "node-110", "nvidia.com/gpu.present=true")
     assert allocatable(master, "node-110") == "1"
     assert allocatable(master, "node-109") == ""
+
+
+def test_firewall_blocks_join_and_logs(twin):
+    master = twin.add("cluster-master", ip="192.168.0.113")
+    master.edit(lambda st: st.update(firewall={"running": True, "enabled": True, "ports": [], "runtime_ports": []}))
+    master, _ = init_master(twin)
+    w = twin.add("node-110", gpus=[GTX])
+    cmd = join_cmd(master)
+    rc, _, err = w.run("kubeadm", "join", *cmd)
+    assert rc == 1 and "dial tcp 192.168.0.113:6443: connect: no route to host" in err
+    master.edit(lambda st: st["firewall"].update(runtime_ports=["6443/tcp", "10250/tcp"]))
+    configure_nvidia(w)
+    rc, _, err = w.run("kubeadm", "join", *cmd)
+    assert rc == 0, err
+    deploy(master)
+    kubectl(master, "apply", "-f", "-", stdin=POD.format(node="node-110", cuda="12.4.1"))
+    w.edit(lambda st: st.update(firewall={"backend": "ufw", "ufw_enabled": True, "rules": []}))
+    rc, _, err = kubectl(master, "logs", "gpu-check-node-110")
+    assert rc == 1 and "dial tcp 192.168.0.101:10250: i/o timeout" in err
+    w.edit(lambda st: st.update(firewall={"backend": "ufw", "ufw_enabled": True,
+                                          "rules": [{"to": "10250/tcp", "action": "allow"}]}))
+    rc, out, _ = kubectl(master, "logs", "gpu-check-node-110")
+    assert rc == 0 and "NVIDIA-SMI" in out

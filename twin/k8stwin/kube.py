@@ -464,6 +464,50 @@ def nvidia_runtime(v, cri, runtime_class_handler=None):
     return False, "docker has no nvidia runtime in /etc/docker/daemon.json"
 
 
+# firewalld's own service definitions for the Kubernetes ports (firewalld
+# config/services/kube-*.xml)
+FIREWALLD_SERVICES = {
+    "kube-apiserver": ["6443/tcp"], "kube-api": ["6443/tcp"], "kubelet": ["10250/tcp"],
+    "kube-control-plane": ["6443/tcp", "2379-2380/tcp", "10250/tcp", "10251/tcp", "10252/tcp"],
+    "kube-control-plane-secure": ["6443/tcp", "2379-2380/tcp", "10250/tcp", "10257/tcp", "10259/tcp"],
+    "kube-worker": ["10250/tcp", "30000-32767/tcp"], "etcd-server": ["2380/tcp"], "etcd-client": ["2379/tcp"],
+}
+
+
+def _in_spec(port, proto, spec):
+    text = str(spec)
+    p, _, pr = text.partition("/")
+    if pr and pr != proto:
+        return False
+    lo, _, hi = p.replace(":", "-").partition("-")
+    try:
+        return int(lo) <= port <= int(hi or lo)
+    except ValueError:
+        return False
+
+
+def port_blocked(st, port, proto="tcp"):
+    """How a node's firewall answers a connection to ``port`` from another
+    machine: None (open), "no route to host" (firewalld's reject) or
+    "i/o timeout" (ufw's default deny drops)."""
+    fw = st.get("firewall") or {}
+    if fw.get("running") or (service_active(st, "firewalld") and fw.get("backend") != "ufw"):
+        ports = fw.get("runtime_ports") if "runtime_ports" in fw else fw.get("ports")
+        services = fw.get("runtime_services") if "runtime_services" in fw else fw.get("services")
+        specs = list(ports or [])
+        for svc in services or []:
+            specs += FIREWALLD_SERVICES.get(svc, [])
+        return None if any(_in_spec(port, proto, x) for x in specs) else "no route to host"
+    if fw.get("ufw_enabled"):
+        for rule in fw.get("rules") or []:
+            to = rule.get("to") if isinstance(rule, dict) else rule
+            action = (rule.get("action") if isinstance(rule, dict) else "allow") or "allow"
+            if action.lower() == "allow" and _in_spec(port, proto, to):
+                return None
+        return "i/o timeout"
+    return None
+
+
 # ---------------------------------------------------------------------------
 # objects
 

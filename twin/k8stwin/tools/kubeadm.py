@@ -878,6 +878,17 @@ def cmd_join(args, kver):
         raise phase_error(kver, "preflight", "couldn't validate the identity of the API Server: failed to request the "
                           f'cluster-info ConfigMap: Get "https://{host}/api/v1/namespaces/kube-public/configmaps/'
                           f'cluster-info?timeout=10s": dial tcp {host}: connect: connection refused')
+    cpv = kube.view(cluster, cp["node"])
+    blocked = kube.port_blocked(cpv.state, int(endpoint.rsplit(":", 1)[1])) if (
+        cpv is not None and cpv.dir and cp["node"] != _node_id()) else None
+    if blocked:
+        raise phase_error(kver, "preflight", "couldn't validate the identity of the API Server: failed to request the "
+                          f'cluster-info ConfigMap: Get "https://{endpoint}/api/v1/namespaces/kube-public/configmaps/'
+                          f'cluster-info?timeout=10s": dial tcp {endpoint}: connect: {blocked}'
+                          if blocked != "i/o timeout" else
+                          "couldn't validate the identity of the API Server: failed to request the cluster-info "
+                          f'ConfigMap: Get "https://{endpoint}/api/v1/namespaces/kube-public/configmaps/cluster-info'
+                          f'?timeout=10s": dial tcp {endpoint}: i/o timeout')
     tid = token.split(".")[0]
     live = {(t["id"], t["secret"]) for t in kube.live_tokens(cluster)}
     if tuple(token.split(".")) not in live:
@@ -915,6 +926,7 @@ def cmd_join(args, kver):
         out("[kubelet-check] Waiting for a healthy kubelet at http://127.0.0.1:10248/healthz. This can take up to 4m0s")
         out("[kubelet-check] The kubelet is healthy after 1.001s")
         out("[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap")
+        out("[kubelet-check] Initial timeout of 40s passed.")
         raise phase_error(kver, "kubelet-start", fault)
     out("[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap...")
     fs.remove("/etc/kubernetes/bootstrap-kubelet.conf")
@@ -944,7 +956,7 @@ def _join_fault():
     f = state.fault("kubeadm_join_fails")
     if not f:
         return None
-    msg = "error uploading crisocket: nodes \"%s\" not found" % (_node_id() or "node")
+    msg = "timed out waiting for the condition"
     times = None
     if isinstance(f, dict):
         times = f.get("times")

@@ -985,6 +985,16 @@ def cmd_logs(args):
     if phase == "Pending":
         raise Fail(f'Error from server (BadRequest): container "{ctr}" in pod "{pod["metadata"]["name"]}" is '
                    "waiting to start: ContainerCreating")
+    node_name = (pod.get("spec") or {}).get("nodeName")
+    node = (cluster.get("nodes") or {}).get(node_name) or {}
+    cp = cluster.get("control_plane") or {}
+    if node and node.get("node_id") != cp.get("node"):
+        v = kube.view(cluster, node["node_id"])
+        blocked = kube.port_blocked(v.state, 10250) if v is not None else None
+        if blocked:
+            ip = node.get("ip") or node_name
+            raise Fail(f'Error from server: Get "https://{ip}:10250/containerLogs/{ns}/{pod["metadata"]["name"]}/{ctr}": '
+                       f"dial tcp {ip}:10250: {'connect: ' if blocked != 'i/o timeout' else ''}{blocked}")
     sys.stdout.write(pod.get("_logs") or "")
     return 0
 
