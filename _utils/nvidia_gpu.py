@@ -747,9 +747,19 @@ def inventory(sysfs_root="/sys", procfs_root="/proc", run_smi=None):
             reason = msg[0] if msg else "no output"
             errors.append(reason if rc is None else f"nvidia-smi -q -x failed (rc {rc}): {reason}")
     by_bus = {g["pci_bus_id"]: g for g in (smi or {}).get("gpus", [])}
+    matched = {dev["pci_bus_id"]: by_bus.pop(dev["pci_bus_id"]) for dev in pci if dev["pci_bus_id"] in by_bus}
+    # bus ids that differ between the two views (a VM remapping them): pair
+    # the rest in order by device id, so no GPU is counted twice
+    for dev in pci:
+        if dev["pci_bus_id"] in matched:
+            continue
+        for bus, seen in sorted(by_bus.items(), key=lambda kv: kv[0] or ""):
+            if seen.get("pci_device_id") in (dev["pci_device_id"], None):
+                matched[dev["pci_bus_id"]] = by_bus.pop(bus)
+                break
     gpus = []
     for dev in pci:
-        seen = by_bus.pop(dev["pci_bus_id"], None) or {}
+        seen = matched.get(dev["pci_bus_id"]) or {}
         name, arch = identify(dev["pci_device_id"], seen.get("name"), seen.get("architecture"))
         gpus.append(
             {
@@ -775,6 +785,7 @@ def inventory(sysfs_root="/sys", procfs_root="/proc", run_smi=None):
                 "kernel_driver": None,
             }
         )
+    gpus.sort(key=lambda g: g["pci_bus_id"] or "")
     result = {
         "gpu_count": len(gpus),
         "gpus": gpus,

@@ -103,9 +103,10 @@ def test_real_h200_procfs_lines(tmp_path, monkeypatch):
     bindir = smi_bin(tmp_path, node, script=script)
     got = grain(node, monkeypatch, bindir)
     assert (got["driver_version"], got["kernel_module"], got["cuda_version"]) == ("580.159.04", "open", "13.0")
-    # the capture's bus id (0000:00:06.0) is not the fake tree's (0000:01:00.0): both are reported
-    assert [g["pci_bus_id"] for g in got["gpus"]] == ["0000:01:00.0", "0000:00:06.0"]
-    assert got["gpus"][1]["uuid"] == "GPU-fbebc83b-9a1b-2f37-2ccf-65efae99eb8d"
+    # the capture's bus id (0000:00:06.0) is not the fake tree's (0000:01:00.0): paired by device id, once
+    assert got["gpu_count"] == 1
+    assert [g["pci_bus_id"] for g in got["gpus"]] == ["0000:01:00.0"]
+    assert got["gpus"][0]["uuid"] == "GPU-fbebc83b-9a1b-2f37-2ccf-65efae99eb8d"
 
 
 def test_gpus_ordered_by_bus_id(tmp_path, monkeypatch):
