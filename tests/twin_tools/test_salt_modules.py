@@ -116,3 +116,38 @@ def test_aptpkg_on_ubuntu(salt_on):
         mods["pkg.install"]("no-such-package", refresh=False)
     assert mods["pkg.list_pkgs"]()["kubeadm"] == "1.34.1-1.1"
     assert mods["service.available"]("kubelet") is True
+
+
+def _bootkernel(node, mods, grains):
+    from tests.conftest import load_source
+
+    bk = load_source("salt/_modules/bootkernel.py", name="k8snvidia_twin_bootkernel")
+    bk.ROOT = str(node.root)
+    bk.__salt__ = mods
+    bk.__grains__ = grains
+    return bk
+
+
+@pytest.mark.parametrize("os_key", ["centos7", "rocky9", "ubuntu2204"])
+def test_bootkernel_reads_what_the_tools_write(salt_on, os_key):
+    """The project's own bootkernel module and the twin's boot resolver agree."""
+    node, opts, mods = salt_on(os_key)
+    if os_key == "ubuntu2204":
+        assert node.run("apt-get", "-q", "update").returncode == 0
+        assert node.run("apt-get", "-q", "-y", "install", "linux-generic-hwe-22.04").returncode == 0
+        new, tool = "6.8.0-87-generic", "update-grub"
+    else:
+        url = "mirrors.coreix.net/elrepo-archive-archive/kernel/el7" if os_key == "centos7" else "elrepo.org/linux/kernel/el9"
+        node.write("/etc/yum.repos.d/elrepo.repo", ELREPO.replace("mirrors.coreix.net/elrepo-archive-archive/kernel/el7", url))
+        node.write("/etc/yum.repos.d/CentOS-Base.repo", "")
+        r = node.run("yum", "-y", "--enablerepo=elrepo-kernel", "install", "kernel-lt")
+        assert r.returncode == 0, r.stdout + r.stderr
+        new = "5.4.278-1.el7.elrepo.x86_64" if os_key == "centos7" else "6.1.158-1.el9.elrepo.x86_64"
+        tool = "grub2-mkconfig" if os_key == "centos7" else "grubby"
+    bk = _bootkernel(node, mods, opts["grains"])
+    twin = node.py("from k8stwin import boot; print(boot.resolve_default())").strip()
+    assert bk.default(boot_tool=tool) == twin
+    assert new in bk.installed()
+    if os_key != "ubuntu2204":
+        assert twin != new
+        assert bk.installed("kernel-lt") == [new]

@@ -678,6 +678,7 @@ def record_install(cand, family, log, reason="manual"):
             "installtime": int(time.time()),
             "files": created,
             "reason": reason,
+            "depends": list(cand.spec.get("requires") or []),
         }
 
 

@@ -16,7 +16,7 @@ def rows():
     out = []
     for name, e in sorted((st.get("packages") or {}).items()):
         want = "hold" if name in holds else "install"
-        out.append((name, {"Package": name, "binary:Package": name, "Version": e.get("version", ""), "Architecture": e.get("arch", "amd64"), "Status": f"{want} ok installed", "db:Status-Abbrev": "hi " if want == "hold" else "ii ", "db:Status-Want": want, "db:Status-Status": "installed", "Installed-Size": "1024", "Maintainer": "k8stwin", "Source": name, "binary:Summary": name, "Description": name}))
+        out.append((name, {"Package": name, "binary:Package": name, "Version": e.get("version", ""), "Architecture": e.get("arch", "amd64"), "Status": f"{want} ok installed", "db:Status-Abbrev": "hi " if want == "hold" else "ii ", "db:Status-Want": want, "db:Status-Status": "installed", "Installed-Size": "1024", "Maintainer": "k8stwin", "Source": name, "binary:Summary": name, "Description": name, "Depends": ", ".join(e.get("depends") or [])}))
     for name, ver in sorted((st.get("dpkg_config_files") or {}).items()):
         out.append((name, {"Package": name, "binary:Package": name, "Version": ver, "Architecture": "amd64", "Status": "deinstall ok config-files", "db:Status-Abbrev": "rc ", "db:Status-Want": "deinstall", "db:Status-Status": "config-files", "Installed-Size": "0", "Maintainer": "k8stwin", "Source": name, "binary:Summary": name, "Description": name}))
     return out

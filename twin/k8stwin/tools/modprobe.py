@@ -56,8 +56,7 @@ def load(name, quiet=False, prog="modprobe"):
             if rc:
                 return rc
     kmods.add_loaded(n)
-    if n in GPU_MODULES:
-        fs.hook("hw", "sync")
+    fs.hook("hw", "sync")
     return 0
 
 
@@ -83,8 +82,7 @@ def remove(name, quiet=False, prog="modprobe", verb="modprobe"):
         for dep in kmods.DEPENDS.get(n, []):
             if dep in kmods.loaded() and not kmods.holders(kmods.loaded()).get(dep):
                 kmods.drop_loaded(dep)
-    if n in GPU_MODULES:
-        fs.hook("hw", "sync")
+    fs.hook("hw", "sync")
     return 0
 
 

@@ -18,7 +18,11 @@ def _unescape(fmt):
 def _records():
     """Installed headers: list of dicts with the rpm tags."""
     out = []
-    for name, e in sorted(pkgdb.installed().items()):
+    flat = []
+    for name, top in sorted(pkgdb.installed().items()):
+        for inst in list(top.get("instances") or []) + [top]:
+            flat.append((name, inst))
+    for name, e in flat:
         out.append(
             {
                 "NAME": name,

@@ -54,6 +54,13 @@ def main(argv):
             fw["running"] = False
             fs.out("Firewall stopped and disabled on system startup")
             return 0
+        if cmd == "show" and args[1:2] == ["added"]:
+            fs.out("Added user rules (see 'ufw status' for running firewall):")
+            for r in fw["rules"]:
+                fs.out(f"ufw {r['action']} {r['to']}")
+            if not fw["rules"]:
+                fs.out("(None)")
+            return 0
         if cmd == "reload":
             fs.out("Firewall reloaded" if active else "Firewall not enabled (skipping reload)")
             return 0
