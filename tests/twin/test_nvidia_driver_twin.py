@@ -1,0 +1,66 @@
+"""nvidia_driver.installed on a twin node, through the real master and minion:
+the .run stand-in from the artifact store (sha256 from the twin's pillar
+overlay), the emulated installer inside the node's namespaces, nvidia-smi
+after it, and the module back after a reboot (DKMS)."""
+
+import json
+import sys
+
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "twin"))
+
+from k8stwin import artifacts  # noqa: E402
+
+KERNEL = "3.10.0-1062.18.1.el7.x86_64"
+VERSION = "580.95.05"
+CLUSTER = {
+    "name": "driver",
+    "nodes": [{"id": "node-110", "os": "centos7", "kernel": KERNEL, "gpus": ["NVIDIA GeForce GTX 1080 Ti"]}],
+}
+# What the kernel layer and the driver prerequisites leave on a node: the
+# headers of the boot kernel and gcc/make/dkms (done by hand here so that
+# this test exercises the driver state alone).
+PREPARE = (
+    f"mkdir -p /usr/src/kernels/{KERNEL} && ln -sfn /usr/src/kernels/{KERNEL} /lib/modules/{KERNEL}/build && "
+    "$K8STWIN_PYTHON -c 'from k8stwin import state\n"
+    "with state.locked() as st:\n"
+    "    p = st.setdefault(\"packages\", {})\n"
+    "    for n in (\"gcc\", \"make\", \"dkms\"): p.setdefault(n, {\"version\": \"1\"})'"
+)
+
+
+def _single(twin):
+    url = f"https://us.download.nvidia.com/XFree86/Linux-x86_64/{VERSION}/NVIDIA-Linux-x86_64-{VERSION}.run"
+    out = twin.salt("node-110", "state.single", "nvidia_driver.installed", VERSION, f"url={url}",
+                    f"sha256={artifacts.RUNFILE_SHA256}", timeout=300)
+    return next(iter(out["node-110"].values()))
+
+
+def test_driver_on_a_twin_node(twin):
+    twin.up(CLUSTER)
+    twin.salt("node-110", "saltutil.sync_all", timeout=300)
+    ret = _single(twin)
+    assert ret["result"] is False and "the nouveau kernel module is loaded" in ret["comment"]
+    # the nouveau layer, then the reboot the orchestration does between layers
+    out = twin.salt("node-110", "state.apply", "nouveau", timeout=300)
+    assert all(r["result"] for r in out["node-110"].values()), out
+    twin.reboot("node-110")
+    ret = _single(twin)
+    assert ret["result"] is False and f"the kernel headers for {KERNEL}" in ret["comment"]
+    twin.node_exec("node-110", PREPARE, check=True)
+    ret = _single(twin)
+    assert ret["result"] is True, ret["comment"]
+    assert ret["changes"]["kernel_module_type"] == "proprietary"
+    smi = twin.node_exec("node-110", "nvidia-smi -L")
+    assert smi.returncode == 0 and "GeForce GTX 1080 Ti" in smi.stdout
+    assert _single(twin)["changes"] == {}
+    twin.reboot("node-110")
+    smi = twin.node_exec("node-110", "nvidia-smi -L")
+    assert smi.returncode == 0 and "GeForce GTX 1080 Ti" in smi.stdout
+    st = json.loads((twin.node_dir("node-110") / "state.json").read_text())
+    assert st["nvidia_driver"]["dkms"] is True and KERNEL in st["dkms"][f"nvidia/{VERSION}"]["kernels"]
+    cmds = twin.records()["nodes"]["node-110"]["commands"]
+    runs = [c["argv"] for c in cmds if c["argv"][0].endswith(".run")]
+    assert runs[-1] == [f"NVIDIA-Linux-x86_64-{VERSION}.run", "--silent", "--dkms", f"--kernel-name={KERNEL}",
+                        "--kernel-module-type=proprietary"]
