@@ -142,7 +142,7 @@ def test_swap_warning_then_kubelet_check_fails(twin, version, level, text):
     assert f"\t[{level} Swap]: {text}" in err
     # the kubelet (failSwapOn) still fails later
     assert rc == 1 and "error execution phase wait-control-plane" in err
-    assert "[kubelet-check] The kubelet is not healthy" in out
+    assert "[kubelet-check]" in out and "- The kubelet is not running" in out
     assert twin.cluster()["control_plane"] is None
 
 
@@ -285,7 +285,7 @@ def test_new_error_format_from_1_35(twin):
 
 
 def test_old_kubeadm_docker_checks(twin):
-    master = twin.add("cluster-master", ip="192.168.0.113")
+    master = twin.add("cluster-master", ip="192.168.0.113", os_key="centos7")
 
     def seed(st):
         for n in ("kubeadm", "kubelet", "kubectl"):
@@ -298,3 +298,39 @@ def test_old_kubeadm_docker_checks(twin):
     assert twin.cluster()["nodes"]["cluster-master"]["cri_socket"] == "/var/run/dockershim.sock"
     assert twin.cluster()["nodes"]["cluster-master"]["taints"] == [
         {"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"}]
+
+
+def test_cgroup_driver_mismatch_dockershim(twin):
+    """kubelet systemd (the KubeletConfiguration) vs docker cgroupfs: the kubelet exits."""
+    master = twin.add("cluster-master", ip="192.168.0.113", os_key="centos7")
+
+    def seed(st):
+        for n in ("kubeadm", "kubelet", "kubectl"):
+            st["packages"][n]["version"] = "1.18.20"
+        st["services"] = {"docker": {"enabled": True, "active": True}, "kubelet": {"enabled": True, "active": False}}
+    master.edit(seed)
+    cfg = INIT_CONFIG.format(ip="192.168.0.113", name="cluster-master").replace("v1beta4", "v1beta2").replace(
+        "v1.34.2", "v1.18.20").replace("unix:///run/containerd/containerd.sock", "/var/run/dockershim.sock")
+    master.write("/root/init.yaml", cfg)
+    rc, out, err = master.run("kubeadm", "init", "--config", "/root/init.yaml")
+    assert rc == 1 and "error execution phase wait-control-plane: couldn't initialize a Kubernetes cluster" in err
+    assert "It seems like the kubelet isn't running or healthy." in out
+    master.write("/etc/docker/daemon.json", '{"exec-opts": ["native.cgroupdriver=systemd"]}')
+    assert master.run("kubeadm", "reset", "-f")[0] == 0
+    rc, out, err = master.run("kubeadm", "init", "--config", "/root/init.yaml")
+    assert rc == 0, err
+    assert "IsDockerSystemdCheck" not in err
+
+
+def test_containerd_systemdcgroup_false_control_plane_never_healthy(twin):
+    master = twin.add("cluster-master", ip="192.168.0.113")
+    rc, default, _ = master.run("containerd", "config", "default")
+    master.write("/etc/containerd/config.toml", default)      # SystemdCgroup = false
+    master.write("/root/init.yaml", INIT_CONFIG.format(ip="192.168.0.113", name="cluster-master"))
+    rc, out, err = master.run("kubeadm", "init", "--config", "/root/init.yaml")
+    assert rc == 1 and "failed while waiting for the control plane to start" in err
+    assert "[kubelet-check] The kubelet is healthy" in out
+    master.write("/etc/containerd/config.toml", default.replace("SystemdCgroup = false", "SystemdCgroup = true"))
+    master.run("kubeadm", "reset", "-f")
+    rc, _, err = master.run("kubeadm", "init", "--config", "/root/init.yaml")
+    assert rc == 0, err

@@ -198,8 +198,8 @@ def test_plugin_configmap_missing(cluster):
 
 
 def test_docker_cri_needs_default_runtime(twin):
-    master = twin.add("cluster-master", ip="192.168.0.113")
-    w = twin.add("node-110", gpus=[GTX])
+    master = twin.add("cluster-master", ip="192.168.0.113", os_key="centos7")
+    w = twin.add("node-110", gpus=[GTX], os_key="centos7")
     for n in (master, w):
         def seed(st):
             for p in ("kubeadm", "kubelet", "kubectl"):

@@ -391,6 +391,7 @@ def runtime_facts(v):
         "runtimes": {k: (r or {}).get("path", "") for k, r in (daemon.get("runtimes") or {}).items()},
         "default": daemon.get("default-runtime") or "runc",
         "cgroup_driver": "systemd" if "native.cgroupdriver=systemd" in (daemon.get("exec-opts") or []) else "cgroupfs",
+        "exec_opts": list(daemon.get("exec-opts") or []),
     }
     return facts
 

@@ -617,10 +617,53 @@ def _start_kubelet(role, cluster_uid, healthy=True):
                          "cluster": cluster_uid, "at": round(time.time(), 3)}
 
 
-def _kubelet_check_fails(components, ver, st):
-    if (st.get("swap") or {}).get("active") and _fail_swap_on(components):
-        return True
-    return bool(state.fault("kubeadm_init_fails"))
+CGROUP_V2_OS = ("rocky9", "alma9", "rhel9", "centos9", "ubuntu2204", "ubuntu2404", "debian12", "debian13")
+
+
+def kubelet_cgroup_driver(components, ver):
+    """The kubelet's cgroupDriver: the KubeletConfiguration's, else kubeadm's
+    default (systemd since 1.22, cgroupfs before)."""
+    for doc in components:
+        if doc.get("kind") == "KubeletConfiguration" and doc.get("cgroupDriver"):
+            return str(doc["cgroupDriver"])
+    return "systemd" if ver >= (1, 22, 0) else "cgroupfs"
+
+
+def kubelet_problem(components, ver, st, here, socket, driver, fail_swap=None):
+    """Why the kubelet (or the control plane it starts) will not come up, or None.
+
+    * swap on and failSwapOn (the default) -> the kubelet exits;
+    * dockershim (< 1.24) and a cgroup driver other than docker's -> the
+      kubelet exits ("misconfiguration: kubelet cgroup driver ... is different
+      from docker cgroup driver");
+    * containerd with runc's SystemdCgroup unlike the kubelet's driver ->
+      static pods are killed and restarted (sandbox churn): the control plane
+      never gets healthy."""
+    if (st.get("swap") or {}).get("active") and (_fail_swap_on(components) if fail_swap is None else fail_swap):
+        return "swap"
+    cri = kube.cri_kind(socket)
+    facts = here.runtime()
+    os_key = (here.node or {}).get("os_key") or ""
+    if cri == "docker" and ver < (1, 24, 0):
+        d = facts.get("docker") or {}
+        docker_driver = d.get("cgroup_driver") or "cgroupfs"
+        if not any("native.cgroupdriver" in x for x in (d.get("exec_opts") or [])) and os_key in CGROUP_V2_OS:
+            docker_driver = "systemd"
+        if docker_driver != driver:
+            return "cgroup-docker"
+    if cri == "containerd":
+        c = facts.get("containerd") or {}
+        if c and ("systemd" if c.get("systemd_cgroup") else "cgroupfs") != driver:
+            return "cgroup-containerd"
+    return None
+
+
+def _kubelet_check_fails(components, ver, st, here=None, socket=None):
+    if state.fault("kubeadm_init_fails"):
+        return "fault"
+    if here is None:
+        return "swap" if (st.get("swap") or {}).get("active") and _fail_swap_on(components) else None
+    return kubelet_problem(components, ver, st, here, socket, kubelet_cgroup_driver(components, ver))
 
 
 KUBELET_CHECK_FAIL = """[kubelet-check] Waiting for a healthy kubelet at http://127.0.0.1:10248/healthz. This can take up to 4m0s
@@ -633,6 +676,23 @@ Unfortunately, an error has occurred, likely caused by:
 If you are on a systemd-powered system, you can try to troubleshoot the error with the following commands:
 	- 'systemctl status kubelet'
 	- 'journalctl -xeu kubelet'
+"""
+
+
+KUBELET_CHECK_FAIL_OLD = """[kubelet-check] Initial timeout of 40s passed.
+[kubelet-check] It seems like the kubelet isn't running or healthy.
+[kubelet-check] The HTTP call equal to 'curl -sSL http://localhost:10248/healthz' failed with error: Get "http://localhost:10248/healthz": dial tcp [::1]:10248: connect: connection refused.
+
+	Unfortunately, an error has occurred:
+		timed out waiting for the condition
+
+	This error is likely caused by:
+		- The kubelet is not running
+		- The kubelet is unhealthy due to a misconfiguration of the node in some way (required cgroups disabled)
+
+	If you are on a systemd-powered system, you can try to troubleshoot the error with the following commands:
+		- 'systemctl status kubelet'
+		- 'journalctl -xeu kubelet'
 """
 
 
@@ -680,13 +740,26 @@ def _do_init(opts, ver, st, node_name, socket, advertise, port, cp_endpoint, pod
     out('[wait-control-plane] Waiting for the kubelet to boot up the control plane as static Pods from directory '
         '"/etc/kubernetes/manifests"')
     uid = ca_hash[7:23]
-    failing = _kubelet_check_fails(components, ver, st)
+    failing = _kubelet_check_fails(components, ver, st, kube.here_view(), socket)
     _start_kubelet(None if failing else "control-plane", uid, healthy=not failing)
+    if failing == "cgroup-containerd":
+        # the kubelet is healthy, the static pods keep being recreated
+        out("[kubelet-check] Waiting for a healthy kubelet at http://127.0.0.1:10248/healthz. This can take up to 4m0s")
+        out("[kubelet-check] The kubelet is healthy after 1.001558056s")
+        out("[api-check] Waiting for a healthy API server. This can take up to 4m0s")
+        if ver >= (1, 29, 0):
+            raise phase_error(ver, "wait-control-plane", "failed while waiting for the control plane to start: "
+                              "kube-apiserver check failed at https://" + f"{advertise}:{port}/livez: "
+                              "context deadline exceeded")
+        raise phase_error(ver, "wait-control-plane", "couldn't initialize a Kubernetes cluster")
     if failing:
-        sys.stdout.write(KUBELET_CHECK_FAIL)
-        raise phase_error(ver, "wait-control-plane", "failed while waiting for the kubelet to start: The HTTP call "
-                          "equal to 'curl -sSL http://127.0.0.1:10248/healthz' returned error: Get "
-                          '"http://127.0.0.1:10248/healthz": context deadline exceeded')
+        if ver >= (1, 29, 0):
+            sys.stdout.write(KUBELET_CHECK_FAIL)
+            raise phase_error(ver, "wait-control-plane", "failed while waiting for the kubelet to start: The HTTP "
+                              "call equal to 'curl -sSL http://127.0.0.1:10248/healthz' returned error: Get "
+                              '"http://127.0.0.1:10248/healthz": context deadline exceeded')
+        sys.stdout.write(KUBELET_CHECK_FAIL_OLD)
+        raise phase_error(ver, "wait-control-plane", "couldn't initialize a Kubernetes cluster")
     out("[apiclient] All control plane components are healthy after 6.502123 seconds")
     out('[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" in the "kube-system" Namespace')
     out('[kubelet] Creating a ConfigMap "kubelet-config" in namespace kube-system with the configuration for the '
@@ -747,7 +820,8 @@ def _do_init(opts, ver, st, node_name, socket, advertise, port, cp_endpoint, pod
             "pod_subnet": pod_subnet, "service_subnet": svc_subnet,
             "dns_domain": (cluster_doc.get("networking") or {}).get("dnsDomain") or "cluster.local",
             "image_repository": repo, "cluster_name": cluster_doc.get("clusterName") or "kubernetes",
-            "created": t0,
+            "created": t0, "cgroup_driver": kubelet_cgroup_driver(components, ver),
+            "fail_swap_on": _fail_swap_on(components),
             "certificate_key": {"key": cert_key, "expires": t0 + 7200} if cert_key else None,
         }
         cluster["tokens"] = tokens
@@ -921,6 +995,12 @@ def cmd_join(args, kver):
     fs.write("/etc/kubernetes/bootstrap-kubelet.conf", kube.kubeconfig_text(cluster, "tls-bootstrap-token-user"), 0o600)
     out("[kubelet-start] Starting the kubelet")
     fault = _join_fault()
+    if not fault:
+        problem = kubelet_problem([], cp_ver, st, here, socket, cp.get("cgroup_driver") or "systemd",
+                                  fail_swap=cp.get("fail_swap_on", True))
+        if problem in ("swap", "cgroup-docker"):
+            fault = ("error uploading crisocket: timed out waiting for the condition" if cp_ver < (1, 26, 0)
+                     else "timed out waiting for the condition")
     if fault:
         _start_kubelet(None, cp.get("uid"), healthy=False)
         out("[kubelet-check] Waiting for a healthy kubelet at http://127.0.0.1:10248/healthz. This can take up to 4m0s")
