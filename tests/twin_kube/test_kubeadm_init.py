@@ -334,3 +334,18 @@ def test_containerd_systemdcgroup_false_control_plane_never_healthy(twin):
     master.run("kubeadm", "reset", "-f")
     rc, _, err = master.run("kubeadm", "init", "--config", "/root/init.yaml")
     assert rc == 0, err
+
+
+def test_old_kernel_fails_system_verification_from_1_32(twin):
+    master = twin.add("cluster-master", ip="192.168.0.113", os_key="centos7")
+    master.edit(lambda st: st.update(kernel={"running": "3.10.0-1062.18.1.el7.x86_64"}))
+    rc, _, err = master.run("kubeadm", "init")
+    assert rc == 1
+    assert "\t[WARNING SystemVerification]: cgroups v1 support is in maintenance mode, please migrate to cgroups v2" in err
+    assert ("\t[ERROR SystemVerification]: kernel release 3.10.0-1062.18.1.el7.x86_64 is unsupported. Recommended LTS "
+            "version from the 4.x series is 4.19.") in err
+    assert "\t[ERROR SystemVerification]: unexpected kernel config: CONFIG_CGROUP_BPF" in err
+    # the seed's route: ELRepo kernel-lt
+    master.edit(lambda st: st.update(kernel={"running": "5.4.278-1.el7.elrepo.x86_64"}))
+    rc, _, err = master.run("kubeadm", "init")
+    assert rc == 0, err

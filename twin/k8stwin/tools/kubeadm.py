@@ -393,8 +393,18 @@ def common_checks(pf, ver, st, socket, kubelet_ver, cp_ver, here):
     os_key = (here.node or {}).get("os_key") or ""
     if ver >= (1, 31, 0) and os_key in ("centos7", "rocky8", "alma8", "ubuntu1804", "ubuntu2004", "debian10"):
         pf.warn("SystemVerification", "cgroups v1 support is in maintenance mode, please migrate to cgroups v2")
+    kernel = (st.get("kernel") or {}).get("running") or (here.node or {}).get("kernel") or ""
+    kv = kube.parse_version(kernel)
+    if ver >= (1, 32, 0) and kv and kv[:2] < (4, 19):
+        # system-validators' kernel check as kubeadm 1.32+ runs it (real outputs on el7/el8)
+        pf.error("SystemVerification", f"kernel release {kernel} is unsupported. Recommended LTS version from the 4.x "
+                 "series is 4.19. Any 5.x or 6.x versions are also supported. For cgroups v2 support, the minimal "
+                 "version is 4.15 and the recommended version is 5.8+")
+        if kv[0] < 4:
+            pf.error("SystemVerification", "unexpected kernel config: CONFIG_CGROUP_BPF")
     if kubelet_ver is None:
-        pf.error("FileExisting-kubelet", "kubelet not found in system path")
+        pf.error("KubeletVersion", 'couldn\'t get kubelet version: cannot execute \'kubelet --version\': exec: '
+                 '"kubelet": executable file not found in $PATH')
     else:
         if kubelet_ver[:2] > cp_ver[:2]:
             pf.error("KubeletVersion", f'the kubelet version is higher than the control plane version. This is not a '
