@@ -19,10 +19,10 @@ TOOLS = [
 KERNELS = {
     "centos7": "3.10.0-1062.18.1.el7.x86_64",
     "rocky9": "5.14.0-427.13.1.el9_4.x86_64",
-    "ubuntu1804": "4.15.0-20-generic",
-    "ubuntu2204": "5.15.0-25-generic",
-    "ubuntu2404": "6.8.0-31-generic",
-    "debian12": "6.1.0-18-amd64",
+    "ubuntu1804": "5.3.0-40-generic",
+    "ubuntu2204": "5.15.0-119-generic",
+    "ubuntu2404": "6.8.0-45-generic",
+    "debian12": "6.1.0-25-amd64",
 }
 OS_RELEASE = {
     "centos7": 'NAME="CentOS Linux"\nVERSION="7 (Core)"\nID="centos"\nVERSION_ID="7"\n',

@@ -155,3 +155,22 @@ def test_ubuntu_hwe_kernel_becomes_default(make_node):
     assert n.file(link + "/Makefile").exists()
     assert n.file("/boot/initrd.img-5.4.0-150-generic").exists()
     assert n.py("from k8stwin import boot; print(boot.resolve_default())").strip() == "5.4.0-150-generic"
+
+
+def test_headers_for_the_running_kernel_per_os(make_node):
+    """Ubuntu keeps every kernel ABI's headers; Debian 12 and the current Rocky 9
+    repositories do not have them for an older running kernel."""
+    u = make_node("ubuntu2204")
+    assert u.run("apt-get", "-q", "update").returncode == 0
+    r = u.run("apt-get", "-q", "-y", "install", "linux-headers-5.15.0-119-generic")
+    assert r.returncode == 0, r.stderr
+    assert os.readlink(u.file("/lib/modules/5.15.0-119-generic/build")) == "/usr/src/linux-headers-5.15.0-119-generic"
+    d = make_node("debian12")
+    assert d.run("apt-get", "-q", "update").returncode == 0
+    r = d.run("apt-get", "-q", "-y", "install", "linux-headers-6.1.0-25-amd64")
+    assert r.returncode == 100 and "E: Unable to locate package linux-headers-6.1.0-25-amd64" in r.stderr
+    k = make_node("rocky9")
+    r = k.run("dnf", "-y", "--best", "--allowerasing", "install", "kernel-devel-5.14.0-427.13.1.el9_4.x86_64")
+    assert r.returncode == 1
+    assert "No match for argument: kernel-devel-5.14.0-427.13.1.el9_4.x86_64" in r.stdout
+    assert "Error: Unable to find a match: kernel-devel-5.14.0-427.13.1.el9_4.x86_64" in r.stderr

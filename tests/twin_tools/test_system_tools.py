@@ -66,7 +66,7 @@ def test_nvidia_module_needs_gpu_and_ko(make_node):
     r = n.run("modprobe", "nvidia")
     assert r.returncode == 1 and r.stderr == "modprobe: ERROR: could not insert 'nvidia': No such device\n"
     g = make_node("ubuntu2204")
-    g.write("/lib/modules/5.15.0-25-generic/kernel/drivers/video/nvidia.ko", "ko")
+    g.write("/lib/modules/5.15.0-119-generic/kernel/drivers/video/nvidia.ko", "ko")
     assert g.run("modprobe", "nouveau").returncode == 0
     assert g.run("modprobe", "nvidia").returncode == 1
     assert g.run("modprobe", "-r", "nouveau").returncode == 0
@@ -99,7 +99,7 @@ def test_dracut_and_update_initramfs(make_node):
     assert r.returncode == 1 and "dracut: Cannot find module directory /lib/modules/9.9/" in r.stderr
     u = make_node("ubuntu2204")
     r = u.run("update-initramfs", "-u")
-    assert r.stdout == "update-initramfs: Generating /boot/initrd.img-5.15.0-25-generic\n"
+    assert r.stdout == "update-initramfs: Generating /boot/initrd.img-5.15.0-119-generic\n"
     r = u.run("update-initramfs", "-u", "-k", "9.9")
     assert r.returncode == 1 and "update-initramfs: failed for /boot/initrd.img-9.9 with 1." in r.stderr
     assert u.run("update-initramfs").returncode == 2

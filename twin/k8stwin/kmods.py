@@ -210,10 +210,15 @@ def clear_dir(p, keep=()):
     full = fs.path(p)
     if not os.path.isdir(full):
         return
+    protect = [os.path.realpath(x) for x in (os.environ.get(state.ENV) or "", os.environ.get("K8STWIN_RUN") or "") if x]
     for name in os.listdir(full):
         if name in keep:
             continue
         q = os.path.join(full, name)
+        real = os.path.realpath(q)
+        # never reach into bind mounts or the twin's own directories
+        if os.path.ismount(q) or any(p == real or p.startswith(real + os.sep) for p in protect):
+            continue
         if os.path.isdir(q) and not os.path.islink(q):
             shutil.rmtree(q, ignore_errors=True)
         else:

@@ -371,7 +371,7 @@ def apt_sources():
             opts = _parse_options(m.group(2) or "")
             out.append(
                 {
-                    "uri": m.group(3),
+                    "uri": m.group(3).replace("$(ARCH)", ARCH_DEB),
                     "suite": m.group(4),
                     "components": m.group(5).split(),
                     "signed_by": opts.get("signed-by"),
@@ -400,7 +400,7 @@ def apt_sources():
             signed = fields.get("signed-by")
             if signed and "\n" in signed:
                 signed = "(inline)"
-            for uri in fields.get("uris", "").split():
+            for uri in fields.get("uris", "").replace("$(ARCH)", ARCH_DEB).split():
                 for suite in fields.get("suites", "").split():
                     out.append(
                         {
