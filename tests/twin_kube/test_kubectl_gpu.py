@@ -368,3 +368,17 @@ def test_firewall_blocks_join_and_logs(twin):
                                           "rules": [{"to": "10250/tcp", "action": "allow"}]}))
     rc, out, _ = kubectl(master, "logs", "gpu-check-node-110")
     assert rc == 0 and "NVIDIA-SMI" in out
+
+
+def test_daemonset_status_and_rollout(cluster):
+    master, workers = cluster
+    rc, out, err = kubectl(master, "apply", "-f", "-", stdin=PLUGIN.format(replicas=1))
+    rc, out, err = kubectl(master, "rollout", "status", "ds/nvidia-device-plugin-daemonset", "-n", "kube-system",
+                           "--timeout=120s")
+    assert rc == 1 and "0 of 2 updated pods are available" in out   # no CNI yet
+    kubectl(master, "apply", "-f", "-", stdin=FLANNEL)
+    rc, out, _ = kubectl(master, "rollout", "status", "daemonset/nvidia-device-plugin-daemonset", "-n", "kube-system")
+    assert (rc, out) == (0, 'daemon set "nvidia-device-plugin-daemonset" successfully rolled out\n')
+    rc, out, _ = kubectl(master, "get", "ds", "-n", "kube-system", "nvidia-device-plugin-daemonset",
+                         "-o", "jsonpath={.status.numberReady}")
+    assert out == "2"

@@ -247,6 +247,18 @@ def pods(cluster):
     return result
 
 
+def ds_status(cluster, ds):
+    """A DaemonSet's status from its pods (one per selected, tolerating node)."""
+    name = ds["metadata"]["name"]
+    ns = ds["metadata"].get("namespace") or "default"
+    owned = [p for p in pods(cluster) if p["metadata"]["namespace"] == ns
+             and any(r.get("name") == name for r in p["metadata"].get("ownerReferences") or [])]
+    ready = sum(1 for p in owned if (p.get("status") or {}).get("phase") == "Running")
+    return {"currentNumberScheduled": len(owned), "desiredNumberScheduled": len(owned), "numberAvailable": ready,
+            "numberMisscheduled": 0, "numberReady": ready, "observedGeneration": 1,
+            "updatedNumberScheduled": len(owned)}
+
+
 def _node_up(cluster, name):
     node = cluster["nodes"][name]
     v = kube.view(cluster, node["node_id"])
@@ -548,6 +560,9 @@ def _collect(cluster, kind, ns, all_ns):
         items = pods(cluster)
     else:
         items = [json.loads(json.dumps(o)) for o in kube.objects(cluster, kind)]
+        if kind == "DaemonSet":
+            for ds in items:
+                ds["status"] = ds_status(cluster, ds)
     info = _plural_of_kind(cluster, kind)
     namespaced = info[1] if info else True
     if namespaced and not all_ns:
@@ -1038,7 +1053,37 @@ def cmd_cluster_info(args):
     return 0
 
 
-COMMANDS = {"get": cmd_get, "describe": cmd_describe, "label": cmd_label, "taint": cmd_taint, "apply": cmd_apply,
+def cmd_rollout(args):
+    opts, pos = parse(args, dict(GLOBAL, timeout="str", watch="bool", revision="int"), dict(GSHORT, w="watch"))
+    if not pos or pos[0] != "status":
+        raise Fail("error: the twin emulates `kubectl rollout status` only")
+    cluster = connect(opts)
+    ns = opts.get("namespace") or "default"
+    rc = 0
+    for word, name in _targets(pos[1:]):
+        kind = _resolve_kind(cluster, word)
+        items, _ = _collect(cluster, kind, ns, False)
+        found = [o for o in items if o["metadata"]["name"] == name]
+        plural = (_plural_of_kind(cluster, kind) or (kind.lower() + "s",))[0]
+        if not found:
+            err(f'Error from server (NotFound): {plural}.apps "{name}" not found')
+            rc = 1
+            continue
+        if kind != "DaemonSet":
+            out(f'deployment "{name}" successfully rolled out')
+            continue
+        st = found[0]["status"]
+        if st["numberAvailable"] < st["desiredNumberScheduled"]:
+            out(f'Waiting for daemon set "{name}" rollout to finish: {st["numberAvailable"]} of '
+                f'{st["desiredNumberScheduled"]} updated pods are available...')
+            err("error: timed out waiting for the condition")
+            rc = 1
+        else:
+            out(f'daemon set "{name}" successfully rolled out')
+    return rc
+
+
+COMMANDS = {"rollout": cmd_rollout, "get": cmd_get, "describe": cmd_describe, "label": cmd_label, "taint": cmd_taint, "apply": cmd_apply,
             "create": lambda a: cmd_apply(a, create=True), "delete": cmd_delete, "wait": cmd_wait, "logs": cmd_logs,
             "version": cmd_version, "cluster-info": cmd_cluster_info}
 
