@@ -151,3 +151,42 @@ def test_bootkernel_reads_what_the_tools_write(salt_on, os_key):
     if os_key != "ubuntu2204":
         assert twin != new
         assert bk.installed("kernel-lt") == [new]
+
+
+def test_pkg_installed_with_hold_on_ubuntu(salt_on):
+    node, opts, _mods = salt_on("ubuntu2204")
+    node.write("/etc/apt/sources.list.d/kubernetes.list", "deb [signed-by=/etc/apt/keyrings/kubernetes.asc] https://pkgs.k8s.io/core:/stable:/v1.34/deb/ /\n")
+    node.write("/etc/apt/keyrings/kubernetes.asc", "key")
+    st = salt.state.State(opts)
+    pkgs = [{"kubelet": "1.34.1-1.1"}, {"kubeadm": "1.34.1-1.1"}, {"kubectl": "1.34.1-1.1"}]
+    high = {"k8s": {"pkg": ["installed", {"pkgs": pkgs}, {"hold": True}, {"order": 1}], "__env__": "base", "__sls__": "t"}}
+    ret = next(iter(st.call_high(high).values()))
+    assert ret["result"] is True, ret["comment"]
+    assert ret["changes"]["kubeadm"]["new"] == "1.34.1-1.1\nhold"  # Salt appends the hold
+    assert sorted(node.state()["holds"]) == ["kubeadm", "kubectl", "kubelet"]
+    again = next(iter(st.call_high(high).values()))
+    assert again["result"] is True and again["changes"] == {}
+    # a newer pin is refused while held... unless the state lifts the hold itself
+    high["k8s"]["pkg"][1] = {"pkgs": [{"kubelet": "1.34.2-1.1"}, {"kubeadm": "1.34.2-1.1"}, {"kubectl": "1.34.2-1.1"}]}
+    up = next(iter(st.call_high(high).values()))
+    assert up["result"] is True, up["comment"]
+    assert node.state()["packages"]["kubeadm"]["version"] == "1.34.2-1.1"
+    assert sorted(node.state()["holds"]) == ["kubeadm", "kubectl", "kubelet"]
+
+
+def test_pkg_installed_disableexcludes_on_el7(salt_on):
+    node, opts, _mods = salt_on("centos7")
+    node.write("/etc/yum.repos.d/CentOS-Base.repo", VAULT)
+    node.write("/etc/yum.repos.d/kubernetes.repo", "[kubernetes]\nname=Kubernetes\nbaseurl=https://pkgs.k8s.io/core:/stable:/v1.34/rpm/\nenabled=1\ngpgcheck=1\ngpgkey=https://pkgs.k8s.io/core:/stable:/v1.34/rpm/repodata/repomd.xml.key\nexclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n")
+    st = salt.state.State(opts)
+    pkgs = [{n: "1.34.2-150500.1.1"} for n in ("kubelet", "kubeadm", "kubectl")]
+    high = {"k8s": {"pkg": ["installed", {"pkgs": pkgs}, {"order": 1}], "__env__": "base", "__sls__": "t"}}
+    ret = next(iter(st.call_high(high).values()))
+    assert ret["result"] is False  # the repository excludes them
+    high["k8s"]["pkg"].insert(2, {"disableexcludes": "kubernetes"})
+    ret = next(iter(st.call_high(high).values()))
+    assert ret["result"] is True, ret["comment"]
+    assert ret["changes"]["kubelet"]["new"] == "1.34.2-150500.1.1"
+    assert "cri-tools" in ret["changes"] and "kubernetes-cni" in ret["changes"]
+    again = next(iter(st.call_high(high).values()))
+    assert again["result"] is True and again["changes"] == {}

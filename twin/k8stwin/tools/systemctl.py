@@ -151,12 +151,15 @@ def main(argv):
     v = version()
     quiet = bool(flags & {"-q", "--quiet"})
     if cmd in ("reboot", "poweroff", "halt", "kexec"):
+        import importlib
+
+        name = "reboot" if cmd in ("reboot", "kexec") else ("halt" if cmd == "halt" else "poweroff")
         try:
-            from . import reboot as rebootmod
+            mod = importlib.import_module(f"k8stwin.tools.{name}")
         except ImportError:
             fs.err("Failed to talk to init daemon.")
             return 1
-        return rebootmod.main(["reboot" if cmd == "reboot" else cmd])
+        return mod.main([name])
     if cmd in ("daemon-reload", "daemon-reexec", "reset-failed"):
         with state.locked() as st:
             for s in (st.get("services") or {}).values():
