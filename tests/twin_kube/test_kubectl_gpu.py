@@ -382,3 +382,17 @@ def test_daemonset_status_and_rollout(cluster):
     rc, out, _ = kubectl(master, "get", "ds", "-n", "kube-system", "nvidia-device-plugin-daemonset",
                          "-o", "jsonpath={.status.numberReady}")
     assert out == "2"
+
+
+def test_validation_pod_without_restart_policy_never(cluster):
+    master, _ = cluster
+    deploy(master)
+    kubectl(master, "apply", "-f", "-", stdin=POD.format(node="node-110", cuda="12.4.1").replace(
+        "  restartPolicy: Never\n", ""))
+    rc, _, err = kubectl(master, "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/gpu-check-node-110",
+                         "--timeout=60s")
+    assert rc == 1 and "timed out waiting for the condition on pods/gpu-check-node-110" in err
+    rc, out, _ = kubectl(master, "get", "pods")
+    assert out.splitlines()[1].split()[1:4] == ["0/1", "CrashLoopBackOff", "5"]
+    rc, out, _ = kubectl(master, "logs", "gpu-check-node-110")
+    assert "NVIDIA-SMI" in out

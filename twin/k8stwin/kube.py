@@ -1012,7 +1012,7 @@ def run_pod(cluster, pod, name, want):
                         "'legacy'\nnvidia-container-cli: requirement error: unsatisfied condition: cuda>=%d.%d, "
                         "please update your driver to a newer version, or use an earlier cuda container: unknown"
                         % image_cuda)
-            return status
+            return _restart_policy(spec, status)
         gpus = list((v.node.get("gpus") if v else None) or [])[:1]
         if "nvidia-smi" in cmd or not cmd:
             status["logs"] = container_nvidia_smi(gpus, driver, cuda, node.get("node_id"))
@@ -1020,6 +1020,16 @@ def run_pod(cluster, pod, name, want):
         status.update(phase="Failed", reason="Error", exitCode=127,
                       logs='/bin/sh: 1: nvidia-smi: not found\n' if "sh" in cmd else "",
                       message='exec: "nvidia-smi": executable file not found in $PATH')
+    return _restart_policy(spec, status)
+
+
+def _restart_policy(spec, status):
+    """restartPolicy Always (the default) restarts a command that exits: the pod
+    stays Running in CrashLoopBackOff; OnFailure restarts only failures."""
+    policy = spec.get("restartPolicy") or "Always"
+    if policy == "Always" or (policy == "OnFailure" and status["phase"] == "Failed"):
+        status = dict(status, phase="Running", reason="CrashLoopBackOff", restarts=5, last=status.get("reason"),
+                      message=f"back-off 2m40s restarting failed container={(spec.get('containers') or [{}])[0].get('name')}")
     return status
 
 

@@ -285,6 +285,14 @@ def _pod_status(st):
             status["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                                      "message": st.get("message", "")}]
         return status
+    if st.get("reason") == "CrashLoopBackOff":
+        status["conditions"] = [{"type": "PodScheduled", "status": "True"},
+                                {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}]
+        status["containerStatuses"] = [{
+            "ready": False, "restartCount": st.get("restarts", 5),
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": st.get("message", "")}},
+            "lastState": {"terminated": {"exitCode": st.get("exitCode", 0), "reason": st.get("last") or "Completed"}}}]
+        return status
     ready = {"type": "Ready", "status": "False", "reason": "PodCompleted"}
     status["conditions"] = [{"type": "PodScheduled", "status": "True"}, ready]
     if st.get("reason") and st["reason"].startswith("OutOf"):
@@ -302,6 +310,9 @@ def _pod_display_status(pod):
     if st.get("reason"):
         return st["reason"]
     for cs in st.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting")
+        if waiting:
+            return waiting.get("reason") or "Waiting"
         term = (cs.get("state") or {}).get("terminated")
         if term:
             return term.get("reason") or ("Completed" if term.get("exitCode") == 0 else "Error")
@@ -495,8 +506,11 @@ def _print_objects(objs, fmt, kind, cluster, single, all_ns=False, name_prefix=N
             rows[0] += ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"]
         for o in objs:
             ready = 1 if (o.get("status") or {}).get("phase") == "Running" else 0
+            restarts = sum(int(cs.get("restartCount") or 0) for cs in (o.get("status") or {}).get("containerStatuses") or [])
+            if ready and any(not cs.get("ready", True) for cs in (o.get("status") or {}).get("containerStatuses") or []):
+                ready = 0
             row = ([o["metadata"]["namespace"]] if all_ns else []) + [
-                o["metadata"]["name"], f"{ready}/1", _pod_display_status(o), "0", _age(o, cluster)]
+                o["metadata"]["name"], f"{ready}/1", _pod_display_status(o), str(restarts), _age(o, cluster)]
             if fmt == "wide":
                 row += ["<none>", (o.get("spec") or {}).get("nodeName") or "<none>", "<none>", "<none>"]
             rows.append(row)
