@@ -856,10 +856,17 @@ def node_object(cluster, name):
                 "kubeProxyVersion": node.get("kubelet_version") or "",
                 "kubeletVersion": node.get("kubelet_version") or "",
                 "operatingSystem": "linux",
-                "osImage": nj.get("os_pretty") or nj.get("os") or "",
+                "osImage": _os_image(v) or nj.get("os") or "",
             },
         },
     }
+
+
+def _os_image(v):
+    """PRETTY_NAME of the node's /etc/os-release (what the kubelet reports)."""
+    text = v.read_file("/etc/os-release") if v else None
+    m = re.search(r'^PRETTY_NAME="?([^"\n]*)"?', text or "", re.M)
+    return m.group(1) if m else None
 
 
 # ---------------------------------------------------------------------------
