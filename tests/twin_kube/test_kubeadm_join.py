@@ -217,3 +217,11 @@ def test_name_clash_with_ready_node(twin):
 def test_kubelet_version(twin):
     w = twin.add("node-110")
     assert w.run("kubelet", "--version") == (0, "Kubernetes v1.34.2\n", "")
+
+
+def test_join_kubeadm_too_new_for_cluster(twin):
+    master, _ = init_master(twin)
+    w = twin.add("node-110")
+    w.edit(lambda st: [st["packages"][n].update(version="1.36.0") for n in ("kubeadm", "kubectl")])
+    rc, _, err = w.run("kubeadm", "join", *join_cmd(master))
+    assert rc == 1 and "supports deploying clusters with the control plane version >= 1.35.0. Current version: v1.34.2" in err

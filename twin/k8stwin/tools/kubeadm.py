@@ -985,6 +985,10 @@ def cmd_join(args, kver):
         raise phase_error(kver, "preflight", "couldn't validate the identity of the API Server: cluster CA found in "
                           f'cluster-info ConfigMap is invalid: none of the public keys "{cp["ca_hash"]}" are pinned')
     cp_ver = kube.parse_version(cp["version"])
+    if cp_ver[:2] < (kver[0], kver[1] - 1):
+        raise phase_error(kver, "preflight", "unable to fetch the kubeadm-config ConfigMap: this version of kubeadm only "
+                          f"supports deploying clusters with the control plane version >= {kver[0]}.{kver[1] - 1}.0. "
+                          f"Current version: {cp['version']}")
     if "preflight" not in skip:
         out("[preflight] Reading configuration from the cluster...")
         out("[preflight] FYI: You can look at this config file with 'kubectl -n kube-system get cm kubeadm-config -o yaml'")
