@@ -71,6 +71,10 @@ def remove(name, quiet=False, prog="modprobe", verb="modprobe"):
             fs.err(f"{prog}: FATAL: Module {n} is not in kernel.")
         return 1
     users = kmods.holders(mods).get(n) or []
+    if n == "nouveau" and _gpus():
+        # fbcon holds the console on the GPU nouveau drives: unloading needs a reboot
+        fs.err("rmmod: ERROR: Module nouveau is in use" if verb == "rmmod" else f"{prog}: FATAL: Module nouveau is in use.")
+        return 1
     if users:
         fs.err(f"rmmod: ERROR: Module {n} is in use by: {' '.join(users)}" if verb == "rmmod" else f"{prog}: FATAL: Module {n} is in use.")
         return 1
