@@ -190,8 +190,9 @@ def _unknown_fields(kind, api, doc):
 def load_config(path, ver, want):
     """Parse a kubeadm --config file. Returns {kind: doc} (kubeadm kinds) plus
     "_component": [docs]. Warnings are printed and recorded as kubeadm does."""
+    full = fs.path(path) if path.startswith("/") else os.path.abspath(path)
     try:
-        with open(fs.path(path), encoding="utf-8") as fh:
+        with open(full, encoding="utf-8") as fh:
             text = fh.read()
     except OSError as exc:
         raise Fail(f'unable to read config from "{path}" : open {path}: {exc.strerror.lower()}') from None

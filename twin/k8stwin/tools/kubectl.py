@@ -765,6 +765,10 @@ def _read_manifests(files, recursive=False):
             host = re.sub(r"^https?://", "", f).split("/")[0]
             # the twin has no network: kubectl's error for an unreachable manifest URL
             raise Fail(f'Unable to connect to the server: dial tcp: lookup {host} on 127.0.0.53:53: no such host')
+        if f != "-" and not f.startswith("/"):
+            f = os.path.abspath(f)  # relative to the working directory (inside the node)
+            if fs.root() != "/":
+                f = fs.unroot(f)
         if f == "-":
             text, label = sys.stdin.read(), "STDIN"
             docs += [(d, label) for d in _load_docs(text, label)]
