@@ -407,6 +407,17 @@ def refresh_node():
         pass
 
 
+RUNTIME_UNITS = ("containerd", "docker", "cri-docker", "kubelet", "crio")
+
+
+def on_service(unit, active):
+    """For the twin's service hook (systemctl start/stop/restart): a runtime
+    or kubelet (re)start re-reads the runtime configuration -> snapshot."""
+    if unit.replace(".service", "").replace(".socket", "") in RUNTIME_UNITS:
+        refresh_node()
+    return None
+
+
 def cri_kind(socket):
     s = socket or ""
     if "cri-dockerd" in s:
