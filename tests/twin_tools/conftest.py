@@ -55,7 +55,7 @@ class Node:
                 continue
             mod = tool.replace("-", "_")
             p = self.bin / tool
-            p.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(TWIN)!r})\n"
+            p.write_text(f"#!{sys.executable}\nimport sys\nsys.path.append({str(TWIN)!r})\n"
                          f"from k8stwin import state\nfrom k8stwin.tools import {mod}\nstate.run_tool({mod}.main)\n")
             p.chmod(0o755)
         self.env = dict(os.environ, K8STWIN_ROOT=str(self.root), K8STWIN_NODE_DIR=str(self.dir),

@@ -34,6 +34,31 @@ def test_systemctl_lifecycle_and_docker_config_check(make_node):
     assert n.state()["services"]["docker.service"] == {"enabled": True, "active": True, "since": n.state()["services"]["docker.service"]["since"]}
     assert n.run("systemctl", "stop", "firewalld").returncode == 0
     assert n.state()["firewall"]["running"] is False
+    assert n.run("systemctl", "start", "firewalld").returncode == 0
+    assert n.state()["firewall"]["running"] is True
+
+
+def test_systemctl_calls_the_daemons_hook_outside_the_state_lock(make_node, tmp_path):
+    n = make_node("centos7")
+    hook = tmp_path / "hookpkg"
+    (hook / "k8stwin").mkdir(parents=True)
+    # a stand-in k8stwin.daemons that takes the state lock itself and refuses kubelet
+    twin = str(n.env["PYTHONPATH"])
+    (hook / "k8stwin" / "__init__.py").write_text(f"__path__.append({twin + '/k8stwin'!r})\n")
+    (hook / "k8stwin" / "daemons.py").write_text(
+        "from k8stwin import state\n"
+        "def on_service(unit, active):\n"
+        "    with state.locked() as st:\n"
+        "        st.setdefault('hook_calls', []).append([unit, active])\n"
+        "    return 'kubelet exited' if unit == 'kubelet.service' and active else None\n")
+    n.env["PYTHONPATH"] = f"{hook}:{twin}"
+    n.write("/usr/lib/systemd/system/kubelet.service", "[Service]\n")
+    r = n.run("systemctl", "restart", "sshd")
+    assert r.returncode == 0, r.stderr
+    r = n.run("systemctl", "start", "kubelet")
+    assert r.returncode == 1 and "Job for kubelet.service failed" in r.stderr
+    assert n.state()["hook_calls"] == [["sshd.service", True], ["kubelet.service", True]]
+    assert n.state()["services"]["kubelet.service"]["failed"] is True
 
 
 def test_modprobe_lsmod_and_bridge_sysctl(make_node):

@@ -102,17 +102,7 @@ def _start(unit, svcs):
     s["active"] = True
     s.pop("failed", None)
     s["since"] = time.time()
-    if unit == "firewalld.service":
-        _fw(True)
     return "", 0
-
-
-def _fw(running):
-    with state.locked() as st:
-        fw = st.setdefault("firewall", {"ports": [], "runtime_ports": []})
-        fw["running"] = running
-        if running:
-            fw["runtime_ports"] = list(fw.get("ports") or [])
 
 
 def main(argv):
@@ -180,121 +170,139 @@ def main(argv):
         fs.err("Too few arguments." if v < 240 else "Too few arguments.")
         return 1
     rc = 0
-    with state.locked() as st:
-        svcs = st.setdefault("services", {})
-        out = []
-        for unit in units:
-            s = svcs.get(unit)
-            exists = known(unit, svcs)
-            if cmd == "status":
-                if not exists:
-                    if v < 231:
-                        out.append(f"● {unit}\n   Loaded: not-found (Reason: No such file or directory)\n   Active: inactive (dead)")
-                        rc = max(rc, 3)
-                    else:
-                        fs.err(f"Unit {unit} could not be found.")
-                        rc = max(rc, 4)
-                    continue
-                s = s or {"enabled": False, "active": False}
-                out.append(_status_text(unit, s, v))
-                if not s.get("active"):
+    import copy
+
+    svcs = copy.deepcopy(state.read().get("services") or {})
+    before = copy.deepcopy(svcs)
+    fw_running = None
+    out = []
+    for unit in units:
+        s = svcs.get(unit)
+        exists = known(unit, svcs)
+        if cmd == "status":
+            if not exists:
+                if v < 231:
+                    out.append(f"● {unit}\n   Loaded: not-found (Reason: No such file or directory)\n   Active: inactive (dead)")
                     rc = max(rc, 3)
-            elif cmd == "is-active":
-                word = "failed" if (s or {}).get("failed") else ("active" if (s or {}).get("active") else ("inactive" if v >= 230 or exists else "unknown"))
-                if not quiet:
-                    out.append(word)
-                if word != "active":
-                    rc = 3
-            elif cmd == "is-failed":
-                word = "failed" if (s or {}).get("failed") else ("active" if (s or {}).get("active") else "inactive")
-                if not quiet:
-                    out.append(word)
-                rc = 0 if word == "failed" else 1
-            elif cmd == "is-enabled":
-                if not exists:
-                    fs.err(f"Failed to get unit file state for {unit}: No such file or directory")
-                    rc = 1
-                    continue
-                s = s or {}
-                word = "masked" if s.get("masked") else ("static" if s.get("static") else ("enabled" if s.get("enabled") else "disabled"))
-                if not quiet:
-                    out.append(word)
-                if word not in ("enabled", "static"):
-                    rc = 1
-            elif cmd in ("start", "restart", "reload", "try-restart", "reload-or-restart", "condrestart"):
-                if not exists:
-                    fs.err(f"Failed to {cmd} {unit}: Unit {'not found' if v < 231 else unit + ' not found'}.")
-                    rc = 5
-                    continue
-                if cmd == "try-restart" and not (s or {}).get("active"):
-                    continue
-                if cmd == "reload" and not (s or {}).get("active"):
-                    fs.err(f"Job for {unit} invalid.")
-                    rc = 1
-                    continue
-                msg, r = _start(unit, svcs)
-                if r:
-                    fs.err(msg)
-                    rc = r
-            elif cmd in ("stop", "kill"):
-                if not exists:
-                    fs.err(f"Failed to stop {unit}: Unit {unit} not loaded.")
-                    rc = 5
-                    continue
-                if s:
+                else:
+                    fs.err(f"Unit {unit} could not be found.")
+                    rc = max(rc, 4)
+                continue
+            s = s or {"enabled": False, "active": False}
+            out.append(_status_text(unit, s, v))
+            if not s.get("active"):
+                rc = max(rc, 3)
+        elif cmd == "is-active":
+            word = "failed" if (s or {}).get("failed") else ("active" if (s or {}).get("active") else ("inactive" if v >= 230 or exists else "unknown"))
+            if not quiet:
+                out.append(word)
+            if word != "active":
+                rc = 3
+        elif cmd == "is-failed":
+            word = "failed" if (s or {}).get("failed") else ("active" if (s or {}).get("active") else "inactive")
+            if not quiet:
+                out.append(word)
+            rc = 0 if word == "failed" else 1
+        elif cmd == "is-enabled":
+            if not exists:
+                fs.err(f"Failed to get unit file state for {unit}: No such file or directory")
+                rc = 1
+                continue
+            s = s or {}
+            word = "masked" if s.get("masked") else ("static" if s.get("static") else ("enabled" if s.get("enabled") else "disabled"))
+            if not quiet:
+                out.append(word)
+            if word not in ("enabled", "static"):
+                rc = 1
+        elif cmd in ("start", "restart", "reload", "try-restart", "reload-or-restart", "condrestart"):
+            if not exists:
+                fs.err(f"Failed to {cmd} {unit}: Unit {'not found' if v < 231 else unit + ' not found'}.")
+                rc = 5
+                continue
+            if cmd == "try-restart" and not (s or {}).get("active"):
+                continue
+            if cmd == "reload" and not (s or {}).get("active"):
+                fs.err(f"Job for {unit} invalid.")
+                rc = 1
+                continue
+            msg, r = _start(unit, svcs)
+            if r:
+                fs.err(msg)
+                rc = r
+            elif unit == "firewalld.service":
+                fw_running = True
+        elif cmd in ("stop", "kill"):
+            if not exists:
+                fs.err(f"Failed to stop {unit}: Unit {unit} not loaded.")
+                rc = 5
+                continue
+            if s:
+                s["active"] = False
+                s.pop("failed", None)
+            fs.hook("daemons", "on_service", unit, False)
+            if unit == "firewalld.service":
+                fw_running = False
+        elif cmd in ("enable", "disable", "mask", "unmask"):
+            if not exists and cmd != "mask":
+                fs.err(f"Failed to {cmd} unit: Unit file {unit} does not exist." if v >= 231 else "Failed to execute operation: No such file or directory")
+                rc = 1
+                continue
+            s = svcs.setdefault(unit, {"enabled": False, "active": False})
+            link = f"/etc/systemd/system/{_wanted_by(unit)}.wants/{unit}"
+            target = unit_file(unit) or f"/usr/lib/systemd/system/{unit}"
+            if cmd == "enable" and not s.get("enabled") and not s.get("static"):
+                s["enabled"] = True
+                fs.symlink(target, link)
+                fs.err(f"Created symlink from {link} to {target}." if v < 231 else f"Created symlink {link} → {target}.")
+            elif cmd == "disable" and s.get("enabled"):
+                s["enabled"] = False
+                fs.remove(link)
+                fs.err(f"Removed symlink {link}." if v < 240 else f"Removed \"{link}\".")
+            elif cmd == "mask":
+                s["masked"] = True
+                fs.symlink("/dev/null", f"/etc/systemd/system/{unit}")
+                fs.err(f"Created symlink from /etc/systemd/system/{unit} to /dev/null." if v < 231 else f"Created symlink /etc/systemd/system/{unit} → /dev/null.")
+            elif cmd == "unmask" and s.get("masked"):
+                s.pop("masked", None)
+                fs.remove(f"/etc/systemd/system/{unit}")
+                fs.err(f"Removed symlink /etc/systemd/system/{unit}.")
+            if "--now" in flags:
+                if cmd == "enable":
+                    msg, r = _start(unit, svcs)
+                    if r:
+                        fs.err(msg)
+                        rc = r
+                elif cmd in ("disable", "mask"):
                     s["active"] = False
-                    s.pop("failed", None)
-                fs.hook("daemons", "on_service", unit, False)
-                if unit == "firewalld.service":
-                    fw = st.setdefault("firewall", {"ports": []})
-                    fw["running"] = False
-            elif cmd in ("enable", "disable", "mask", "unmask"):
-                if not exists and cmd != "mask":
-                    fs.err(f"Failed to {cmd} unit: Unit file {unit} does not exist." if v >= 231 else "Failed to execute operation: No such file or directory")
-                    rc = 1
-                    continue
-                s = svcs.setdefault(unit, {"enabled": False, "active": False})
-                link = f"/etc/systemd/system/{_wanted_by(unit)}.wants/{unit}"
-                target = unit_file(unit) or f"/usr/lib/systemd/system/{unit}"
-                if cmd == "enable" and not s.get("enabled") and not s.get("static"):
-                    s["enabled"] = True
-                    fs.symlink(target, link)
-                    fs.err(f"Created symlink from {link} to {target}." if v < 231 else f"Created symlink {link} → {target}.")
-                elif cmd == "disable" and s.get("enabled"):
-                    s["enabled"] = False
-                    fs.remove(link)
-                    fs.err(f"Removed symlink {link}." if v < 240 else f"Removed \"{link}\".")
-                elif cmd == "mask":
-                    s["masked"] = True
-                    fs.symlink("/dev/null", f"/etc/systemd/system/{unit}")
-                    fs.err(f"Created symlink from /etc/systemd/system/{unit} to /dev/null." if v < 231 else f"Created symlink /etc/systemd/system/{unit} → /dev/null.")
-                elif cmd == "unmask" and s.get("masked"):
-                    s.pop("masked", None)
-                    fs.remove(f"/etc/systemd/system/{unit}")
-                    fs.err(f"Removed symlink /etc/systemd/system/{unit}.")
-                if "--now" in flags:
-                    if cmd == "enable":
-                        msg, r = _start(unit, svcs)
-                        if r:
-                            fs.err(msg)
-                            rc = r
-                    elif cmd in ("disable", "mask"):
-                        s["active"] = False
-                        fs.hook("daemons", "on_service", unit, False)
-            elif cmd == "show":
-                s = s or {}
-                vals = {"ActiveState": "active" if s.get("active") else ("failed" if s.get("failed") else "inactive"), "SubState": "running" if s.get("active") else "dead", "UnitFileState": "masked" if s.get("masked") else ("enabled" if s.get("enabled") else "disabled"), "LoadState": "loaded" if exists else "not-found", "Id": unit, "FragmentPath": unit_file(unit) or ""}
-                for k in props or list(vals):
-                    out.append(vals.get(k, "") if "--value" in flags else f"{k}={vals.get(k, '')}")
-            elif cmd == "cat":
-                if not exists:
-                    fs.err(f"No files found for {unit}.")
-                    rc = 1
-                    continue
-                out.append(f"# {unit_file(unit)}\n{fs.read(unit_file(unit) or '') or ''}")
-            else:
-                fs.err(f"Unknown operation '{cmd}'." if v >= 231 else f"Unknown operation '{cmd}'.")
-                return 1
+                    fs.hook("daemons", "on_service", unit, False)
+        elif cmd == "show":
+            s = s or {}
+            vals = {"ActiveState": "active" if s.get("active") else ("failed" if s.get("failed") else "inactive"), "SubState": "running" if s.get("active") else "dead", "UnitFileState": "masked" if s.get("masked") else ("enabled" if s.get("enabled") else "disabled"), "LoadState": "loaded" if exists else "not-found", "Id": unit, "FragmentPath": unit_file(unit) or ""}
+            for k in props or list(vals):
+                out.append(vals.get(k, "") if "--value" in flags else f"{k}={vals.get(k, '')}")
+        elif cmd == "cat":
+            if not exists:
+                fs.err(f"No files found for {unit}.")
+                rc = 1
+                continue
+            out.append(f"# {unit_file(unit)}\n{fs.read(unit_file(unit) or '') or ''}")
+        else:
+            fs.err(f"Unknown operation '{cmd}'." if v >= 231 else f"Unknown operation '{cmd}'.")
+            return 1
+    # write back only what this command changed (hooks ran without the lock)
+    with state.locked() as st:
+        cur = st.setdefault("services", {})
+        for unit in set(svcs) | set(before):
+            if svcs.get(unit) != before.get(unit):
+                if unit in svcs:
+                    cur[unit] = svcs[unit]
+                else:
+                    cur.pop(unit, None)
+        if fw_running is not None:
+            fw = st.setdefault("firewall", {"ports": [], "runtime_ports": []})
+            fw["running"] = fw_running
+            if fw_running:
+                fw["runtime_ports"] = list(fw.get("ports") or [])
     for line in out:
         fs.out(line)
     return rc
