@@ -360,9 +360,23 @@ class Twin:
                 raise TwinError(f"timed out after {timeout}s waiting for minions {sorted(want - seen)}: {tails}")
             time.sleep(2)
 
-    def salt_api_ping(self, nodes):
-        res = self.salt("-L", ",".join(nodes), "test.ping", "-t", "8", record=False, check=False)
-        return res if isinstance(res, dict) else {}
+    def salt_api_ping(self, nodes, timeout=4):
+        """{node: True} for the nodes whose minion answers test.ping (Salt's
+        LocalClient in-process, with a short find_job timeout)."""
+        import salt.client
+        import salt.config
+
+        opts = salt.config.client_config(os.path.join(self.config_dir, "master"))
+        opts["gather_job_timeout"] = 2
+        opts["timeout"] = timeout
+        client = salt.client.LocalClient(mopts=opts)
+        try:
+            ret = client.cmd(list(nodes), "test.ping", tgt_type="list", timeout=timeout)
+        except Exception:  # noqa: BLE001 - the master may not be listening yet
+            ret = {}
+        finally:
+            client.destroy()
+        return ret if isinstance(ret, dict) else {}
 
     @staticmethod
     def _tail(path, n=8):

@@ -92,8 +92,8 @@ def _node():
     return state.node()
 
 
-def _hook(module, func):
-    """(found, result) of k8stwin.<module>.<func>() if another part provides it."""
+def _hook(module, func, **kwargs):
+    """(found, result) of k8stwin.<module>.<func>(**kwargs) if another part provides it."""
     import importlib
 
     try:
@@ -105,7 +105,7 @@ def _hook(module, func):
     fn = getattr(mod, func, None)
     if fn is None:
         return False, None
-    return True, fn()
+    return True, fn(**kwargs)
 
 
 def link_tools(info):
@@ -177,13 +177,22 @@ def boot_step(mode):
     info = _node()
     _identity(info)
     link_tools(info)
+    before = state.read().get("reboots", 0)
     if mode == "first":
+        # The OS base image: boot.first_boot() if the OS part provides it,
+        # else osbase.provision(), else the twin's minimal fallback; then the
+        # same boot sequence as every later boot, on the cluster file's kernel.
         found, _ = _hook("boot", "first_boot")
         if not found:
+            found, _ = _hook("osbase", "provision")
+        if not found:
             _fallback_first_boot(info)
-        _hook("hw", "sync")
+        found, _ = _hook("boot", "on_boot", running=info["kernel"])
+        if not found:
+            _hook("hw", "sync")
+        with state.locked() as st:
+            st["reboots"] = before
     else:
-        before = state.read().get("reboots", 0)
         found, _ = _hook("boot", "on_boot")
         if not found:
             _fallback_on_boot()

@@ -204,7 +204,7 @@ class Init:
             json.dump(data, fh)
         os.replace(path + ".tmp", path)
 
-    def stop_minion(self, timeout=5):
+    def stop_minion(self, timeout=2):
         """Stop the minion's process group (SIGTERM, then SIGKILL); whatever
         else runs in the node dies with this init."""
         if self.minion is None:

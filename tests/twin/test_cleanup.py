@@ -1,0 +1,100 @@
+"""Teardown leaves no process, mount or namespace behind: after a normal
+down, after a failed up and after the supervisor itself died."""
+
+import os
+import signal
+import tempfile
+import time
+
+import pytest
+from k8stwin.cluster import Twin, TwinError
+
+ONE = "nodes:\n  - {id: solo, os: centos7, gpus: [NVIDIA GeForce GTX 1080 Ti]}\n"
+
+
+@pytest.fixture
+def scratch():
+    if os.geteuid() != 0:
+        pytest.skip("the cluster twin needs root")
+    base = tempfile.mkdtemp(prefix="k8stwin-c-", dir="/tmp")
+    cluster = os.path.join(base, "one.yaml")
+    with open(cluster, "w", encoding="utf-8") as fh:
+        fh.write(ONE)
+    t = Twin(os.path.join(base, "run"))
+    yield t, cluster
+    t.down()
+    import shutil
+
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _namespaces_of(pids):
+    out = set()
+    for pid in pids:
+        try:
+            out.add(os.readlink(f"/proc/{pid}/ns/mnt"))
+        except OSError:
+            pass
+    return out
+
+
+def _all_mount_namespaces():
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                out.add(os.readlink(f"/proc/{entry}/ns/mnt"))
+            except OSError:
+                pass
+    return out
+
+
+def assert_clean(t):
+    assert t.leftover_processes() == []
+    assert t.leftover_mounts() == []
+    assert not t.is_up()
+
+
+def test_down_leaves_nothing_and_is_idempotent(scratch):
+    t, cluster = scratch
+    t.up(cluster, timeout=120)
+    init = t.init_pid("solo")
+    assert init
+    ns = _namespaces_of([init])
+    assert ns and ns.isdisjoint(_namespaces_of([os.getpid()]))
+    assert t.down() == []  # the supervisor cleaned up; nothing had to be forced
+    assert_clean(t)
+    assert ns.isdisjoint(_all_mount_namespaces())  # the node's namespace is gone
+    assert t.down() == []
+
+
+def test_failed_up_leaves_nothing(scratch):
+    t, cluster = scratch
+    with pytest.raises(TwinError, match="timed out"):
+        t.up(cluster, timeout=1)
+    assert_clean(t)
+
+
+def test_down_after_the_supervisor_died(scratch):
+    t, cluster = scratch
+    t.up(cluster, timeout=120)
+    os.kill(t.supervisor_pid(), signal.SIGKILL)
+    time.sleep(0.5)
+    assert t.leftover_processes()  # machine, minion and master are orphans now
+    forced = t.down()
+    assert forced
+    assert_clean(t)
+
+
+def test_bad_cluster_file_is_refused(scratch):
+    t, _cluster = scratch
+    bad = os.path.join(os.path.dirname(t.run), "bad.yaml")
+    with open(bad, "w", encoding="utf-8") as fh:
+        fh.write("nodes:\n  - {id: x, os: windows95}\n")
+    with pytest.raises(TwinError, match="unknown OS"):
+        t.up(bad)
+    with open(bad, "w", encoding="utf-8") as fh:
+        fh.write("nodes:\n  - {id: x, faults: {meteor_strike: true}}\n")
+    with pytest.raises(TwinError, match="unknown faults"):
+        t.up(bad)
+    assert_clean(t)
