@@ -284,10 +284,10 @@ def _debian_releases(package, on_disk):
                 ignore_retcode=True,
             )
             out = (res.get("stdout") or "").strip()
-            if res.get("retcode") or "|" not in out:
-                continue
-            status, depends = out.split("|", 1)
-            if "installed" not in status.split():
+            status, _sep, depends = out.partition("|")
+            if res.get("retcode") or "installed" not in status.split():
+                if pkg == package:
+                    return []  # the package itself is not installed
                 continue
             for dep in re.split(r"[,|]", depends):
                 name = dep.strip().split(" ")[0].split(":")[0]

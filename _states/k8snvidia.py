@@ -40,21 +40,30 @@ def _procfs(name):
 
 
 def _proc_lines(name):
+    """Lines of a procfs file; None when it cannot be read."""
     try:
         with open(_procfs(name), encoding="utf-8", errors="replace") as fh:
             return fh.read().splitlines()
     except OSError:
-        return []
+        return None
 
 
 def _loaded_modules():
-    """Names of the loaded kernel modules (``/proc/modules``)."""
-    return [line.split()[0] for line in _proc_lines("modules") if line.strip()]
+    """Names of the loaded kernel modules (``/proc/modules``, else ``lsmod``)."""
+    lines = _proc_lines("modules")
+    if lines is None:
+        return list(__salt__["kmod.mod_list"]())
+    return [line.split()[0] for line in lines if line.strip()]
 
 
 def _active_swaps():
-    """Active swap devices and files (``/proc/swaps`` without its header)."""
-    return [line.split()[0] for line in _proc_lines("swaps")[1:] if line.strip()]
+    """Active swap devices and files: ``/proc/swaps`` without its header,
+    else ``swapon -s`` (the same table; util-linux 2.23 on el7 has it)."""
+    lines = _proc_lines("swaps")
+    if lines is None:
+        res = __salt__["cmd.run_all"](["swapon", "-s"], python_shell=False, ignore_retcode=True)
+        lines = (res.get("stdout") or "").splitlines() if not res.get("retcode") else []
+    return [line.split()[0] for line in lines if line.strip() and not line.startswith("Filename")]
 
 
 def _mark(ret, reason):

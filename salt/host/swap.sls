@@ -4,16 +4,14 @@
 {%- from "map.jinja" import k8s with context %}
 {%- if k8s.host.swap_off %}
 
+k8snvidia-host-swap-off-now:
+  k8snvidia.swap_off:
+    - name: all swap devices
+
 k8snvidia-host-swap-off-in-fstab:
   file.replace:
     - name: /etc/fstab
     - pattern: '^([^#\s]\S*\s+\S+\s+swap\s.*)$'
     - repl: '#k8snvidia# \1'
     - ignore_if_missing: true
-
-k8snvidia-host-swap-off-now:
-  k8snvidia.swap_off:
-    - name: all swap devices
-    - require:
-      - file: k8snvidia-host-swap-off-in-fstab
 {%- endif %}

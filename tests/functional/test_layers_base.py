@@ -97,6 +97,7 @@ def test_host_swap_modules_sysctl(rendered, os_name):
     assert r.fun("k8snvidia-host-swap-off-in-fstab") == "file.replace" and fstab["name"] == "/etc/fstab"
     assert fstab["repl"].startswith("#k8snvidia# ")
     assert r.fun("k8snvidia-host-swap-off-now") == "k8snvidia.swap_off"
+    assert r.before("k8snvidia-host-swap-off-now", "k8snvidia-host-swap-off-in-fstab")
     assert r.kw("k8snvidia-host-modules-load-file")["name"] == "/etc/modules-load.d/k8snvidia.conf"
     assert r.kw("k8snvidia-host-modules-load-file")["contents"][1:] == ["br_netfilter", "overlay"]
     assert r.kw("k8snvidia-host-modules-loaded")["mods"] == ["br_netfilter", "overlay"]

@@ -234,7 +234,10 @@ def test_installed_by_dpkg_metapackage(ubuntu):
     )
     assert mod.installed("linux-generic-hwe-18.04") == [UB_NEW]
     assert mod.installed(f"linux-image-{UB_OLD}") == [UB_OLD]
-    # dpkg-query cannot tell: every kernel on disk, newest last
+    # not installed: none
+    assert mod.installed("linux-generic") == []
+    # installed, but dpkg-query cannot tell its dependencies: every kernel on disk, newest last
+    m.dpkg["linux-generic"] = ""
     assert mod.installed("linux-generic") == [UB_OLD, UB_NEW]
 
 

@@ -119,3 +119,26 @@ def test_swap_off_failure(env):
     ret = state.swap_off("swap")
     assert ret["result"] is False
     assert "Cannot allocate memory" in ret["comment"] and "/dev/dm-1" in ret["comment"]
+
+
+def test_without_procfs_files_the_tools_answer(env):
+    state, _, proc, _ = env
+    (proc / "swaps").unlink()
+    (proc / "modules").unlink()
+    swap = {"on": True}
+
+    def run_all(cmd, python_shell=True, **kwargs):
+        assert python_shell is False
+        if cmd == ["swapon", "-s"]:
+            out = SWAPS_ON if swap["on"] else ""
+            return {"retcode": 0, "stdout": out.rstrip("\n"), "stderr": ""}
+        assert cmd == ["swapoff", "-a"]
+        swap["on"] = False
+        return {"retcode": 0, "stdout": "", "stderr": ""}
+
+    state.__salt__["cmd.run_all"] = run_all
+    state.__salt__["kmod.mod_list"] = lambda: ["nouveau", "overlay"]
+    ret = state.swap_off("swap")
+    assert ret["result"] is True and ret["changes"] == {"swapoff": ["/dev/dm-1"]}
+    assert state.swap_off("swap")["changes"] == {}
+    assert state.reboot_pending_if_loaded("nouveau")["changes"]
