@@ -353,6 +353,15 @@ def join(control_plane, node_name, cri_socket, kubernetes_version):
         data = join_secret(control_plane)
     except CommandExecutionError as exc:
         return {"result": False, "comment": str(exc)}
+    leftovers = [p for p in (f"{KUBE_DIR}/bootstrap-kubelet.conf", f"{KUBE_DIR}/pki/ca.crt") if os.path.exists(p)]
+    if leftovers:
+        # A join that failed half-way (e.g. at the TLS bootstrap) leaves these
+        # behind and the next join's preflight refuses them: reset first, so a
+        # re-run finishes what the failed one started.
+        log.info("kubeadm: resetting a half-joined node (%s)", ", ".join(leftovers))
+        res = _run(["reset", "-f"])
+        if res["retcode"] != 0:
+            return {"result": False, "comment": "kubeadm reset of a half-joined node failed:\n" + _errors(res["stderr"])}
     _write_secret(
         JOIN_CONFIG,
         join_config(node_name, cri_socket, kubernetes_version, data["endpoint"], data["token"], data["ca_cert_hash"]),
