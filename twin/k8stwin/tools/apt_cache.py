@@ -4,6 +4,16 @@ from .. import fs, pkgdb
 from . import apt_get
 
 
+def _packages_line(repo_id):
+    """'<uri> <suite>' -> how apt names that index: flat repos '<uri>  Packages'."""
+    uri, _, suite = repo_id.rpartition(" ")
+    if suite == "/":
+        return f"{uri}  Packages"
+    if suite.endswith("/"):
+        return f"{uri}/{suite}  Packages"
+    return f"{uri} {suite}/main amd64 Packages"
+
+
 def _policy(names):
     inst = pkgdb.installed()
     holds = apt_get.holds()
@@ -30,7 +40,7 @@ def _policy(names):
         for c in vs:
             mark = " *** " if cur and cur["version"] == c.full else "     "
             fs.out(f"{mark}{c.full} 500")
-            fs.out(f"        500 {c.repo_id} {'main ' if not c.repo_id.endswith(' /') else ''}amd64 Packages".replace("  ", " "))
+            fs.out(f"        500 {_packages_line(c.repo_id)}")
             if mark.strip():
                 fs.out("        100 /var/lib/dpkg/status")
                 shown = True
@@ -74,7 +84,7 @@ def main(argv):
     if cmd == "madison":
         for name in names:
             for c in apt_get.versions_of(name):
-                fs.out(f"{name:>10} | {c.full} | {c.repo_id} {'main ' if not c.repo_id.endswith(' /') else ''}amd64 Packages".replace("  ", " "))
+                fs.out(f"{name:>10} | {c.full} | {_packages_line(c.repo_id)}")
         return 0
     if cmd in ("show", "showpkg"):
         rc = 0
