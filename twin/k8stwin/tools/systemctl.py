@@ -166,8 +166,18 @@ def main(argv):
             else:
                 fs.out(f"{unit:<40} loaded {'active' if s.get('active') else 'inactive'} {'running' if s.get('active') else 'dead'} {unit}")
         return 0
+    if cmd == "is-system-running":
+        fs.out("running")
+        return 0
+    if cmd == "status" and not units:
+        import socket
+
+        svcs = state.read().get("services") or {}
+        failed = sum(1 for s in svcs.values() if s.get("failed"))
+        fs.out(f"● {socket.gethostname()}\n    State: {'degraded' if failed else 'running'}\n     Jobs: 0 queued\n   Failed: {failed} units\n    Since: {time.strftime('%a %Y-%m-%d %H:%M:%S UTC', time.gmtime())}\n   CGroup: /")
+        return 0
     if not units:
-        fs.err("Too few arguments." if v < 240 else "Too few arguments.")
+        fs.err("Too few arguments.")
         return 1
     rc = 0
     import copy
