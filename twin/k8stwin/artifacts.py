@@ -105,6 +105,15 @@ def populate(directory, pillar_dir=None, versions=None):
     wanted = list(DEFAULT_VERSIONS) + pillar_versions(pillar_dir) + list(versions or [])
     for ver in dict.fromkeys(wanted):
         make_runfile(directory, ver)
+    try:  # repository keys the apt states download (k8stwin.pkgdb, the OS tools' part)
+        from . import pkgdb
+
+        for name, text in pkgdb.repository_keys().items():
+            if not os.path.exists(os.path.join(directory, name)):
+                with open(os.path.join(directory, name), "w", encoding="utf-8") as fh:
+                    fh.write(text)
+    except ImportError:
+        pass
     return pillar_overlay()
 
 

@@ -259,6 +259,18 @@ def unreachable(repo_id, url):
     return False
 
 
+def repository_keys():
+    """{basename: text}: a stand-in of every repository key the catalog
+    publishes (deb ``keys``, rpm ``gpgkeys`` over http), for the twin's
+    artifact store, where the states' key downloads look first."""
+    out = {}
+    for repo in catalog():
+        for url in list(repo.get("keys") or []) + [k for k in repo.get("gpgkeys") or [] if k.startswith("http")]:
+            name = url.rstrip("/").rsplit("/", 1)[-1]
+            out.setdefault(name, f"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nk8stwin stand-in for {url}\n-----END PGP PUBLIC KEY BLOCK-----\n")
+    return out
+
+
 # --------------------------------------------------------------------------
 # yum/dnf repositories
 
