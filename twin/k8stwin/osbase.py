@@ -91,6 +91,16 @@ def provision(os_key=None, kernel=None):
         with state.locked() as st:
             st["kernel"] = {"running": kernel}
     boot.machine_id()
+    for d in ("/etc/modprobe.d", "/etc/modules-load.d", "/etc/sysctl.d", "/etc/systemd/system/multi-user.target.wants", "/etc/default", "/usr/lib/modprobe.d", "/var/log", "/var/cache"):
+        fs.makedirs(d)
+    if family == "RedHat":
+        for d in ("/etc/yum.repos.d", "/etc/pki/rpm-gpg", "/etc/sysconfig", "/var/lib/rpm", "/etc/yum/pluginconf.d" if major == 7 else "/etc/dnf/plugins"):
+            fs.makedirs(d)
+    else:
+        for d in ("/etc/apt/sources.list.d", "/etc/apt/trusted.gpg.d", "/etc/apt/preferences.d", "/etc/apt/apt.conf.d", "/var/lib/apt/lists", "/var/lib/dpkg", "/usr/share/keyrings"):
+            fs.makedirs(d)
+        if os_key not in ("ubuntu1804",):
+            fs.makedirs("/etc/apt/keyrings")
     if family == "RedHat":
         if major == 7:
             _write_missing("/etc/yum.conf", "[main]\ncachedir=/var/cache/yum/$basearch/$releasever\nkeepcache=0\ndebuglevel=2\nlogfile=/var/log/yum.log\nexactarch=1\nobsoletes=1\ngpgcheck=1\nplugins=1\ninstallonly_limit=5\n")
