@@ -2,8 +2,11 @@
 between nodes and from the host."""
 
 import os
+import pathlib
 
 import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 ALL_OSES = {
     "nodes": [
@@ -118,3 +121,10 @@ def test_commands_are_recorded(oses):
     assert bad and bad[-1]["rc"] == 1
     assert any(r["argv"][:1] == ["salt"] for r in rec["runs"])
     assert (oses.run_dir / "records.json").exists()
+
+
+def test_repo_is_read_only_and_its_runtime_hidden(oses):
+    proc = oses.node_exec("c7", f"touch {ROOT}/twin-write-probe; echo rc=$?; ls -A {ROOT}/.run")
+    assert "rc=1" in proc.stdout and "Read-only file system" in proc.stderr
+    assert "salt" not in proc.stdout.split()
+    assert not (ROOT / "twin-write-probe").exists()

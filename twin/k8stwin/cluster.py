@@ -725,10 +725,10 @@ class Supervisor:
     def spec(self, node, mode, start_minion):
         ni = self.info["node_info"][node]
         run = self.twin.run
-        hide = [run]
         repo_run = os.path.join(REPO, ".run")
-        if os.path.isdir(repo_run) and not run.startswith(repo_run + "/"):
-            hide.append(repo_run)
+        hide = [repo_run] if os.path.isdir(repo_run) else []
+        if not run.startswith(repo_run + "/"):
+            hide.append(run)
         hide = [h for h in hide if not any(h == p or h.startswith(p + "/") for p in _private_roots())]
         ndir = self.twin.node_dir(node)
         pub, ret = self.info["ports"]["publish"], self.info["ports"]["ret"]
@@ -740,6 +740,7 @@ class Supervisor:
             "artifacts": self.twin.path("artifacts"),
             "keep": _python_prefixes(),
             "hide": hide,
+            "readonly": [REPO],
             "python": os.path.join(VENV_BIN, "python"),
             "salt_minion": os.path.join(VENV_BIN, "salt-minion"),
             "twin_dir": TWIN_DIR,

@@ -108,6 +108,10 @@ def setup_mounts(spec):
     for sub in ("systemd/system", "lock", "user"):
         os.makedirs("/run/" + sub, exist_ok=True)
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    for path in spec.get("readonly", []):
+        if os.path.isdir(path):
+            mount(path, path, None, MS_BIND | MS_REC)
+            mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
     for hide in spec["hide"]:
         if os.path.isdir(hide):
             mount("tmpfs", hide, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
