@@ -448,9 +448,14 @@ def on_boot(running=None):
         if "selinux" in st or cfg is not None:
             st["selinux"] = {"mode": sel}
         st["swap"] = {"active": kmods.fstab_swap() is not None}
-        for _unit, svc in (st.get("services") or {}).items():
-            svc["active"] = bool(svc.get("enabled"))
+        from .tools.systemctl import config_problem
+
+        for unit, svc in (st.get("services") or {}).items():
             svc.pop("failed", None)
+            svc["active"] = bool(svc.get("enabled")) and not svc.get("masked")
+            if svc["active"] and config_problem(unit):
+                svc["active"] = False
+                svc["failed"] = True
         fw = st.get("firewall")
         if fw is not None:
             svc = (st.get("services") or {}).get("firewalld.service")

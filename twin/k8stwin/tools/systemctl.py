@@ -71,6 +71,26 @@ def _start(unit, svcs):
     s = svcs.setdefault(unit, {"enabled": False, "active": False})
     if s.get("masked"):
         return f"Failed to start {unit}: Unit {unit} is masked.", 1
+    problem = config_problem(unit)
+    if problem is None:
+        res = fs.hook("daemons", "on_service", unit, True)
+        if res is False or isinstance(res, str):
+            problem = res or "failed"
+    if problem:
+        s["active"] = False
+        s["failed"] = True
+        v = version()
+        if v >= 233:
+            return f'Job for {unit} failed because the control process exited with error code.\nSee "systemctl status {unit}" and "journalctl -xeu {unit}" for details.', 1
+        return f'Job for {unit} failed because the control process exited with error code. See "systemctl status {unit}" and "journalctl -xe" for details.', 1
+    s["active"] = True
+    s.pop("failed", None)
+    s["since"] = time.time()
+    return "", 0
+
+
+def config_problem(unit):
+    """Why ``unit`` would fail to start on its own config (None: it starts)."""
     problem = None
     if unit == "docker.service":
         text = fs.read("/etc/docker/daemon.json")
@@ -88,21 +108,7 @@ def _start(unit, svcs):
                 tomllib.loads(text)
             except Exception:  # noqa: BLE001 - any parse error fails the start
                 problem = "invalid config.toml"
-    if problem is None:
-        res = fs.hook("daemons", "on_service", unit, True)
-        if res is False or isinstance(res, str):
-            problem = res or "failed"
-    if problem:
-        s["active"] = False
-        s["failed"] = True
-        v = version()
-        if v >= 233:
-            return f'Job for {unit} failed because the control process exited with error code.\nSee "systemctl status {unit}" and "journalctl -xeu {unit}" for details.', 1
-        return f'Job for {unit} failed because the control process exited with error code. See "systemctl status {unit}" and "journalctl -xe" for details.', 1
-    s["active"] = True
-    s.pop("failed", None)
-    s["since"] = time.time()
-    return "", 0
+    return problem
 
 
 def main(argv):
