@@ -295,6 +295,7 @@ class Twin:
                 os.symlink(image.DISPATCH, os.path.join(ndir, "bin", tool))
             nodes[nid] = node_json
         os.makedirs(self.path("cluster"), exist_ok=True)
+        self._register_kube_nodes(nodes)
         info = {
             "run_dir": self.run,
             "cluster_file": cluster_file,
@@ -309,6 +310,26 @@ class Twin:
         open(self.path("events.jsonl"), "w").close()
         open(self.path("runs.jsonl"), "w").close()
         return info
+
+    def _register_kube_nodes(self, nodes):
+        """Tell the twin's Kubernetes emulation (k8stwin.kube, if there) where
+        each node's directory is; its state file is shared by all nodes."""
+        try:
+            from . import kube
+        except ModuleNotFoundError as exc:
+            if exc.name != "k8stwin.kube":
+                raise
+            return
+        old = os.environ.get("K8STWIN_CLUSTER_STATE")
+        os.environ["K8STWIN_CLUSTER_STATE"] = self.path("cluster", "kube-cluster.json")
+        try:
+            for nid in nodes:
+                kube.register_node(nid, self.node_dir(nid))
+        finally:
+            if old is None:
+                os.environ.pop("K8STWIN_CLUSTER_STATE", None)
+            else:
+                os.environ["K8STWIN_CLUSTER_STATE"] = old
 
     def up(self, cluster_file=None, pillar_dir=None, timeout=300, log=None):
         """Bring the twin up and wait until every node that should answer does."""
@@ -738,7 +759,9 @@ class Supervisor:
             "disk_dir": self.twin.path("disks", node),
             "image_dir": self.twin.path("images", ni["os_key"]),
             "artifacts": self.twin.path("artifacts"),
-            "keep": _python_prefixes(),
+            "binds": [[self.twin.path("nodes"), True], [ndir, False], [self.twin.path("artifacts"), True],
+                      [self.twin.path("cluster"), False]] + [[p, True] for p in _python_prefixes()],
+            "env": {"K8STWIN_CLUSTER_STATE": self.twin.path("cluster", "kube-cluster.json")},
             "hide": hide,
             "readonly": [REPO],
             "python": os.path.join(VENV_BIN, "python"),

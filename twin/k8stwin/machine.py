@@ -90,9 +90,11 @@ def setup_mounts(spec):
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     keep = {}
     # Paths to keep visible at their host path after the private layers and
-    # the hidden run directory cover them: this node's dir, the artifact store
-    # (read-only) and the Python installation the minion runs on.
-    for path, ro in [(spec["node_dir"], False), (spec["artifacts"], True)] + [(p, True) for p in spec["keep"]]:
+    # the hidden run directory cover them: the node directories (read-only;
+    # this node's own read-write), the artifact store (read-only), the shared
+    # cluster directory (kube state) and the Python installation.
+    # (in order: a later bind may sit on an earlier one)
+    for path, ro in spec["binds"]:
         if os.path.isdir(path):
             keep[path] = (os.open(path, os.O_PATH | os.O_DIRECTORY), ro)
     disks = spec["disk_dir"]
@@ -135,6 +137,7 @@ def node_env(spec, extra=None):
         "PYTHONPATH": os.pathsep.join([spec["twin_dir"], os.path.join(spec["twin_dir"], "k8stwin", "site")]),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
+    env.update(spec.get("env") or {})
     for name in ("K8STWIN_CATALOG",):
         if os.environ.get(name):
             env[name] = os.environ[name]
