@@ -83,6 +83,16 @@ def test_reboot_requests_wait_for_the_running_job(seed):
     assert kinds[-3:] == ["power_request", "reboot", "boot"]
 
 
+def test_reboot_now_waits_until_the_job_returned(seed):
+    """The machine goes down only after the minion returned the job that asked."""
+    node = "cluster-master"
+    before = seed.node_state(node)["reboots"]
+    ret = seed.salt(node, "cmd.run", "reboot; sleep 4; echo still-here", timeout=120)
+    assert ret[node] == "still-here"
+    seed.wait_rebooted(node, before, timeout=180)
+    assert seed.node_state(node)["reboots"] == before + 1
+
+
 def test_shutdown_cancel(seed):
     node = "node-106"
     before = seed.node_state(node)["reboots"]

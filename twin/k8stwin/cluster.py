@@ -420,8 +420,8 @@ class Twin:
         tool = os.path.basename(argv[0])
         if tool not in ("salt", "salt-run", "salt-key", "salt-cp"):
             raise TwinError(f"bin/twin run runs salt, salt-run, salt-key or salt-cp, not {argv[0]}")
-        if not os.path.exists(os.path.join(self.config_dir, "master")):
-            raise TwinError(f"the twin is not up ({self.run})")
+        if not os.path.exists(os.path.join(self.config_dir, "master")) or not self.is_up():
+            raise TwinError(f"the twin is not up ({self.run}): bin/twin up first")
         cmd = self.salt_cmd(tool, *argv[1:])
         started = time.time()
         proc = subprocess.run(cmd, cwd=self.run, capture_output=capture, text=True, timeout=timeout,

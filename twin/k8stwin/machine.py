@@ -247,6 +247,14 @@ class Init:
             rc = _run_boot(spec, spec["boot_mode"], log)
         kernel = _running_kernel(spec)
         _write_minion_config(spec, kernel)
+        # jobs the previous boot's minion did not finish (Salt drops such
+        # entries itself once their PID is gone; PIDs restart at 1 here)
+        proc_dir = "/var/cache/salt/minion/proc"
+        for name in os.listdir(proc_dir) if os.path.isdir(proc_dir) else []:
+            try:
+                os.unlink(os.path.join(proc_dir, name))
+            except OSError:
+                pass
         self._status(booted=time.time(), boot_rc=rc, kernel=kernel, minion_pid=None)
         if spec.get("start_minion", True) and not self.stopping:
             self.start_minion()
