@@ -23,6 +23,8 @@ HOST_ETC = [
     "protocols", "services", "resolv.conf", "alternatives", "mime.types", "login.defs",
 ]
 
+HOST_HARDWARE_TOOLS = ["lspci", "lshw", "dmidecode", "lsusb"]
+
 TWIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DISPATCH = os.path.join(TWIN_DIR, "bin", "_dispatch")
 
@@ -125,6 +127,20 @@ def link_tools(info):
             if os.path.lexists(path):
                 os.unlink(path)
             os.symlink(DISPATCH, path)
+    # Host programs that would show the host's hardware: emulated when a
+    # tool module exists, else absent from the node.
+    import importlib.util
+
+    for name in HOST_HARDWARE_TOOLS:
+        emulated = importlib.util.find_spec("k8stwin.tools." + name.replace("-", "_")) is not None
+        for d in ("/usr/bin", "/usr/sbin"):
+            path = os.path.join(d, name)
+            if os.path.lexists(path) and not (os.path.islink(path) and os.readlink(path) == DISPATCH):
+                os.unlink(path)
+            if emulated and not os.path.lexists(path):
+                os.symlink(DISPATCH, path)
+        if emulated and not os.path.lexists(os.path.join(bindir, name)):
+            os.symlink(DISPATCH, os.path.join(bindir, name))
     for name in os_profiles.foreign_tools(info["os_key"]):
         for d in ("/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"):
             path = os.path.join(d, name)
