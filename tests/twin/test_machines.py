@@ -133,3 +133,15 @@ def test_repo_is_read_only_and_its_runtime_hidden(oses):
     assert "rc=1" in proc.stdout and "Read-only file system" in proc.stderr
     assert "salt" not in proc.stdout.split()
     assert not (ROOT / "twin-write-probe").exists()
+
+
+def test_overlay_pillar_and_artifact_store(oses):
+    artifacts = pytest.importorskip("k8stwin.artifacts")
+    overlay = artifacts.pillar_overlay()
+    sha = overlay["k8snvidia"]["driver"]["sha256"]
+    assert oses.salt("c7", "pillar.get", "k8snvidia:driver:sha256", "unmask=True")["c7"] == sha
+    # the repo pillar is still there underneath
+    assert oses.salt("c7", "pillar.get", "k8snvidia:nodes:node-110:role", "unmask=True")["c7"] == "worker"
+    mirror = oses.salt("c7", "config.get", "k8snvidia.artifact_mirror")["c7"]
+    listing = oses.node_exec("c7", f"ls {mirror}").stdout.split()
+    assert any(name.endswith(".run") for name in listing)
