@@ -144,3 +144,102 @@ def roster(write=True, path=None, pillar_dir=None):
             fh.write(text)
         ret.update(written=True, path=dest)
     return ret
+
+
+INVENTORY_COLUMNS = (
+    ("node", "node"),
+    ("role", "role"),
+    ("gpus", "GPUs"),
+    ("models", "models"),
+    ("memory_mib", "memory MiB"),
+    ("driver", "driver"),
+    ("cuda", "CUDA"),
+    ("kernel", "kernel"),
+    ("joined", "joined"),
+    ("allocatable", "nvidia.com/gpu"),
+    ("flags", "flags"),
+)
+
+
+def _table(rows):
+    cells = [[label for _, label in INVENTORY_COLUMNS]]
+    for row in rows:
+        cells.append(["-" if row.get(key) in (None, "", []) else str(row.get(key)) for key, _ in INVENTORY_COLUMNS])
+    widths = [max(len(c[i]) for c in cells) for i in range(len(INVENTORY_COLUMNS))]
+    lines = ["  ".join(c[i].ljust(widths[i]) for i in range(len(widths))).rstrip() for c in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def inventory(pillar_dir=None):
+    """
+    The fleet at a glance: per node its role, GPUs and models, GPU memory,
+    driver, CUDA, kernel, whether it joined the cluster and how many
+    ``nvidia.com/gpu`` it offers. Flags nodes whose driver differs from the
+    pillar or from their peers, and nodes that do not answer. A table by
+    default; data with ``--out=json`` or ``--out=yaml``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.inventory
+        salt-run cluster.inventory --out=json
+    """
+    import salt.client
+
+    if pillar_dir:
+        __opts__["pillar_roots"] = {"base": [pillar_dir]}
+    pillar_cfg = _pillar("inventory", {"id": "inventory"}).get("k8snvidia") or {}
+    nodes = pillar_cfg.get("nodes") if isinstance(pillar_cfg.get("nodes"), dict) else {}
+    ids = sorted(nodes)
+    client = salt.client.get_local_client(mopts=__opts__)
+    grains = client.cmd(ids, "grains.item", ["nvidia", "kernelrelease"], tgt_type="list", timeout=30) if ids else {}
+    joined = client.cmd(ids, "kubeadm.joined", tgt_type="list", timeout=30) if ids else {}
+    control = [n for n in ids if (nodes[n] or {}).get("role") == "control-plane"]
+    alloc = {}
+    if control:
+        init = client.cmd(control[0], "kubeadm.initialized", timeout=30)
+        joined[control[0]] = init.get(control[0]) is True
+        if joined[control[0]]:
+            got = client.cmd(control[0], "kubeadm.allocatable", timeout=60).get(control[0])
+            alloc = got if isinstance(got, dict) else {}
+    want = ((pillar_cfg.get("driver") or {}).get("version"))
+    rows = []
+    for nid in ids:
+        node = nodes[nid] or {}
+        g = grains.get(nid) if isinstance(grains.get(nid), dict) else None
+        nv = (g or {}).get("nvidia") or {}
+        gpus = nv.get("gpus") or []
+        want_node = (((node.get("overrides") or {}).get("driver") or {}).get("version")) or want
+        row = {
+            "node": nid,
+            "role": node.get("role"),
+            "gpus": nv.get("gpu_count", len(gpus)) if g else None,
+            "models": ", ".join(sorted({str(x.get("name") or x.get("pci_device_id")) for x in gpus})),
+            "memory_mib": sum(int(x.get("memory_mib") or 0) for x in gpus) or None,
+            "driver": nv.get("driver_version"),
+            "cuda": nv.get("cuda_version"),
+            "kernel": (g or {}).get("kernelrelease"),
+            "joined": bool(joined.get(nid) is True),
+            "allocatable": int(alloc.get(nid, 0) or 0),
+            "flags": [],
+            "_want": want_node if node.get("gpus") else None,
+        }
+        if g is None:
+            row["flags"].append("no answer")
+        elif row["_want"] and row["driver"] and str(row["driver"]) != str(row["_want"]):
+            row["flags"].append(f"driver {row['driver']} != pillar {row['_want']}")
+        rows.append(row)
+    drivers = [r["driver"] for r in rows if r["driver"]]
+    if drivers:
+        common = max(set(drivers), key=drivers.count)
+        for row in rows:
+            if row["driver"] and row["driver"] != common:
+                row["flags"].append(f"driver differs from peers ({common})")
+    for row in rows:
+        row.pop("_want")
+        row["flags"] = "; ".join(row["flags"])
+    if __opts__.get("output") in ("json", "yaml", "pprint", "raw", "nested"):
+        return {r["node"]: {k: v for k, v in r.items() if k != "node"} for r in rows}
+    return _table(rows)
