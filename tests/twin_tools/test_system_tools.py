@@ -110,10 +110,13 @@ def test_sysctl_system_and_swap(make_node):
     assert "* Applying /etc/sysctl.d/99-k8s.conf ..." in r.stdout and "net.ipv4.ip_forward = 1" in r.stdout
     assert "net.bridge.bridge-nf-call-iptables = 1" not in r.stdout
     assert n.state()["swap"]["active"] is True
+    assert "/swap.img" in (n.dir / "proc/swaps").read_text()
     assert n.run("swapoff", "-a").returncode == 0
     assert n.state()["swap"]["active"] is False
     assert "partition" not in (n.dir / "proc/swaps").read_text()
     assert n.run("swapoff", "--bogus").returncode == 1
+    n.py("from k8stwin import boot; boot.on_boot()")  # fstab still has the swap line
+    assert n.state()["swap"]["active"] is True and "/swap.img" in (n.dir / "proc/swaps").read_text()
 
 
 def test_dracut_and_update_initramfs(make_node):

@@ -511,6 +511,7 @@ def on_boot(running=None):
     if (state.read().get("swap") or {}).get("active") is False:
         pass
     kmods.sync_proc_sys()
+    kmods.sync_proc_swaps()
     # 5. hardware view, counters
     try:
         from . import hw

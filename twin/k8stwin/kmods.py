@@ -189,6 +189,23 @@ def set_sysctl(key, value):
     sync_proc_sys()
 
 
+def sync_proc_swaps():
+    """Mirror the swap state into $K8STWIN_NODE_DIR/proc/swaps (header + the fstab device when active)."""
+    try:
+        p = os.path.join(state.node_dir(), "proc", "swaps")
+    except SystemExit:
+        return
+    active = bool((state.read().get("swap") or {}).get("active"))
+    dev = fstab_swap()
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    text = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+    if active and dev:
+        kind = "file" if dev.startswith("/") and not dev.startswith("/dev/") else "partition"
+        text += f"{dev:<40}{kind}\t2097148\t\t0\t\t-2\n"
+    with open(p, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
 def fstab_swap():
     for line in (fs.read("/etc/fstab") or "").splitlines():
         words = line.split("#", 1)[0].split()

@@ -179,3 +179,4 @@ def provision(os_key=None, kernel=None):
             st.setdefault("firewall", {"backend": "ufw", "running": False, "ufw_enabled": False, "rules": []})
     fs.makedirs("/run/systemd/system")
     kmods.sync_proc_sys()
+    kmods.sync_proc_swaps()

@@ -6,19 +6,6 @@ import os
 from .. import fs, kmods, state
 
 
-def _proc_swaps(active, dev):
-    try:
-        p = os.path.join(state.node_dir(), "proc", "swaps")
-    except SystemExit:
-        return
-    os.makedirs(os.path.dirname(p), exist_ok=True)
-    text = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
-    if active and dev:
-        text += f"{dev:<40}partition\t2097148\t\t0\t\t-2\n"
-    with open(p, "w", encoding="utf-8") as fh:
-        fh.write(text)
-
-
 def swap_main(argv, on):
     prog = os.path.basename(argv[0])
     args = argv[1:]
@@ -50,7 +37,7 @@ def swap_main(argv, on):
         new = True
     with state.locked() as st:
         st["swap"] = {"active": new}
-    _proc_swaps(new, dev)
+    kmods.sync_proc_swaps()
     return 0
 
 
