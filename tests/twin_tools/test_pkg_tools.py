@@ -174,3 +174,20 @@ def test_headers_for_the_running_kernel_per_os(make_node):
     assert r.returncode == 1
     assert "No match for argument: kernel-devel-5.14.0-427.13.1.el9_4.x86_64" in r.stdout
     assert "Error: Unable to find a match: kernel-devel-5.14.0-427.13.1.el9_4.x86_64" in r.stderr
+
+
+def test_package_tools_are_on_path_only_while_installed(make_node):
+    n = make_node("debian12")
+    dispatch = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "twin", "bin", "_dispatch")
+    usr_bin = n.file("/usr/bin")
+    usr_bin.mkdir(parents=True, exist_ok=True)
+    os.symlink(dispatch, usr_bin / "ufw")  # what the twin links for every Debian tool
+    os.symlink(dispatch, usr_bin / "kubeadm")
+    n.py("from k8stwin import boot; boot.on_boot()")
+    assert not os.path.lexists(usr_bin / "ufw") and not os.path.lexists(usr_bin / "kubeadm")
+    assert n.run("apt-get", "-q", "update").returncode == 0
+    assert n.run("apt-get", "-q", "-y", "install", "ufw").returncode == 0
+    assert os.readlink(usr_bin / "ufw") == dispatch
+    assert n.py("from k8stwin import pkgdb; print(pkgdb.tool_available('ufw'), pkgdb.tool_available('kubeadm'), pkgdb.tool_available('modprobe'))").split() == ["True", "False", "True"]
+    assert n.run("apt-get", "-q", "-y", "purge", "ufw").returncode == 0
+    assert not os.path.lexists(usr_bin / "ufw")

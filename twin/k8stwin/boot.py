@@ -512,6 +512,7 @@ def on_boot(running=None):
         pass
     kmods.sync_proc_sys()
     kmods.sync_proc_swaps()
+    pkgdb.sync_tool_links()  # tools of packages not installed are not on PATH
     # 5. hardware view, counters
     try:
         from . import hw

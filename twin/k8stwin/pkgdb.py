@@ -617,6 +617,8 @@ def apply_payload(cand, family, log):
                 cur["active"] = True
             if opts.get("static"):
                 cur["static"] = True
+    if payload.get("tools"):
+        sync_tool_links()
     for unit, opts in units.items():
         if family == "Debian" and (opts or {}).get("deb_start", True):
             fs.hook("daemons", "on_service", unit, True)
@@ -660,6 +662,8 @@ def remove_payload(name, entry, family):
                 tools.remove(t)
         for unit in payload.get("services") or {}:
             (st.get("services") or {}).pop(unit, None)
+    if payload.get("tools"):
+        sync_tool_links()
 
 
 def _tool_provided_elsewhere(tool, except_name, st):
@@ -719,6 +723,41 @@ def tool_package(tool):
             if tool in ((spec.get("payload") or {}).get("tools") or []):
                 names.append(name)
     return names
+
+
+def gated_tools():
+    """Every emulated tool some catalog package provides."""
+    out = set()
+    for repo in catalog():
+        for spec in repo["packages"].values():
+            out.update((spec.get("payload") or {}).get("tools") or [])
+    return sorted(out)
+
+
+def sync_tool_links():
+    """Put package-provided tools on the node's PATH exactly while a package
+    provides them: the dispatcher links (node bin dir, /usr/bin, /usr/sbin)
+    of the others are removed, those of provided tools with an emulation
+    are created. Links that are not the dispatcher's are left alone."""
+    import importlib.util
+
+    dispatch = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bin", "_dispatch")
+    try:
+        bindir = os.path.join(state.node_dir(), "bin")
+    except SystemExit:
+        return
+    have = set(state.read().get("tools") or [])
+    for tool in gated_tools():
+        emulated = importlib.util.find_spec("k8stwin.tools." + tool.replace("-", "_").replace(".", "_")) is not None
+        for d in (bindir, fs.path("/usr/bin"), fs.path("/usr/sbin")):
+            if not os.path.isdir(d):
+                continue
+            p = os.path.join(d, tool)
+            ours = os.path.islink(p) and os.readlink(p) == dispatch
+            if tool in have and emulated and not os.path.lexists(p) and d != fs.path("/usr/sbin"):
+                os.symlink(dispatch, p)
+            elif tool not in have and ours:
+                os.unlink(p)
 
 
 def tool_available(tool):
