@@ -662,8 +662,6 @@ def remove_payload(name, entry, family):
                 tools.remove(t)
         for unit in payload.get("services") or {}:
             (st.get("services") or {}).pop(unit, None)
-    if payload.get("tools"):
-        sync_tool_links()
 
 
 def _tool_provided_elsewhere(tool, except_name, st):
@@ -708,6 +706,7 @@ def record_remove(name, family):
         holds = st.get("holds") or []
         if name in holds:
             holds.remove(name)
+    sync_tool_links()
     return True
 
 
@@ -746,7 +745,7 @@ def sync_tool_links():
         bindir = os.path.join(state.node_dir(), "bin")
     except SystemExit:
         return
-    have = set(state.read().get("tools") or [])
+    have = provided_tools()
     for tool in gated_tools():
         emulated = importlib.util.find_spec("k8stwin.tools." + tool.replace("-", "_").replace(".", "_")) is not None
         for d in (bindir, fs.path("/usr/bin"), fs.path("/usr/sbin")):
@@ -760,6 +759,19 @@ def sync_tool_links():
                 os.unlink(p)
 
 
+def provided_tools():
+    """Tools the installed packages provide: the recorded ``tools`` plus the
+    catalog payload tools of every installed package name."""
+    st = state.read()
+    have = set(st.get("tools") or [])
+    names = set(st.get("packages") or {})
+    for repo in catalog():
+        for name, spec in repo["packages"].items():
+            if name in names:
+                have.update((spec.get("payload") or {}).get("tools") or [])
+    return have
+
+
 def tool_available(tool):
     """False when ``tool`` comes from a package and no installed package provides it.
 
@@ -768,4 +780,4 @@ def tool_available(tool):
     providers = tool_package(tool)
     if not providers:
         return True
-    return tool in (state.read().get("tools") or [])
+    return tool in provided_tools()
