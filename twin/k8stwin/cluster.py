@@ -382,22 +382,31 @@ class Twin:
             time.sleep(2)
 
     def salt_api_ping(self, nodes, timeout=4):
-        """{node: True} for the nodes whose minion answers test.ping (Salt's
-        LocalClient in-process, with a short find_job timeout)."""
-        import salt.client
-        import salt.config
-
-        opts = salt.config.client_config(os.path.join(self.config_dir, "master"))
-        opts["gather_job_timeout"] = 2
-        opts["timeout"] = timeout
-        client = salt.client.LocalClient(mopts=opts)
+        """{node: True} for the nodes whose minion answers test.ping. Uses
+        Salt's LocalClient with a short find_job timeout, in a child process
+        (Salt's logging and sockets stay out of the caller)."""
+        code = (
+            "import json, sys, salt.client, salt.config\n"
+            "opts = salt.config.client_config(sys.argv[1])\n"
+            "opts['gather_job_timeout'] = 2\n"
+            "opts['timeout'] = int(sys.argv[2])\n"
+            "c = salt.client.LocalClient(mopts=opts)\n"
+            "try:\n"
+            "    ret = c.cmd(sys.argv[3].split(','), 'test.ping', tgt_type='list', timeout=int(sys.argv[2]))\n"
+            "finally:\n"
+            "    c.destroy()\n"
+            "print(json.dumps(ret if isinstance(ret, dict) else {}))\n"
+        )
         try:
-            ret = client.cmd(list(nodes), "test.ping", tgt_type="list", timeout=timeout)
-        except Exception:  # noqa: BLE001 - the master may not be listening yet
-            ret = {}
-        finally:
-            client.destroy()
-        return ret if isinstance(ret, dict) else {}
+            proc = subprocess.run(
+                [os.path.join(VENV_BIN, "python"), "-c", code, os.path.join(self.config_dir, "master"),
+                 str(timeout), ",".join(nodes)],
+                cwd=self.run, capture_output=True, text=True, timeout=timeout + 30,
+                env=dict(os.environ, PYTHONPATH=""),
+            )
+            return json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
+        except (subprocess.TimeoutExpired, ValueError, IndexError):
+            return {}
 
     @staticmethod
     def _tail(path, n=8):
