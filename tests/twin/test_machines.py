@@ -145,3 +145,11 @@ def test_overlay_pillar_and_artifact_store(oses):
     mirror = oses.salt("c7", "config.get", "k8snvidia.artifact_mirror")["c7"]
     listing = oses.node_exec("c7", f"ls {mirror}").stdout.split()
     assert any(name.endswith(".run") for name in listing)
+
+
+def test_host_kernel_knobs_are_read_only(oses):
+    proc = oses.node_exec("c7", "echo 0 > /proc/sys/net/ipv4/ip_forward; echo rc=$?; "
+                                "echo x > /proc/sysrq-trigger; echo rc=$?; iptables -F; echo rc=$?")
+    rcs = proc.stdout.split()
+    assert "rc=0" not in rcs[:2] and rcs[2] == "rc=127", proc.stderr
+    assert "Read-only file system" in proc.stderr and "iptables: command not found" in proc.stderr

@@ -121,6 +121,12 @@ def setup_mounts(spec):
         _bind_fd(fd, path, ro)
         os.close(fd)
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    # Kernel knobs are the host's (the node has no kernel of its own): a node
+    # reads them, its emulated sysctl/modprobe keep the node's own values.
+    for path in ("/proc/sys", "/proc/sysrq-trigger", "/sys"):
+        if os.path.exists(path):
+            mount(path, path, None, MS_BIND | MS_REC)
+            mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
 
 
 def node_env(spec, extra=None):

@@ -33,7 +33,11 @@ DEBIAN_TOOLS = [
 
 # Commands that would act on the host if a node reached the host's copy: a
 # node sees them as missing ("command not found") unless emulated above.
-BLOCKED_TOOLS = ["init", "telinit", "kexec", "systemd-sysv-install"]
+BLOCKED_TOOLS = [
+    "init", "telinit", "kexec", "systemd-sysv-install", "ctrlaltdel", "hwclock",
+    "iptables", "ip6tables", "iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore",
+    "iptables-legacy", "iptables-nft", "nft", "ebtables", "ipvsadm",
+]
 
 _CENTOS7_OS_RELEASE = """\
 NAME="CentOS Linux"
