@@ -1,11 +1,15 @@
 """16 machines on one small host: all answer, each with its OS."""
 
+import pathlib
+
 import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.twin_scale
 def test_sixteen_nodes(twin):
-    twin.up("twin/clusters/scale16.yaml", timeout=400)
+    twin.up("twin/clusters/scale16.yaml", pillar=ROOT / "twin/clusters/scale16-pillar", timeout=400)
     nodes = twin.twin.info()["nodes"]
     assert len(nodes) == 16
     pings = twin.salt("*", "test.ping", timeout=300)
