@@ -39,6 +39,7 @@ ADMIN_CONF = f"{KUBE_DIR}/admin.conf"
 KUBELET_CONF = f"{KUBE_DIR}/kubelet.conf"
 INIT_CONFIG = f"{KUBE_DIR}/k8snvidia-init.yaml"
 JOIN_CONFIG = f"{KUBE_DIR}/k8snvidia-join.yaml"
+INIT_MARKER = f"{KUBE_DIR}/k8snvidia-initialized"
 MINE_PUBKEY = "k8snvidia_pubkey"
 MINE_JOIN = "k8snvidia_join"
 JOIN_RE = re.compile(
@@ -174,7 +175,10 @@ def _seconds(value):
 
 def initialized():
     """
-    True when this node is an initialised control plane (admin.conf exists).
+    True when this node is an initialised control plane: ``kubeadm.init``
+    succeeded here (its marker file exists), or an admin.conf exists and the
+    API server answers with it (a control plane made by hand). A failed init
+    also leaves an admin.conf behind, so that alone is not enough.
 
     CLI Example:
 
@@ -182,7 +186,14 @@ def initialized():
 
         salt cluster-master kubeadm.initialized
     """
-    return os.path.exists(ADMIN_CONF)
+    if os.path.exists(INIT_MARKER):
+        return True
+    if not os.path.exists(ADMIN_CONF) or not salt.utils.path.which("kubectl"):
+        return False
+    if _kubectl(["get", "--raw", "/readyz"])["retcode"] == 0:
+        _write_secret(INIT_MARKER, "initialised\n")
+        return True
+    return False
 
 
 def joined():
@@ -224,10 +235,19 @@ def init(config_text):
 
         salt cluster-master kubeadm.init "$(cat init.yaml)"
     """
+    leftovers = [p for p in (ADMIN_CONF, f"{KUBE_DIR}/manifests/kube-apiserver.yaml") if os.path.exists(p)]
+    if leftovers:
+        # An init that failed half-way leaves these behind and the next init's
+        # preflight refuses them: reset first, so a re-run finishes the job.
+        log.info("kubeadm: resetting a half-initialised control plane (%s)", ", ".join(leftovers))
+        res = _run(["reset", "-f"])
+        if res["retcode"] != 0:
+            return {"result": False, "comment": "kubeadm reset of a half-initialised node failed:\n" + _errors(res["stderr"])}
     _write_secret(INIT_CONFIG, config_text)
     res = _run(["init", "--config", INIT_CONFIG])
     if res["retcode"] != 0:
         return {"result": False, "comment": "kubeadm init failed:\n" + _errors(res["stderr"])}
+    _write_secret(INIT_MARKER, "initialised\n")
     return {"result": True, "comment": "kubeadm init succeeded"}
 
 

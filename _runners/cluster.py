@@ -194,6 +194,8 @@ def inventory(pillar_dir=None):
     nodes = pillar_cfg.get("nodes") if isinstance(pillar_cfg.get("nodes"), dict) else {}
     ids = sorted(nodes)
     client = salt.client.get_local_client(mopts=__opts__)
+    if ids:  # the driver may have changed since the minions cached their grains
+        client.cmd(ids, "saltutil.refresh_grains", tgt_type="list", timeout=30)
     grains = client.cmd(ids, "grains.item", ["nvidia", "kernelrelease"], tgt_type="list", timeout=30) if ids else {}
     joined = client.cmd(ids, "kubeadm.joined", tgt_type="list", timeout=30) if ids else {}
     control = [n for n in ids if (nodes[n] or {}).get("role") == "control-plane"]

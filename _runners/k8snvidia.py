@@ -265,6 +265,32 @@ def publish_join_data():
     return {"result": ok}
 
 
+def publish_gpu_facts():
+    """
+    Refresh the GPU nodes' grains and publish their ``nvidia`` grain in the
+    mine (``k8snvidia_gpu``), where kubernetes.master reads it for the node
+    labels that the device plugin and GPU workloads select on.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run k8snvidia.publish_gpu_facts
+    """
+    run = _load()
+    gpu_nodes = _select(run, gpu=True)
+    if not gpu_nodes:
+        return {"result": True}
+    client = salt.client.get_local_client(mopts=__opts__)
+    client.cmd(gpu_nodes, "saltutil.refresh_grains", tgt_type="list", timeout=60)
+    sent = client.cmd(gpu_nodes, "mine.send", ["k8snvidia_gpu", "nvidia"], tgt_type="list",
+                      kwarg={"mine_function": "grains.get"}, timeout=60)
+    quiet = sorted(set(gpu_nodes) - {n for n, ok in sent.items() if ok})
+    _progress(run, f"[labels] GPU facts published by {len(gpu_nodes) - len(quiet)} node(s)"
+                   + (f"; not by {', '.join(quiet)}" if quiet else ""))
+    return {"result": True, "missing": quiet}
+
+
 def gpu_check():
     """
     Check every GPU node: its driver (through the `nvidia` grain), its

@@ -114,6 +114,10 @@ k8snvidia-orchestrate-join:
     - role: worker
     - batch: {{ batch }}
 
+k8snvidia-orchestrate-gpu-facts:
+  salt.runner:
+    - name: k8snvidia.publish_gpu_facts
+
 k8snvidia-orchestrate-labels:
   salt.runner:
     - name: k8snvidia.step

@@ -268,8 +268,11 @@ class NodeView:
 
         if self.root is None:
             return []
-        base = self.root.rstrip("/")
-        return sorted(p[len(base):] for p in _glob.glob(os.path.join(base, pattern.lstrip("/"))))
+        # absolute, so the result does not depend on the caller's cwd (a root
+        # of "/" once made this a cwd-relative glob that found nothing)
+        base = os.path.abspath(self.root)
+        found = _glob.glob(os.path.join(base, pattern.lstrip("/")))
+        return sorted("/" + os.path.relpath(p, base) for p in found)
 
     def runtime(self):
         """Container runtime facts: live from files when visible, else the snapshot."""
