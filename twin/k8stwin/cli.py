@@ -3,7 +3,7 @@
   bin/twin up [--cluster FILE] [--pillar DIR] [--timeout S]
   bin/twin run -- salt '*' test.ping        (salt, salt-run, salt-key, salt-cp)
   bin/twin status [--json]
-  bin/twin exec NODE -- CMD...              (a command inside the node)
+  bin/twin exec NODE [-- CMD...]            (a command, or a shell, inside the node)
   bin/twin reboot NODE [--no-wait]
   bin/twin start-minion NODE
   bin/twin records                          (writes and prints records.json's path)
@@ -68,10 +68,8 @@ def main(argv=None):
                 _print_status(st)
             return 0 if st["up"] else 3
         elif args.cmd == "exec":
-            proc = twin.node_exec(args.node, rest or ["/bin/sh"], timeout=None)
-            sys.stdout.write(proc.stdout)
-            sys.stderr.write(proc.stderr)
-            return proc.returncode
+            env_shell = ["/bin/bash", "-l"] if not rest else rest
+            return twin.node_exec(args.node, env_shell, timeout=None, capture=False).returncode
         elif args.cmd == "reboot":
             twin.reboot(args.node, wait=not args.no_wait)
             _log(f"twin: {args.node} rebooted")

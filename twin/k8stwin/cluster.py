@@ -95,6 +95,9 @@ def load_cluster(path):
             "faults": faults,
             "ip": raw.get("ip"),
             "role": raw.get("role"),
+            # hardware kubeadm's preflight checks (NumCPU, Mem); defaults 8 / 32768
+            "cpus": int(raw.get("cpus") or 8),
+            "memory_mib": int(raw.get("memory_mib") or 32768),
         })
     return {"name": data.get("name") or os.path.splitext(os.path.basename(path))[0], "nodes": out,
             "time_scale": float(data.get("time_scale", 0.05))}
@@ -474,9 +477,10 @@ class Twin:
         kernel = (_read_json(os.path.join(self.node_dir(node), "state.json"), {}).get("kernel") or {}).get("running")
         return node_env(spec, dict({"K8STWIN_KERNEL": kernel or spec["kernel"]}, **(extra or {})))
 
-    def node_exec(self, node, cmd, check=False, timeout=120, input=None):
+    def node_exec(self, node, cmd, check=False, timeout=120, input=None, capture=True):
         """Run ``cmd`` (a list, or a string for sh -c) inside the node's
-        namespaces with the node's environment; returns CompletedProcess."""
+        namespaces with the node's environment; returns CompletedProcess
+        (``capture=False``: stdin/stdout/stderr are the caller's, for a shell)."""
         pid = self.init_pid(node)
         if pid is None:
             raise TwinError(f"node {node} is not running")
@@ -485,6 +489,8 @@ class Twin:
         env = self.node_env(node)
         envargs = [f"{k}={v}" for k, v in sorted(env.items())]
         full = ["nsenter", "-t", str(pid), "-m", "-u", "-p", "--", "/usr/bin/env", "-i", "-C", "/", *envargs, *cmd]
+        if not capture:
+            return subprocess.run(full, check=check, timeout=timeout)
         return subprocess.run(full, capture_output=True, text=True, check=check, timeout=timeout, input=input)
 
     def reboot(self, node, wait=True, timeout=240):
