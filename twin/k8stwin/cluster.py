@@ -43,7 +43,7 @@ FAULTS = {
     "minion_down_at_start",
     "kubeadm_join_fails",
 }
-NODE_KEYS = {"id", "os", "kernel", "gpus", "faults", "ip", "role"}
+NODE_KEYS = {"id", "os", "kernel", "gpus", "faults", "ip", "role", "cpus", "memory_mib"}
 
 
 class TwinError(Exception):
@@ -285,6 +285,8 @@ class Twin:
                 "faults": node["faults"],
                 "ip": node["ip"],
                 "role": node["role"],
+                "cpus": node["cpus"],
+                "memory_mib": node["memory_mib"],
                 "tools": os_profiles.tools(node["os_key"]),
                 "tool_aliases": os_profiles.tool_aliases(node["os_key"]),
                 "time_scale": cluster["time_scale"],
@@ -377,12 +379,42 @@ class Twin:
                 log(f"twin: up, {len(want)} minions answer")
                 return True
             if os.path.exists(self.path("master.ready")):
-                ret = self.salt_api_ping(missing)
-                seen |= {k for k, v in ret.items() if v is True}
+                # ping the minions that logged they are ready (all of them
+                # after a while, in case a log cannot be read)
+                late = time.time() > deadline - timeout + 60
+                ready = [n for n in missing if late or self.minion_ready(n)]
+                if ready:
+                    ret = self.salt_api_ping(ready)
+                    seen |= {k for k, v in ret.items() if v is True}
+                    if seen >= want:
+                        continue
             if time.time() > deadline:
                 tails = {n: self._tail(self.path("nodes", n, "boot.log")) for n in sorted(want - seen)}
                 raise TwinError(f"timed out after {timeout}s waiting for minions {sorted(want - seen)}: {tails}")
-            time.sleep(2)
+            time.sleep(0.5)
+
+    def minion_ready(self, node):
+        """Whether the node's current minion logged "ready to receive
+        requests" (read from the node's /var overlay on the host side)."""
+        status = _read_json(os.path.join(self.node_dir(node), "machine.status"), {}) or {}
+        started = status.get("minion_started")
+        if not status.get("minion_pid") or not started:
+            return False
+        log = self.path("disks", node, "var", "upper", "log", "salt", "minion")
+        try:
+            with open(log, "rb") as fh:
+                fh.seek(max(0, os.path.getsize(log) - 65536))
+                lines = fh.read().decode(errors="replace").splitlines()
+        except OSError:
+            return False
+        for line in reversed(lines):
+            if "ready to receive requests" in line:
+                try:
+                    stamp = time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S"))
+                except ValueError:
+                    return False
+                return stamp >= int(started) - 1
+        return False
 
     def salt_api_ping(self, nodes, timeout=4):
         """{node: True} for the nodes whose minion answers test.ping. Uses
@@ -506,14 +538,14 @@ class Twin:
         deadline = time.time() + timeout
         while time.time() < deadline:
             st = self.node_status(node)
-            if st.get("reboots", 0) > before and st.get("state") == "up":
+            if st.get("reboots", 0) > before and st.get("state") == "up" and self.minion_ready(node):
                 if self.salt_api_ping([node]).get(node) is True:
                     return True
             if st.get("state") == "down" and st.get("reboots", 0) >= before:
                 fault = self.info()["node_info"][node]["faults"].get("never_returns_from_reboot")
                 if fault and self._events(node, "stays_down"):
                     raise TwinError(f"node {node} did not come back from reboot (fault never_returns_from_reboot)")
-            time.sleep(1)
+            time.sleep(0.5)
         raise TwinError(f"node {node} did not come back within {timeout}s")
 
     def start_minion(self, node):

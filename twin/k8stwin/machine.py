@@ -203,7 +203,7 @@ class Init:
             start_new_session=True,
         )
         out.close()
-        self._status(minion_pid=self.minion.pid)
+        self._status(minion_pid=self.minion.pid, minion_started=time.time())
 
     def _status(self, **kw):
         path = os.path.join(self.spec["node_dir"], "machine.status")
@@ -217,7 +217,7 @@ class Init:
             json.dump(data, fh)
         os.replace(path + ".tmp", path)
 
-    def stop_minion(self, timeout=2):
+    def stop_minion(self, timeout=1):
         """Stop the minion's process group (SIGTERM, then SIGKILL); whatever
         else runs in the node dies with this init."""
         if self.minion is None:
