@@ -1,0 +1,178 @@
+"""`salt-run state.orchestrate cluster` on the twin (issue 5's scenarios).
+
+* the main job on the seed's cluster: four GPU nodes joined, four
+  nvidia.com/gpu allocatable, at most one reboot per node, no change on the
+  second run, no join secret anywhere but the twin's etcd stand-in;
+* test=True changes nothing; a control plane failing preflight stops the run
+  before any node joins, with the reason;
+* a node whose join fails while the rest succeed, then a re-run that fixes
+  it; a node added to the pillar later joins and nothing else changes.
+"""
+
+import copy
+import json
+import os
+import pathlib
+import shutil
+
+import yaml
+
+from tests.twin.conftest import ROOT
+
+SEED = yaml.safe_load((ROOT / "twin/clusters/seed.yaml").read_text())
+ORCH = ("salt-run", "state.orchestrate", "cluster", "--out=json", "--log-level=quiet")
+
+
+def _run_record(twin):
+    path = twin.run_dir / "master/var/cache/salt/master/k8snvidia/run.json"
+    return json.loads(path.read_text())
+
+
+def _orchestrate(twin, *extra):
+    proc = twin.command(*ORCH, *extra, timeout=1800)
+    return proc
+
+
+def _pillar_copy(tmp_path, extra_nodes=None):
+    dst = tmp_path / "pillar"
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(ROOT / "pillar", dst)
+    if extra_nodes:
+        cluster = yaml.safe_load((dst / "cluster.sls").read_text())
+        cluster["k8snvidia"]["nodes"].update(extra_nodes)
+        (dst / "cluster.sls").write_text(yaml.safe_dump(cluster, sort_keys=False))
+    return dst
+
+
+def _secrets(run_dir):
+    state = json.loads((run_dir / "cluster/kube-cluster.json").read_text())
+    found = [t["secret"] for t in state.get("tokens", [])]
+    key = (state.get("control_plane") or {}).get("certificate_key")
+    return found + ([key] if key else [])
+
+
+def _files_holding(run_dir, secrets):
+    hits = []
+    needles = [s.encode() for s in secrets]
+    for dirpath, _, files in os.walk(run_dir):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue
+            try:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+            except OSError:
+                continue
+            if any(n in data for n in needles):
+                hits.append(os.path.relpath(path, run_dir))
+    return hits
+
+
+def test_main_job_completes_the_seed_cluster(twin, capsys):
+    from k8stwin import mainjob
+
+    twin.down()  # one twin at a time on this machine: the main job brings its own
+    run = twin.run_dir
+    rc = mainjob.main(["--run", str(run), "--keep"])
+    out = capsys.readouterr().out
+    try:
+        assert rc == 0, out[-4000:]
+        report = json.loads((run / "report.json").read_text())
+        nodes = report["nodes"]
+        assert sorted(nodes) == ["cluster-master", "node-105", "node-106", "node-109", "node-110"]
+        workers = [n for n in nodes if n != "cluster-master"]
+        assert all(nodes[n]["joined"] for n in nodes), nodes
+        assert sum(nodes[n]["gpus_allocatable"] for n in workers) == 4, nodes
+        assert all(nodes[n]["reboots"] <= 1 for n in nodes), nodes
+        assert all(nodes[n]["changes_second_run"] == 0 for n in nodes), nodes
+        assert all(nodes[n]["failed"] is None for n in nodes), nodes
+        assert len(report["orchestrate_seconds"]) == 2
+        assert "validation pod Succeeded" in out and "== inventory" in out
+        assert "NVIDIA GeForce GTX 1080 Ti" in out
+        # join tokens: only in the twin's etcd stand-in, never in output, logs or caches
+        secrets = _secrets(run)
+        assert secrets
+        assert not [s for s in secrets if s in out]
+        assert _files_holding(run, secrets) == ["cluster/kube-cluster.json"]
+    finally:
+        twin.twin.down(quiet=True)
+
+
+def test_test_mode_changes_nothing_and_a_failing_control_plane_stops_the_run(twin):
+    cluster = copy.deepcopy(SEED)
+    for node in cluster["nodes"]:
+        if node["id"] == "cluster-master":
+            node["cpus"] = 1  # kubeadm's NumCPU preflight check fails
+    twin.up(cluster, fresh=True)
+    before = {n: twin.node_state(n) for n in ("cluster-master", "node-110", "node-105")}
+    proc = _orchestrate(twin, "test=True")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    predicted = json.loads(proc.stdout)
+    text = json.dumps(predicted)
+    assert "k8snvidia-orchestrate-predict-prepare" in text
+    for node, old in before.items():
+        new = twin.node_state(node)
+        assert new.get("packages") == old.get("packages"), node
+        assert new.get("reboots", 0) == old.get("reboots", 0) == 0, node
+        assert not os.path.exists(twin.node_dir(node) / "proc/driver/nvidia/version")
+    # the real run: the control plane fails preflight, no node joins
+    proc = _orchestrate(twin)
+    assert proc.returncode != 0
+    record = _run_record(twin)
+    failed = record["nodes"]["cluster-master"]["failed"]
+    assert failed.startswith("control-plane:") and "NumCPU" in failed, failed
+    assert "the number of available CPUs 1 is less than the required 2" in failed
+    joined = twin.salt("*", "kubeadm.joined")
+    assert not any(joined[n] for n in joined if n != "cluster-master"), joined
+    assert not any("[join]" in line for line in record["log"]), record["log"]
+
+
+def test_failed_join_is_left_out_then_fixed_and_a_new_node_joins_alone(twin, tmp_path):
+    cluster = copy.deepcopy(SEED)
+    for node in cluster["nodes"]:
+        if node["id"] == "node-106":
+            node["faults"] = {"kubeadm_join_fails": 1}  # fails the first join only
+    cluster["nodes"].append(
+        {"id": "node-107", "os": "ubuntu2204", "gpus": ["NVIDIA GeForce RTX 3090"]}
+    )
+    pillar = _pillar_copy(tmp_path)
+    twin.up(cluster, pillar=pillar, fresh=True)
+
+    # 1: node-106's join fails, the others go on
+    _orchestrate(twin)
+    record = _run_record(twin)
+    summary = record["summary"]
+    assert summary["node-106"]["failed"].startswith("join:"), summary
+    assert not summary["node-106"]["joined"]
+    for node in ("cluster-master", "node-105", "node-109", "node-110"):
+        assert summary[node]["failed"] is None and summary[node]["joined"], (node, summary[node])
+    assert "node-107" not in summary  # not in the pillar yet
+
+    # 2: the re-run finishes node-106 without manual cleanup
+    proc = _orchestrate(twin)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    summary = _run_record(twin)["summary"]
+    assert summary["node-106"]["joined"] and summary["node-106"]["failed"] is None, summary
+    assert summary["node-106"]["gpus_allocatable"] == 1
+    for node in ("node-105", "node-109", "node-110"):
+        assert summary[node]["changes"] == 0, (node, summary[node])
+
+    # 3: node-107 added to the pillar: it alone changes, reboots and joins
+    _pillar_copy(tmp_path, {"node-107": {"ip": "192.168.0.107", "role": "worker", "os": "Ubuntu-22.04",
+                                         "gpus": ["NVIDIA GeForce RTX 3090"]}})
+    proc = _orchestrate(twin)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    record = _run_record(twin)
+    summary = record["summary"]
+    assert summary["node-107"]["joined"] and summary["node-107"]["failed"] is None, summary["node-107"]
+    assert summary["node-107"]["gpus_allocatable"] == 1
+    assert summary["node-107"]["reboots"] <= 1
+    for node in ("node-105", "node-106", "node-109", "node-110"):
+        assert summary[node]["changes"] == 0 and summary[node]["reboots"] == 0, (node, summary[node])
+    # the control plane changes only the new node's labels
+    steps = record["nodes"]["cluster-master"]["steps"]
+    assert steps["prepare"]["changes"] == 0 and steps["control-plane"]["changes"] == 0, steps
+    assert summary["cluster-master"]["reboots"] == 0
+    assert pathlib.Path(pillar).exists()
