@@ -44,4 +44,10 @@ k8snvidia-kernel-boot-default:
     - grub_config: {{ kernel.grub_config | json }}
     - require:
       - pkg: k8snvidia-kernel-packages
+{%- else %}
+
+{#- the layer is off: one state, so that `require: sls: kernel` still holds #}
+k8snvidia-kernel-unmanaged:
+  test.nop:
+    - name: the kernel is not managed (k8snvidia:kernel:manage is false or no kernel package is set)
 {%- endif %}
