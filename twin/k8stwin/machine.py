@@ -139,6 +139,7 @@ def node_env(spec, extra=None):
         "K8STWIN_NODE_DIR": node_dir,
         "K8STWIN_ROOT": "/",
         "K8STWIN_PYTHON": spec["python"],
+        "K8STWIN_TWIN_DIR": spec["twin_dir"],
         "K8STWIN_KERNEL": spec.get("kernel", ""),
         "PYTHONPATH": os.pathsep.join([spec["twin_dir"], os.path.join(spec["twin_dir"], "k8stwin", "site")]),
         "PYTHONDONTWRITEBYTECODE": "1",
