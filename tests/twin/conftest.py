@@ -73,7 +73,7 @@ class TwinHandle:
             return self
         self.down()
         try:
-            self.twin.up(cfile, pdir, timeout=timeout)
+            self.twin.up(cfile, pdir, timeout=timeout, owner_pid=os.getpid())
         except TwinError:
             self.key = None
             raise

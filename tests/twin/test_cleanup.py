@@ -3,6 +3,7 @@ down, after a failed up and after the supervisor itself died."""
 
 import os
 import signal
+import subprocess
 import tempfile
 import time
 
@@ -98,3 +99,19 @@ def test_bad_cluster_file_is_refused(scratch):
     with pytest.raises(TwinError, match="unknown faults"):
         t.up(bad)
     assert_clean(t)
+
+
+def test_twin_goes_down_with_its_owner(scratch):
+    t, cluster = scratch
+    owner = subprocess.Popen(["sleep", "600"])
+    try:
+        t.up(cluster, timeout=120, owner_pid=owner.pid)
+        assert t.is_up()
+    finally:
+        owner.kill()
+        owner.wait()
+    deadline = time.time() + 60
+    while time.time() < deadline and (t.is_up() or t.leftover_processes()):
+        time.sleep(0.5)
+    assert_clean(t)
+    assert t._events(None, "owner_gone")

@@ -336,8 +336,11 @@ class Twin:
             else:
                 os.environ["K8STWIN_CLUSTER_STATE"] = old
 
-    def up(self, cluster_file=None, pillar_dir=None, timeout=300, log=None):
-        """Bring the twin up and wait until every node that should answer does."""
+    def up(self, cluster_file=None, pillar_dir=None, timeout=300, log=None, owner_pid=None):
+        """Bring the twin up and wait until every node that should answer does.
+
+        ``owner_pid``: the twin takes itself down when that process is gone
+        (tests pass their own PID, so a killed test run leaves nothing behind)."""
         log = log or (lambda msg: None)
         if self.is_up():
             raise TwinError(f"the twin is already up in {self.run} (bin/twin down first)")
@@ -348,7 +351,7 @@ class Twin:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "k8stwin.cluster", "supervise", self.run],
                 cwd=self.run,
-                env=dict(os.environ, PYTHONPATH=TWIN_DIR),
+                env=dict(os.environ, PYTHONPATH=TWIN_DIR, K8STWIN_OWNER_PID=str(owner_pid or "")),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
@@ -658,6 +661,10 @@ class Twin:
                 self.records(write=True)
             except Exception:  # noqa: BLE001 - records are best effort at teardown
                 pass
+        # processes of a stopped machine or master may take a moment to exit
+        grace = time.time() + (5 if pid else 0)
+        while time.time() < grace and self.leftover_processes():
+            time.sleep(0.2)
         for _ in range(3):
             left = self.leftover_processes()
             if not left:
@@ -695,6 +702,8 @@ class Twin:
             if not entry.isdigit() or int(entry) in skip:
                 continue
             pid = int(entry)
+            if not _alive(pid):  # zombies are gone already
+                continue
             cmd = _cmdline(pid) + " "
             if any(m in cmd for m in marks) or nodes_prefix in _environ_node_dir(pid):
                 out.append(pid)
@@ -760,6 +769,8 @@ class Supervisor:
         self.machines = {}  # id -> Popen
         self.boots = {}  # id -> number of boots started
         self.pending = {}  # id -> (request, first seen)
+        owner = os.environ.get("K8STWIN_OWNER_PID", "")
+        self.owner = int(owner) if owner.isdigit() else None
 
     def event(self, node, event, **kw):
         _append_jsonl(self.twin.path("events.jsonl"), dict({"t": round(time.time(), 3), "node": node, "event": event}, **kw))
@@ -946,6 +957,9 @@ class Supervisor:
                         self.handle_power(node)
                 if self.master.poll() is not None:
                     self.event(None, "master_exited", rc=self.master.returncode)
+                    break
+                if self.owner and not _alive(self.owner):
+                    self.event(None, "owner_gone", pid=self.owner)
                     break
                 time.sleep(0.5)
         finally:
