@@ -73,7 +73,8 @@ class TwinHandle:
             return self
         self.down()
         try:
-            self.twin.up(cfile, pdir, timeout=timeout, owner_pid=os.getpid())
+            keep = os.environ.get("K8STWIN_TEST_KEEP")
+            self.twin.up(cfile, pdir, timeout=timeout, owner_pid=None if keep else os.getpid())
         except TwinError:
             self.key = None
             raise
