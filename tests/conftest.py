@@ -45,3 +45,20 @@ def repo_copy(tmp_path):
     for sub in ("var/cache/salt/master/proc", "var/log/salt", "var/run/salt/master", "etc/salt/pki/master"):
         (dst / ".run/salt" / sub).mkdir(parents=True, exist_ok=True)
     return dst
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Salt's deferred log handler (set up when a test loads Salt in-process)
+    keeps its records and would write them at exit to pytest's capture
+    stream, closed by then ("Logging error ... I/O operation on closed
+    file"): drop them with the handler."""
+    import logging
+
+    try:
+        from salt._logging.handlers import DeferredStreamHandler
+    except ImportError:
+        return
+    for handler in logging.root.handlers[:]:
+        if isinstance(handler, DeferredStreamHandler):
+            handler._DeferredStreamHandler__messages.clear()
+            logging.root.removeHandler(handler)
