@@ -152,8 +152,17 @@ def _module_type(requested, version):
 
 
 def _gpu_processes():
-    procs = _call("nvidia.processes", default=[]) or []
-    return [p for p in procs if isinstance(p, dict)]
+    """(processes using the GPUs, None), or (None, why) when they cannot be
+    listed: then nobody can say the GPUs are idle, and replacing the driver
+    is refused like a busy node's."""
+    func = __salt__.get("nvidia.processes")
+    if func is None:
+        return None, "the nvidia execution module is not loaded (run saltutil.sync_modules)"
+    try:
+        procs = func() or []
+    except Exception as exc:  # pylint: disable=broad-except
+        return None, f"nvidia.processes failed: {exc}"
+    return [p for p in procs if isinstance(p, dict)], None
 
 
 def _describe(procs):
@@ -261,7 +270,13 @@ def installed(
     upgrade_from = installed_ver if installed_ver and installed_ver != version else None
     allow_running = False
     if upgrade_from:
-        procs = _gpu_processes()
+        procs, unknown = _gpu_processes()
+        if unknown and not force:
+            ret["comment"] = (
+                f"Refusing to replace NVIDIA driver {upgrade_from} with {version}: cannot tell whether processes "
+                f"use the GPUs ({unknown}). Fix that or set k8snvidia:driver:force: true. Nothing was installed."
+            )
+            return ret
         if procs and not force:
             ret["comment"] = (
                 f"Refusing to replace NVIDIA driver {upgrade_from} with {version}: processes are using the "
@@ -372,7 +387,10 @@ def removed(name="nvidia", force=False):
         ret["result"] = True
         ret["comment"] = "No NVIDIA driver installed by a .run file"
         return ret
-    procs = _gpu_processes()
+    procs, unknown = _gpu_processes()
+    if unknown and not force:
+        ret["comment"] = f"Refusing to remove NVIDIA driver {current}: cannot tell whether processes use the GPUs ({unknown})"
+        return ret
     if procs and not force:
         ret["comment"] = f"Refusing to remove NVIDIA driver {current}: processes are using the GPUs: {_describe(procs)}"
         return ret

@@ -154,6 +154,20 @@ def test_upgrade_refused_while_gpu_processes_run(minion):
     assert len(minion.commands()) == n and minion.mod.installed_version() == OLD
 
 
+def test_upgrade_refused_when_gpu_processes_cannot_be_listed(minion):
+    assert minion.installed(OLD)["result"] is True
+
+    def broken():
+        raise RuntimeError("nvidia-smi timed out")
+
+    minion.salt["nvidia.processes"] = broken
+    n = len(minion.commands())
+    ret = minion.installed()
+    assert ret["result"] is False
+    assert "cannot tell whether processes use the GPUs (nvidia.processes failed: nvidia-smi timed out)" in ret["comment"]
+    assert len(minion.commands()) == n and minion.mod.installed_version() == OLD
+
+
 def test_forced_upgrade_keeps_the_old_module_until_reboot(minion):
     assert minion.installed(OLD)["result"] is True
     minion.node.update(gpu_processes=[{"pid": 4242, "name": "python", "gpu": 0, "used_memory_mib": 100}])
