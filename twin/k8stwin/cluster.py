@@ -811,6 +811,11 @@ class Supervisor:
         hide = [h for h in hide if not any(h == p or h.startswith(p + "/") for p in _private_roots())]
         ndir = self.twin.node_dir(node)
         pub, ret = self.info["ports"]["publish"], self.info["ports"]["ret"]
+        # a node with the download_checksum_mismatch fault reads a corrupted
+        # copy of the artifact store (its own, inside its node directory)
+        from . import artifacts
+
+        mirror = artifacts.node_mirror(self.twin.path("artifacts"), os.path.join(ndir, "artifacts"), ni.get("faults"))
         return {
             "id": node,
             "node_dir": ndir,
@@ -838,7 +843,7 @@ class Supervisor:
                 "systemd.scope": False,
                 "nvidia.sysfs_root": os.path.join(ndir, "sys"),
                 "nvidia.procfs_root": os.path.join(ndir, "proc"),
-                "k8snvidia.artifact_mirror": self.twin.path("artifacts"),
+                "k8snvidia.artifact_mirror": mirror,
                 "enable_legacy_startup_events": True,
                 "multiprocessing": False,
                 "acceptance_wait_time": 1,
