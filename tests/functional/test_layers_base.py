@@ -281,7 +281,9 @@ def test_seed_route_and_pins_from_pillar(rendered, pillar_variant):
 
 def test_kernel_layer_off_by_pillar(rendered, pillar_variant):
     r = rendered("rocky9", pillar_dir=pillar_variant("nokernel", {"kernel": {"manage": False}}))
-    assert r.ids("k8snvidia-kernel-") == ["k8snvidia-kernel-clean-repo"]  # clean is asked for explicitly
+    # only a placeholder (so `require: sls: kernel` holds) and the clean state, asked for explicitly
+    assert sorted(r.ids("k8snvidia-kernel-")) == ["k8snvidia-kernel-clean-repo", "k8snvidia-kernel-unmanaged"]
+    assert r.fun("k8snvidia-kernel-unmanaged") == "test.nop"
     assert "k8snvidia-nouveau-initramfs-rebuilt" in r
 
 
