@@ -97,6 +97,10 @@ def setup_mounts(spec):
     for path, ro in spec["binds"]:
         if os.path.isdir(path):
             keep[path] = (os.open(path, os.O_PATH | os.O_DIRECTORY), ro)
+    # The repository (read-only), opened before anything covers it: a clone
+    # under /tmp, /root, /home, /opt or /srv would otherwise vanish under the
+    # node's fresh /tmp or its private layers.
+    readonly = [(p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in spec.get("readonly", []) if os.path.isdir(p)]
     disks = spec["disk_dir"]
     image = spec["image_dir"]
     for path, lower in LAYERS:
@@ -110,10 +114,9 @@ def setup_mounts(spec):
     for sub in ("systemd/system", "lock", "user"):
         os.makedirs("/run/" + sub, exist_ok=True)
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
-    for path in spec.get("readonly", []):
-        if os.path.isdir(path):
-            mount(path, path, None, MS_BIND | MS_REC)
-            mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+    for path, fd in readonly:
+        _bind_fd(fd, path, readonly=True)
+        os.close(fd)
     for hide in spec["hide"]:
         if os.path.isdir(hide):
             mount("tmpfs", hide, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
