@@ -90,6 +90,20 @@ def orchestrate(twin, label, timeout):
     return rc, seconds, _load(path)
 
 
+REPORT = os.path.join(REPO, ".run", "twin", "report.json")
+
+
+def _default_run():
+    """.run/twin in the repo, unless that path is too long for Salt's unix
+    sockets (a deep checkout): then a short one under /tmp."""
+    path = os.path.join(REPO, ".run", "twin")
+    if len(path) <= 60:
+        return path
+    import hashlib
+
+    return os.path.join("/tmp", "k8snvidia-twin-" + hashlib.sha256(REPO.encode()).hexdigest()[:8])
+
+
 def summary_table(summary):
     cols = ("node", "reboots", "joined", "gpus_allocatable", "changes", "failed")
     rows = [cols] + [
@@ -105,7 +119,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="bin/orchestrate", description=__doc__.strip().splitlines()[0])
     ap.add_argument("--cluster", default=DEFAULT_CLUSTER, help="twin cluster description (YAML)")
     ap.add_argument("--pillar", default=DEFAULT_PILLAR, help="pillar directory")
-    ap.add_argument("--run", default=os.environ.get("K8STWIN_RUN") or os.path.join(REPO, ".run", "twin"))
+    ap.add_argument("--run", default=os.environ.get("K8STWIN_RUN") or _default_run())
     ap.add_argument("--timeout", type=int, default=3600, help="seconds for one orchestration run")
     ap.add_argument("--keep", action="store_true", help="leave the twin up afterwards (bin/twin down)")
     args = ap.parse_args(argv)
@@ -143,10 +157,12 @@ def main(argv=None):
         _say(f"twin: {exc}")
         rc = 1
     finally:
-        os.makedirs(twin.run, exist_ok=True)
-        with open(twin.path("report.json"), "w", encoding="utf-8") as fh:
-            json.dump(report, fh, indent=1, sort_keys=True)
-        _say(f"== report: {twin.path('report.json')}")
+        targets = [twin.path("report.json"), REPORT]  # REPORT: where users look for it
+        for target in dict.fromkeys(targets):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "w", encoding="utf-8") as fh:
+                json.dump(report, fh, indent=1, sort_keys=True)
+        _say(f"== report: {targets[-1]}")
         if not args.keep:
             twin.down(quiet=True)
             _say("== twin down")
