@@ -20,6 +20,8 @@ States for kubeadm init and join (see the ``kubeadm`` execution module).
         - kubernetes_version: 1.34.2
 """
 
+from salt.exceptions import CommandExecutionError
+
 __virtualname__ = "kubeadm"
 
 
@@ -133,4 +135,58 @@ def node_labeled(name, labels):
         return ret
     __salt__["kubeadm.label_node"](name, wrong)
     ret["comment"] = f"{len(wrong)} label(s) set on node {name}"
+    return ret
+
+
+def manifest_applied(name):
+    """
+    ``kubectl apply`` a manifest file on the control plane when its content
+    differs from the last one applied successfully (its sha256 is kept beside
+    it in ``<name>.applied``). A failed apply leaves the record unchanged, so
+    the next run applies again; an unchanged manifest costs no subprocess.
+
+    name
+        Path of the manifest file.
+    """
+    import hashlib
+    import os
+
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    try:
+        with open(name, "rb") as fh:
+            digest = hashlib.sha256(fh.read()).hexdigest()
+    except OSError as exc:
+        if __opts__["test"]:
+            ret["result"] = None
+            ret["comment"] = f"{name} would be applied once written"
+            return ret
+        ret["result"] = False
+        ret["comment"] = f"cannot read {name}: {exc}"
+        return ret
+    record = name + ".applied"
+    try:
+        with open(record, encoding="utf-8") as fh:
+            applied = fh.read().strip()
+    except OSError:
+        applied = None
+    if applied == digest:
+        ret["comment"] = f"{name} is applied"
+        return ret
+    ret["changes"] = {"applied": {"old": applied, "new": digest}}
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = f"{name} would be applied (kubectl apply)"
+        return ret
+    with open(name, encoding="utf-8") as fh:
+        try:
+            out = __salt__["kubeadm.apply"](fh.read())
+        except CommandExecutionError as exc:
+            ret["result"] = False
+            ret["changes"] = {}
+            ret["comment"] = f"{exc} (the next run applies {name} again)"
+            return ret
+    with open(record, "w", encoding="utf-8") as fh:
+        fh.write(digest + "\n")
+    os.chmod(record, 0o644)
+    ret["comment"] = f"{name} applied: " + " ".join(out.split())[:300]
     return ret

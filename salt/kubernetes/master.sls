@@ -65,9 +65,9 @@ k8snvidia-kubernetes-cni-manifest:
 {%- endif %}
 
 k8snvidia-kubernetes-cni-apply:
-  cmd.run:
-    - name: kubectl --kubeconfig={{ admin_conf }} apply -f /etc/kubernetes/k8snvidia-cni.yaml
-    - onchanges:
+  kubeadm.manifest_applied:
+    - name: /etc/kubernetes/k8snvidia-cni.yaml
+    - require:
       - file: k8snvidia-kubernetes-cni-manifest
 
 k8snvidia-kubernetes-device-plugin-manifest:
@@ -84,9 +84,9 @@ k8snvidia-kubernetes-device-plugin-manifest:
       - kubeadm: k8snvidia-kubernetes-control-plane-init
 
 k8snvidia-kubernetes-device-plugin-apply:
-  cmd.run:
-    - name: kubectl --kubeconfig={{ admin_conf }} apply -f /etc/kubernetes/k8snvidia-device-plugin.yaml
-    - onchanges:
+  kubeadm.manifest_applied:
+    - name: /etc/kubernetes/k8snvidia-device-plugin.yaml
+    - require:
       - file: k8snvidia-kubernetes-device-plugin-manifest
 
 {%- set gpus = salt["mine.get"]("*", "k8snvidia_gpu") %}
