@@ -808,7 +808,10 @@ class Supervisor:
         hide = [repo_run] if os.path.isdir(repo_run) else []
         if not run.startswith(repo_run + "/"):
             hide.append(run)
-        hide = [h for h in hide if not any(h == p or h.startswith(p + "/") for p in _private_roots())]
+        # paths under a node's private layers are hidden by them already,
+        # unless they lie inside the repository, which is bound back in
+        hide = [h for h in hide if h.startswith(REPO + "/")
+                or not any(h == p or h.startswith(p + "/") for p in _private_roots())]
         ndir = self.twin.node_dir(node)
         pub, ret = self.info["ports"]["publish"], self.info["ports"]["ret"]
         # a node with the download_checksum_mismatch fault reads a corrupted
