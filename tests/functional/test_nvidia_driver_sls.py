@@ -32,7 +32,8 @@ def test_driver_sls_order_and_values(os_name):
     assert {"sls": "kernel"} in req and {"sls": "nouveau"} in req
     assert {"pkg": "k8snvidia-driver-prerequisites"} in req
     # the kernel and nouveau layers are ordered before the driver
-    order = {k: [x for x in v[next(iter(set(v) - {"__sls__", "__env__"}))] if isinstance(x, dict) and "order" in x]
+    # each state's one function key (Salt adds __sls__, __env__, __sls_included_from__ beside it)
+    order = {k: [x for x in v[next(f for f in v if not f.startswith("__"))] if isinstance(x, dict) and "order" in x]
              for k, v in out.items()}
     first = {k: o[0]["order"] for k, o in order.items() if o}
     assert max(first[k] for k in first if out[k]["__sls__"] in ("kernel", "nouveau")) < first["k8snvidia-driver"]
