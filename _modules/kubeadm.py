@@ -407,10 +407,14 @@ def _kubectl(args, kubeconfig=ADMIN_CONF, stdin=None):
     )
 
 
+LABELS_CACHE = "kubeadm.node_labels"
+
+
 def node_labels(node):
     """
     The labels of a Kubernetes node (via the admin kubeconfig), or None
-    when the node is not registered.
+    when the node is not registered. One ``kubectl get nodes`` serves every
+    node of a state run (kept in ``__context__`` until a label changes).
 
     CLI Example:
 
@@ -418,10 +422,15 @@ def node_labels(node):
 
         salt cluster-master kubeadm.node_labels node-110
     """
-    res = _kubectl(["get", "node", node, "-o", "json"])
-    if res["retcode"] != 0:
-        return None
-    return ((json.loads(res["stdout"]).get("metadata") or {}).get("labels")) or {}
+    if LABELS_CACHE not in __context__:
+        res = _kubectl(["get", "nodes", "-o", "json"])
+        if res["retcode"] != 0:
+            return None
+        __context__[LABELS_CACHE] = {
+            item["metadata"]["name"]: (item["metadata"].get("labels") or {})
+            for item in json.loads(res["stdout"]).get("items", [])
+        }
+    return __context__[LABELS_CACHE].get(node)
 
 
 def label_node(node, labels):
@@ -436,6 +445,7 @@ def label_node(node, labels):
     """
     args = ["label", "node", node, "--overwrite"] + [f"{k}={v}" for k, v in sorted(labels.items())]
     res = _kubectl(args)
+    __context__.pop(LABELS_CACHE, None)
     if res["retcode"] != 0:
         raise CommandExecutionError(f"kubectl label node {node} failed: {res['stderr'].strip()}")
     return True

@@ -35,7 +35,7 @@ def _pillar(minion_id, grains):
 
 def _grains_for(minion_id, node, params):
     finger = (node or {}).get("os") or "Rocky Linux-9"
-    fam = __utils__["k8snvidia.family_of"](finger, params["os_family"])
+    fam = __utils__["k8snvidia.family_of"](finger)
     name, _, release = finger.rpartition("-")
     return {
         "id": minion_id,
@@ -197,15 +197,12 @@ def inventory(pillar_dir=None):
     if ids:  # the driver may have changed since the minions cached their grains
         client.cmd(ids, "saltutil.refresh_grains", tgt_type="list", timeout=30)
     grains = client.cmd(ids, "grains.item", ["nvidia", "kernelrelease"], tgt_type="list", timeout=30) if ids else {}
-    joined = client.cmd(ids, "kubeadm.joined", tgt_type="list", timeout=30) if ids else {}
+    joined = membership(ids, nodes) if ids else {}
     control = [n for n in ids if (nodes[n] or {}).get("role") == "control-plane"]
     alloc = {}
-    if control:
-        init = client.cmd(control[0], "kubeadm.initialized", timeout=30)
-        joined[control[0]] = init.get(control[0]) is True
-        if joined[control[0]]:
-            got = client.cmd(control[0], "kubeadm.allocatable", timeout=60).get(control[0])
-            alloc = got if isinstance(got, dict) else {}
+    if control and joined.get(control[0]):
+        got = client.cmd(control[0], "kubeadm.allocatable", timeout=60).get(control[0])
+        alloc = got if isinstance(got, dict) else {}
     want = ((pillar_cfg.get("driver") or {}).get("version"))
     rows = []
     for nid in ids:
@@ -245,3 +242,44 @@ def inventory(pillar_dir=None):
     if __opts__.get("output") in ("json", "yaml", "pprint", "raw", "nested"):
         return {r["node"]: {k: v for k, v in r.items() if k != "node"} for r in rows}
     return _table(rows)
+
+
+def nodes():
+    """
+    The pillar's node list (``k8snvidia:nodes``): minion id -> ip, role, gpus.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.nodes
+    """
+    found = (_pillar("cluster", {"id": "cluster"}).get("k8snvidia") or {}).get("nodes")
+    return found if isinstance(found, dict) else {}
+
+
+def membership(ids=None, node_list=None):
+    """
+    Which nodes belong to the Kubernetes cluster: the control plane once
+    ``kubeadm init`` succeeded there, a worker once it joined. A node that
+    does not answer counts as not a member.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.membership
+    """
+    import salt.client
+
+    node_list = node_list if node_list is not None else nodes()
+    ids = sorted(ids or node_list)
+    if not ids:
+        return {}
+    client = salt.client.get_local_client(mopts=__opts__)
+    joined = client.cmd(ids, "kubeadm.joined", tgt_type="list", timeout=30)
+    out = {nid: joined.get(nid) is True for nid in ids}
+    for nid in ids:
+        if (node_list.get(nid) or {}).get("role") == "control-plane":
+            out[nid] = client.cmd(nid, "kubeadm.initialized", timeout=30).get(nid) is True
+    return out

@@ -68,16 +68,7 @@ def _progress(run, message):
 
 
 def _pillar_nodes():
-    try:
-        nodes = (__pillar__.get("k8snvidia") or {}).get("nodes")
-    except NameError:  # runners are not always given a pillar
-        nodes = None
-    if nodes is None:
-        import salt.pillar
-
-        pil = salt.pillar.get_pillar(__opts__, {"id": __opts__["id"]}, __opts__["id"], saltenv="base")
-        nodes = (pil.compile_pillar().get("k8snvidia") or {}).get("nodes")
-    return nodes or {}
+    return __salt__["cluster.nodes"]()
 
 
 def _select(run, role=None, gpu=None):
@@ -345,13 +336,8 @@ def summary():
         salt-run k8snvidia.summary
     """
     run = _load()
-    client = salt.client.get_local_client(mopts=__opts__)
     ids = sorted(run.get("nodes", {}))
-    joined = client.cmd(ids, "kubeadm.joined", tgt_type="list", timeout=60) if ids else {}
-    control = [n for n, v in _pillar_nodes().items() if (v or {}).get("role") == "control-plane"]
-    if control:
-        init = client.cmd(control[0], "kubeadm.initialized", timeout=60)
-        joined[control[0]] = init.get(control[0], False)
+    joined = __salt__["cluster.membership"](ids) if ids else {}
     out = {}
     for nid in ids:
         entry = run["nodes"][nid]

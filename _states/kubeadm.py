@@ -31,6 +31,17 @@ def __virtual__():
     return (False, "the kubeadm execution module is not loaded (saltutil.sync_modules)")
 
 
+def _predict_or_act(ret, change, would, act):
+    """Under test=True say what ``act`` would change; else run it (it
+    returns {"result", "comment"}) and report ``change`` when it succeeded."""
+    if __opts__["test"]:
+        ret.update(result=None, changes=change, comment=would)
+        return ret
+    res = act()
+    ret.update(result=res["result"], comment=res["comment"], changes=change if res["result"] else {})
+    return ret
+
+
 def initialized(
     name,
     advertise_address,
@@ -66,18 +77,12 @@ def initialized(
         dns_domain=dns_domain,
         token_ttl=token_ttl,
     )
-    change = {"kubeadm init": f"Kubernetes v{kubernetes_version} control plane at {advertise_address}:6443"}
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["changes"] = change
-        ret["comment"] = f"{name} would be initialised as the control plane (kubeadm init)"
-        return ret
-    res = __salt__["kubeadm.init"](config)
-    ret["result"] = res["result"]
-    ret["comment"] = res["comment"]
-    if res["result"]:
-        ret["changes"] = change
-    return ret
+    return _predict_or_act(
+        ret,
+        {"kubeadm init": f"Kubernetes v{kubernetes_version} control plane at {advertise_address}:6443"},
+        f"{name} would be initialised as the control plane (kubeadm init)",
+        lambda: __salt__["kubeadm.init"](config),
+    )
 
 
 def joined(name, control_plane, cri_socket, kubernetes_version):
@@ -93,18 +98,12 @@ def joined(name, control_plane, cri_socket, kubernetes_version):
     if __salt__["kubeadm.joined"]():
         ret["comment"] = f"{name} has already joined the cluster"
         return ret
-    change = {"kubeadm join": f"joins the cluster of {control_plane}"}
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["changes"] = change
-        ret["comment"] = f"{name} would join the cluster of {control_plane} (kubeadm join)"
-        return ret
-    res = __salt__["kubeadm.join"](control_plane, name, cri_socket, kubernetes_version)
-    ret["result"] = res["result"]
-    ret["comment"] = res["comment"]
-    if res["result"]:
-        ret["changes"] = change
-    return ret
+    return _predict_or_act(
+        ret,
+        {"kubeadm join": f"joins the cluster of {control_plane}"},
+        f"{name} would join the cluster of {control_plane} (kubeadm join)",
+        lambda: __salt__["kubeadm.join"](control_plane, name, cri_socket, kubernetes_version),
+    )
 
 
 def node_labeled(name, labels):

@@ -69,7 +69,7 @@ def merge(base, over):
     return out
 
 
-def family_of(osfinger, os_family_map):
+def family_of(osfinger):
     """The os_family for an osfinger string such as 'CentOS Linux-7'."""
     name = (osfinger or "").rsplit("-", 1)[0].lower()
     redhat = ("centos", "rocky", "alma", "red hat", "rhel", "oracle", "fedora")
