@@ -148,7 +148,150 @@ def build(params, pillar_cfg, minion_id, grains):
     derived["kubernetes_package_version"] = (
         f"{k8s_version}{kube.get('package_version_suffix') or ''}" if k8s_version else None
     )
+    derived.update(_cgroup_derived(params, pillar_cfg, cfg, nodes))
     return cfg
+
+
+# ------------------------------------------ cgroup v1 and kubeadm (issue 9)
+# Small and self-contained so that the schema rewrite can move it.
+CGROUPS = ("v1", "v2")
+FAIL_CGROUP_V1_FROM = 35   # kubelet's failCgroupV1 defaults to true (refuses v1 hosts)
+CGROUP_V1_REFUSED_FROM = 38  # cgroup v1 code removal no earlier than 1.38: refused until proven otherwise
+KERNEL_CHECK_FROM = 32     # kubeadm's SystemVerification errors on kernels < 4.19
+CONTAINERD_FOR = {36: (2, 2)}  # Kubernetes minor -> the oldest containerd line its CRI client needs
+
+
+def _minor(version):
+    match = K8S_VERSION_RE.match(str(version or ""))
+    return int(match.group(1)) if match else None
+
+
+def _line(text):
+    try:
+        return tuple(int(x) for x in str(text).split(".")[:2])
+    except ValueError:
+        return None
+
+
+def _host_of(params, pillar_cfg, node):
+    """``host`` and ``kernel`` of another node of the pillar, from its ``os`` (osfinger)."""
+    finger = (node or {}).get("os")
+    fam = family_of(finger)
+    out = {}
+    layers = [
+        params.get("defaults") or {},
+        (params.get("os_family") or {}).get(fam) or {},
+        (params.get("osfinger") or {}).get(finger) or {},
+        {k: v for k, v in (pillar_cfg or {}).items() if k not in SPLIT_KEYS},
+        ((pillar_cfg or {}).get("by_os_family") or {}).get(fam) or {},
+        ((pillar_cfg or {}).get("by_osfinger") or {}).get(finger) or {},
+        (node or {}).get("overrides") or {},
+    ]
+    for layer in layers:
+        out = merge(out, {k: layer[k] for k in ("host", "kernel") if isinstance(layer.get(k), dict)})
+    return out
+
+
+def _cgroup_derived(params, pillar_cfg, cfg, nodes):
+    """cgroup facts the kubeadm configuration needs: this node's hierarchy,
+    the cluster's cgroup v1 nodes (the kubelet configuration is cluster-wide:
+    workers get it from the kubelet-config ConfigMap), and the preflight
+    checks kubeadm must skip on this node."""
+    minor = _minor((cfg.get("kubernetes") or {}).get("version"))
+    cgroup = (cfg.get("host") or {}).get("cgroup") or "v2"
+    v1_nodes = sorted(
+        nid for nid, node in nodes.items()
+        if ((_host_of(params, pillar_cfg, node if isinstance(node, dict) else {}).get("host") or {}).get("cgroup")) == "v1"
+    )
+    if cfg["node"].get("id") in nodes:
+        v1_nodes = sorted(set(v1_nodes) - {cfg["node"]["id"]} | ({cfg["node"]["id"]} if cgroup == "v1" else set()))
+    elif cgroup == "v1":
+        v1_nodes = sorted(set(v1_nodes) | {cfg["node"].get("id")})
+    kernel = cfg.get("kernel") or {}
+    stock = _line(kernel.get("stock_release")) if kernel.get("stock_release") else None
+    ignore = []
+    if minor is not None and (
+        (cgroup == "v1" and minor >= FAIL_CGROUP_V1_FROM)
+        or (minor >= KERNEL_CHECK_FROM and stock and stock < (4, 19) and not kernel.get("manage"))
+    ):
+        ignore.append("SystemVerification")
+    return {
+        "cgroup": cgroup,
+        "cgroup_v1_nodes": v1_nodes,
+        # false: the kubelet runs on cgroup v1 hosts (only written where it matters)
+        "fail_cgroup_v1": False if (v1_nodes and minor is not None and minor >= FAIL_CGROUP_V1_FROM) else None,
+        "preflight_ignore": ignore,
+    }
+
+
+def validation_image(validation, driver_version):
+    """The validation pod's image for a node with ``driver_version``: the
+    map's ``validation:images`` entry with the highest driver branch at or
+    below the driver's (``validation:image`` forces one image); None when
+    no entry fits."""
+    validation = validation or {}
+    if validation.get("image"):
+        return str(validation["image"])
+    try:
+        branch = int(str(driver_version).split(".")[0])
+    except ValueError:
+        return None
+    best = None
+    for key, image in (validation.get("images") or {}).items():
+        try:
+            floor = int(key)
+        except (TypeError, ValueError):
+            continue
+        if floor <= branch and (best is None or floor > best[0]):
+            best = (floor, image)
+    return best[1] if best else None
+
+
+def validate_cgroup_kernel(cfg):
+    """Refusals for a node's OS and Kubernetes release (issue 9): cgroup v1
+    hosts on releases without cgroup v1, 3.x kernels under kubeadm 1.32+,
+    containerd too old for the release, and a driver no validation image fits."""
+    problems = []
+    node = cfg.get("node") or {}
+    osname = (cfg.get("os") or {}).get("finger") or node.get("os") or "this OS"
+    nid = node.get("id")
+    kube = cfg.get("kubernetes") or {}
+    version = kube.get("version")
+    minor = _minor(version)
+    host = cfg.get("host") or {}
+    cgroup = host.get("cgroup", "v2")
+    if cgroup not in CGROUPS:
+        problems.append(problem("host:cgroup", cgroup, "v1 or v2 (the cgroup hierarchy the node boots with)"))
+    elif cgroup == "v1" and minor is not None and minor >= CGROUP_V1_REFUSED_FROM:
+        problems.append(problem(
+            "kubernetes:version", version,
+            f"a release below 1.{CGROUP_V1_REFUSED_FROM} for node {nid} ({osname}, cgroup v1): Kubernetes "
+            f"1.{CGROUP_V1_REFUSED_FROM}+ may no longer run on cgroup v1 (boot the node with cgroup v2 and set "
+            "host:cgroup: v2 for it, or stay on 1.35-1.37)"))
+    kernel = cfg.get("kernel") or {}
+    stock = _line(kernel.get("stock_release")) if kernel.get("stock_release") else None
+    if minor is not None and minor >= KERNEL_CHECK_FROM and stock and stock < (4, 0) and not kernel.get("manage"):
+        problems.append(problem(
+            "kernel:manage", kernel.get("manage"),
+            f"true for node {nid} ({osname}): kubeadm 1.{KERNEL_CHECK_FROM}+ needs a kernel >= 4.19 and "
+            f"{osname} ships {kernel.get('stock_release')} (the kernel layer installs ELRepo's kernel-lt 5.4)"))
+    if kube.get("cri") == "containerd" and minor is not None and (cfg.get("docker") or {}).get("manage", True):
+        need = max((line for m, line in CONTAINERD_FOR.items() if minor >= m), default=None)
+        have = _line((cfg.get("docker") or {}).get("containerd_line") or "0.0")
+        if need and have and have < need:
+            problems.append(problem(
+                "kubernetes:version", version,
+                f"a release below 1.{min(m for m, line in CONTAINERD_FOR.items() if line == need)} for node {nid} "
+                f"({osname}): its Docker repository ships containerd.io {cfg['docker'].get('containerd_line')} at "
+                f"most, and Kubernetes {version} needs containerd {need[0]}.{need[1]}+"))
+    driver = cfg.get("driver") or {}
+    if driver.get("manage", True) and node.get("gpus") and DRIVER_VERSION_RE.match(str(driver.get("version"))):
+        if not validation_image(cfg.get("validation"), driver["version"]):
+            problems.append(problem(
+                "validation:images", (cfg.get("validation") or {}).get("images"),
+                f"an entry (driver branch: image) at or below driver {driver['version']} for node {nid}: the "
+                "validation pod's CUDA must not be newer than the driver's"))
+    return problems
 
 
 # --------------------------------------------------------------- validation
@@ -284,7 +427,7 @@ def validate_node(cfg):
     version = str(kube.get("version", ""))
     match = K8S_VERSION_RE.match(version)
     if not match:
-        problems.append(problem("kubernetes:version", kube.get("version"), "a full Kubernetes version such as 1.34.2"))
+        problems.append(problem("kubernetes:version", kube.get("version"), "a full Kubernetes version such as 1.36.4"))
     cri = kube.get("cri")
     if cri not in CRIS:
         problems.append(problem("kubernetes:cri", cri, "one of " + ", ".join(CRIS)))
@@ -322,6 +465,7 @@ def validate_node(cfg):
         problems.append(problem("docker:registry_mirrors", mirrors, "a list of http(s):// registry mirror URLs"))
     if docker.get("data_root") and not str(docker["data_root"]).startswith("/"):
         problems.append(problem("docker:data_root", docker["data_root"], "an absolute path such as /home/dockerData"))
+    problems += validate_cgroup_kernel(cfg)  # issue 9: cgroup v1, kernel, containerd, validation image
     return problems
 
 
