@@ -77,7 +77,7 @@ def api_version(kubernetes_version):
 
     .. code-block:: bash
 
-        salt '*' kubeadm.api_version 1.34.2
+        salt '*' kubeadm.api_version 1.36.4
     """
     minor = int(str(kubernetes_version).lstrip("v").split(".")[1])
     if minor >= 31:
@@ -98,16 +98,29 @@ def init_config(
     image_repository="registry.k8s.io",
     dns_domain="cluster.local",
     token_ttl="15m",
+    ignore_preflight_errors=None,
+    fail_cgroup_v1=None,
 ):
     """
     The kubeadm InitConfiguration + ClusterConfiguration + KubeletConfiguration
     documents (YAML text) for the control plane.
 
+    ignore_preflight_errors
+        kubeadm checks this node skips (``nodeRegistration.ignorePreflightErrors``),
+        e.g. ``[SystemVerification]`` on a cgroup v1 host with Kubernetes 1.35+.
+    fail_cgroup_v1
+        ``failCgroupV1`` of the cluster's KubeletConfiguration (every kubelet
+        reads it from the kubelet-config ConfigMap): false when a node of the
+        cluster runs cgroup v1 with Kubernetes 1.35+; None leaves it out.
+
+    Both default to what this node's map derived (``k8snvidia:derived``) in
+    the running state run.
+
     CLI Example:
 
     .. code-block:: bash
 
-        salt cluster-master kubeadm.init_config cluster-master 192.168.0.113 1.34.2 10.244.0.0/16 10.96.0.0/12 unix:///run/containerd/containerd.sock
+        salt cluster-master kubeadm.init_config cluster-master 192.168.0.113 1.36.4 10.244.0.0/16 10.96.0.0/12 unix:///run/containerd/containerd.sock
     """
     api = api_version(kubernetes_version)
     ttl = _duration(token_ttl)
@@ -123,7 +136,7 @@ def init_config(
             }
         ],
         "localAPIEndpoint": {"advertiseAddress": advertise_address, "bindPort": 6443},
-        "nodeRegistration": {"name": node_name, "criSocket": cri_socket},
+        "nodeRegistration": _node_registration(node_name, cri_socket, ignore_preflight_errors),
     }
     cluster = {
         "apiVersion": api,
@@ -138,20 +151,49 @@ def init_config(
         "kind": "KubeletConfiguration",
         "cgroupDriver": "systemd",
     }
+    if fail_cgroup_v1 is None:
+        fail_cgroup_v1 = _derived().get("fail_cgroup_v1")
+    if fail_cgroup_v1 is not None and _minor(kubernetes_version) >= 31:
+        # kubelet.config.k8s.io/v1beta1 failCgroupV1 (since 1.31; default true from 1.35)
+        kubelet["failCgroupV1"] = bool(fail_cgroup_v1)
     return "---\n".join(salt.utils.yaml.safe_dump(d, default_flow_style=False) for d in (init, cluster, kubelet))
 
 
-def join_config(node_name, cri_socket, kubernetes_version, endpoint, token, ca_cert_hash):
-    """The JoinConfiguration for a worker (YAML text; holds the token)."""
+def join_config(
+    node_name, cri_socket, kubernetes_version, endpoint, token, ca_cert_hash, ignore_preflight_errors=None
+):
+    """The JoinConfiguration for a worker (YAML text; holds the token).
+    ``ignore_preflight_errors`` as for :py:func:`init_config` (the worker's
+    kubelet configuration comes from the cluster's kubelet-config ConfigMap)."""
     doc = {
         "apiVersion": api_version(kubernetes_version),
         "kind": "JoinConfiguration",
         "discovery": {
             "bootstrapToken": {"apiServerEndpoint": endpoint, "token": token, "caCertHashes": [ca_cert_hash]}
         },
-        "nodeRegistration": {"name": node_name, "criSocket": cri_socket},
+        "nodeRegistration": _node_registration(node_name, cri_socket, ignore_preflight_errors),
     }
     return salt.utils.yaml.safe_dump(doc, default_flow_style=False)
+
+
+def _minor(kubernetes_version):
+    return int(str(kubernetes_version).lstrip("v").split(".")[1])
+
+
+def _derived():
+    """This node's derived map values when a state run has built the map
+    (salt/map.jinja caches it in __context__), else nothing."""
+    context = globals().get("__context__") or {}
+    return (context.get("k8snvidia.config") or {}).get("derived") or {}
+
+
+def _node_registration(node_name, cri_socket, ignore_preflight_errors):
+    reg = {"name": node_name, "criSocket": cri_socket}
+    if ignore_preflight_errors is None:
+        ignore_preflight_errors = _derived().get("preflight_ignore") or []
+    if ignore_preflight_errors:
+        reg["ignorePreflightErrors"] = [str(name) for name in ignore_preflight_errors]
+    return reg
 
 
 def _duration(value):
