@@ -142,11 +142,15 @@ SUPPORT_URL="https://www.debian.org/support"
 BUG_REPORT_URL="https://bugs.debian.org/"
 """
 
-# Each profile: family, major (int), osfinger Salt reports, default kernel,
+# Each profile: cgroup (the hierarchy its systemd mounts by default: v1 on
+# CentOS 7 (systemd 219), Rocky/Alma 8 (systemd 239, unified hierarchy only
+# with systemd.unified_cgroup_hierarchy=1) and Ubuntu 18.04/20.04; v2 on el9,
+# Ubuntu 22.04+, Debian 11+), family, major (int), osfinger Salt reports, default kernel,
 # the files (relative to the node's /) that carry the identity; symlinks as
 # {"link": target}.
 PROFILES = {
     "centos7": {
+        "cgroup": "v1",
         "family": "RedHat", "major": 7, "osfinger": "CentOS Linux-7", "osrelease": "7.7.1908",
         "kernel": "3.10.0-1062.18.1.el7.x86_64",
         "files": {
@@ -160,6 +164,7 @@ PROFILES = {
         },
     },
     "rocky8": {
+        "cgroup": "v1",
         "family": "RedHat", "major": 8, "osfinger": "Rocky Linux-8", "osrelease": "8.10",
         "kernel": "4.18.0-553.el8_10.x86_64",
         "files": {
@@ -173,6 +178,7 @@ PROFILES = {
         },
     },
     "rocky9": {
+        "cgroup": "v2",
         "family": "RedHat", "major": 9, "osfinger": "Rocky Linux-9", "osrelease": "9.4",
         "kernel": "5.14.0-427.13.1.el9_4.x86_64",
         "files": {
@@ -186,6 +192,7 @@ PROFILES = {
         },
     },
     "alma9": {
+        "cgroup": "v2",
         "family": "RedHat", "major": 9, "osfinger": "AlmaLinux-9", "osrelease": "9.4",
         "kernel": "5.14.0-427.13.1.el9_4.x86_64",
         "files": {
@@ -198,6 +205,7 @@ PROFILES = {
         },
     },
     "ubuntu1804": {
+        "cgroup": "v1",
         "family": "Debian", "major": 18, "osfinger": "Ubuntu-18.04", "osrelease": "18.04",
         "kernel": "5.3.0-40-generic",
         "files": {
@@ -208,6 +216,7 @@ PROFILES = {
         },
     },
     "ubuntu2204": {
+        "cgroup": "v2",
         "family": "Debian", "major": 22, "osfinger": "Ubuntu-22.04", "osrelease": "22.04",
         "kernel": "5.15.0-119-generic",
         "files": {
@@ -218,6 +227,7 @@ PROFILES = {
         },
     },
     "ubuntu2404": {
+        "cgroup": "v2",
         "family": "Debian", "major": 24, "osfinger": "Ubuntu-24.04", "osrelease": "24.04",
         "kernel": "6.8.0-45-generic",
         "files": {
@@ -228,6 +238,7 @@ PROFILES = {
         },
     },
     "debian12": {
+        "cgroup": "v2",
         "family": "Debian", "major": 12, "osfinger": "Debian-12", "osrelease": "12",
         "kernel": "6.1.0-25-amd64",
         "files": {
@@ -258,6 +269,15 @@ def key(name):
 
 def profile(name):
     return PROFILES[key(name)]
+
+
+def cgroup(name):
+    """The cgroup hierarchy a node of this OS boots with: "v1" or "v2"
+    (unknown names: "v2", what current systems use)."""
+    try:
+        return profile(name).get("cgroup", "v2")
+    except KeyError:
+        return "v2"
 
 
 def tools(name):

@@ -20,7 +20,7 @@ import time
 
 import yaml
 
-from k8stwin import fs, kube, state
+from k8stwin import fs, kube, os_profiles, state
 from k8stwin.goflags import FlagError, duration, parse
 
 STACK = "To see the stack trace of this error execute with --v=5 or higher"
@@ -359,6 +359,22 @@ def _sock_path(socket):
     return socket.replace("unix://", "")
 
 
+CGROUP_V1_DEPRECATED = (
+    "cgroups v1 support is deprecated and will be removed in a future release. Please migrate to cgroups v2. To "
+    "explicitly enable cgroups v1 support for kubelet v1.35 or newer, you must set the kubelet configuration option "
+    "'FailCgroupV1' to 'false'. You must also explicitly skip this validation. For more information, see "
+    "https://git.k8s.io/enhancements/keps/sig-node/5573-remove-cgroup-v1")
+
+
+def node_cgroup(here):
+    """The cgroup hierarchy of the node (its OS profile's, or the node's own
+    ``cgroup`` in the cluster file)."""
+    node = (here.node or {}) if here is not None else {}
+    if node.get("cgroup") in ("v1", "v2"):
+        return node["cgroup"]
+    return os_profiles.cgroup(node.get("os_key") or node.get("os") or "")
+
+
 def common_checks(pf, ver, st, socket, kubelet_ver, cp_ver, here):
     """Checks shared by init and join, in kubeadm's order (addCommonChecks)."""
     cri = kube.cri_kind(socket)
@@ -391,9 +407,14 @@ def common_checks(pf, ver, st, socket, kubelet_ver, cp_ver, here):
             pf.warn("Swap", "swap is supported for cgroup v2 only. The kubelet must be properly configured to use "
                     "swap. Please refer to https://kubernetes.io/docs/concepts/architecture/nodes/#swap-memory, or "
                     "disable swap on the node")
-    os_key = (here.node or {}).get("os_key") or ""
-    if ver >= (1, 31, 0) and os_key in ("centos7", "rocky8", "alma8", "ubuntu1804", "ubuntu2004", "debian10"):
-        pf.warn("SystemVerification", "cgroups v1 support is in maintenance mode, please migrate to cgroups v2")
+    if node_cgroup(here) == "v1":
+        # system-validators' cgroup check as kubeadm runs it: a warning in
+        # maintenance mode (1.31-1.34), an error from 1.35 (the kubelet's
+        # failCgroupV1 defaults to true), printed as a WARNING when skipped
+        if ver >= (1, 35, 0):
+            pf.error("SystemVerification", CGROUP_V1_DEPRECATED)
+        elif ver >= (1, 31, 0):
+            pf.warn("SystemVerification", "cgroups v1 support is in maintenance mode, please migrate to cgroups v2")
     kernel = (st.get("kernel") or {}).get("running") or (here.node or {}).get("kernel") or ""
     kv = kube.parse_version(kernel)
     if ver >= (1, 32, 0) and kv and kv[:2] < (4, 19):
@@ -628,9 +649,6 @@ def _start_kubelet(role, cluster_uid, healthy=True):
                          "cluster": cluster_uid, "at": round(time.time(), 3)}
 
 
-CGROUP_V2_OS = ("rocky9", "alma9", "rhel9", "centos9", "ubuntu2204", "ubuntu2404", "debian12", "debian13")
-
-
 def kubelet_cgroup_driver(components, ver):
     """The kubelet's cgroupDriver: the KubeletConfiguration's, else kubeadm's
     default (systemd since 1.22, cgroupfs before)."""
@@ -640,9 +658,26 @@ def kubelet_cgroup_driver(components, ver):
     return "systemd" if ver >= (1, 22, 0) else "cgroupfs"
 
 
-def kubelet_problem(components, ver, st, here, socket, driver, fail_swap=None):
+def _fail_cgroup_v1(components, ver):
+    """The kubelet's failCgroupV1: the KubeletConfiguration's, else the
+    default (true from 1.35; the field exists since 1.31)."""
+    for doc in components:
+        if doc.get("kind") == "KubeletConfiguration" and isinstance(doc.get("failCgroupV1"), bool):
+            return doc["failCgroupV1"]
+    return ver >= (1, 35, 0)
+
+
+# The kubelet's start-up refusal on a cgroup v1 host (cmd/kubelet/app/server.go;
+# the same text k3s's embedded kubelet v1.35 logs).
+KUBELET_CGROUP_V1 = "kubelet is configured to not run on a host using cgroup v1"
+
+
+def kubelet_problem(components, ver, st, here, socket, driver, fail_swap=None, fail_cgroup_v1=None):
     """Why the kubelet (or the control plane it starts) will not come up, or None.
 
+    * a cgroup v1 host and failCgroupV1 (true by default from 1.35) -> the
+      kubelet exits ("kubelet is configured to not run on a host using
+      cgroup v1"); the installed kubelet's version decides;
     * swap on and failSwapOn (the default) -> the kubelet exits;
     * dockershim (< 1.24) and a cgroup driver other than docker's -> the
       kubelet exits ("misconfiguration: kubelet cgroup driver ... is different
@@ -650,15 +685,20 @@ def kubelet_problem(components, ver, st, here, socket, driver, fail_swap=None):
     * containerd with runc's SystemdCgroup unlike the kubelet's driver ->
       static pods are killed and restarted (sandbox churn): the control plane
       never gets healthy."""
+    kubelet_ver = kube.parse_version(kube.package_version(st, "kubelet")) or ver
+    if node_cgroup(here) == "v1" and kubelet_ver >= (1, 31, 0):
+        fail = _fail_cgroup_v1(components, kubelet_ver) if fail_cgroup_v1 is None else fail_cgroup_v1
+        if fail:
+            _kubelet_log(f'"Failed to run kubelet" err="failed to validate kubelet configuration: {KUBELET_CGROUP_V1}"')
+            return "cgroup-v1"
     if (st.get("swap") or {}).get("active") and (_fail_swap_on(components) if fail_swap is None else fail_swap):
         return "swap"
     cri = kube.cri_kind(socket)
     facts = here.runtime()
-    os_key = (here.node or {}).get("os_key") or ""
     if cri == "docker" and ver < (1, 24, 0):
         d = facts.get("docker") or {}
         docker_driver = d.get("cgroup_driver") or "cgroupfs"
-        if not any("native.cgroupdriver" in x for x in (d.get("exec_opts") or [])) and os_key in CGROUP_V2_OS:
+        if not any("native.cgroupdriver" in x for x in (d.get("exec_opts") or [])) and node_cgroup(here) == "v2":
             docker_driver = "systemd"
         if docker_driver != driver:
             return "cgroup-docker"
@@ -667,6 +707,14 @@ def kubelet_problem(components, ver, st, here, socket, driver, fail_swap=None):
         if c and ("systemd" if c.get("systemd_cgroup") else "cgroupfs") != driver:
             return "cgroup-containerd"
     return None
+
+
+def _kubelet_log(line):
+    """The kubelet's last words, where `journalctl -u kubelet` would show them."""
+    try:
+        fs.write("/var/log/k8stwin-kubelet.log", line + "\n")
+    except OSError:
+        pass
 
 
 def _kubelet_check_fails(components, ver, st, here=None, socket=None):
@@ -833,6 +881,7 @@ def _do_init(opts, ver, st, node_name, socket, advertise, port, cp_endpoint, pod
             "image_repository": repo, "cluster_name": cluster_doc.get("clusterName") or "kubernetes",
             "created": t0, "cgroup_driver": kubelet_cgroup_driver(components, ver),
             "fail_swap_on": _fail_swap_on(components),
+            "fail_cgroup_v1": _fail_cgroup_v1(components, ver),
             "certificate_key": {"key": cert_key, "expires": t0 + 7200} if cert_key else None,
         }
         cluster["tokens"] = tokens
@@ -1011,9 +1060,11 @@ def cmd_join(args, kver):
     out("[kubelet-start] Starting the kubelet")
     fault = _join_fault()
     if not fault:
+        # the kubelet-config ConfigMap of the cluster: failCgroupV1 as init wrote it
         problem = kubelet_problem([], cp_ver, st, here, socket, cp.get("cgroup_driver") or "systemd",
-                                  fail_swap=cp.get("fail_swap_on", True))
-        if problem in ("swap", "cgroup-docker"):
+                                  fail_swap=cp.get("fail_swap_on", True),
+                                  fail_cgroup_v1=cp.get("fail_cgroup_v1", cp_ver >= (1, 35, 0)))
+        if problem in ("swap", "cgroup-docker", "cgroup-v1"):
             fault = ("error uploading crisocket: timed out waiting for the condition" if cp_ver < (1, 26, 0)
                      else "timed out waiting for the condition")
     if fault:
