@@ -564,7 +564,12 @@ def allocatable():
     return out
 
 
-VALIDATION_IMAGE = "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04"
+def _validation_settings():
+    """The map's ``validation`` section (salt://parameters/defaults.yaml)
+    with the pillar's ``k8snvidia:validation`` over it."""
+    text = __salt__["cp.get_file_str"]("salt://parameters/defaults.yaml") or ""
+    base = (salt.utils.yaml.safe_load(text) or {}).get("validation") or {}
+    return __utils__["k8snvidia.merge"](base, (__pillar__.get("k8snvidia") or {}).get("validation") or {})
 
 
 def validate_gpu(node, image=None, timeout=None):
@@ -579,10 +584,17 @@ def validate_gpu(node, image=None, timeout=None):
 
         salt cluster-master kubeadm.validate_gpu node-110
     """
-    settings = (__pillar__.get("k8snvidia") or {}).get("validation") or {}
-    image = image or settings.get("image") or VALIDATION_IMAGE
+    settings = _validation_settings()
     timeout = float(timeout or settings.get("timeout") or 300)
     name = f"k8snvidia-gpu-check-{node}"
+    if not image:
+        # the image's CUDA must fit the node's driver (its GPU facts in the mine)
+        facts = (__salt__["mine.get"](node, "k8snvidia_gpu") or {}).get(node) or {}
+        driver = facts.get("driver_version")
+        image = __utils__["k8snvidia.validation_image"](settings, driver)
+        if not image:
+            return {"phase": "NotRun", "log": "",
+                    "reason": f"no k8snvidia:validation:images entry fits driver {driver} of {node}"}
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",

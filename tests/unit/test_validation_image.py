@@ -1,0 +1,59 @@
+"""The validation pod's image fits the node's driver (issue 9 item 10): one
+choice (_utils/k8snvidia.validation_image) from the map's validation:images,
+used by kubeadm.validate_gpu with the node's driver from the mine."""
+
+import json
+
+import pytest
+
+from tests.conftest import ROOT, load_source
+
+util = load_source("_utils/k8snvidia.py")
+
+
+def _module(driver, pillar=None):
+    mod = load_source("_modules/kubeadm.py")
+    applied = []
+    mod.__salt__ = {
+        "cp.get_file_str": lambda url: (ROOT / "salt/parameters/defaults.yaml").read_text()
+        if url == "salt://parameters/defaults.yaml" else None,
+        "mine.get": lambda tgt, fun: {tgt: {"driver_version": driver}} if fun == "k8snvidia_gpu" else {},
+    }
+    mod.__utils__ = {"k8snvidia.merge": util.merge, "k8snvidia.validation_image": util.validation_image}
+    mod.__pillar__ = {"k8snvidia": pillar or {}}
+    mod.apply = lambda text: applied.append(json.loads(text))
+    mod._kubectl = lambda args, **kw: {"retcode": 0, "stdout": "Succeeded" if "jsonpath" in " ".join(args) else "",
+                                       "stderr": ""}
+    return mod, applied
+
+
+@pytest.mark.parametrize("driver,image", [
+    ("440.100", "nvidia/cuda:10.2-base-centos7"),
+    ("580.95.05", "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04"),
+])
+def test_pod_image_follows_the_driver(driver, image):
+    mod, applied = _module(driver)
+    res = mod.validate_gpu("node-110", timeout=5)
+    assert res["phase"] == "Succeeded"
+    assert applied[0]["spec"]["containers"][0]["image"] == image
+
+
+def test_pillar_overrides_and_forced_image():
+    mod, applied = _module("440.100", {"validation": {"images": {440: "mirror.example/cuda:10.2-base"}}})
+    mod.validate_gpu("node-110", timeout=5)
+    assert applied[-1]["spec"]["containers"][0]["image"] == "mirror.example/cuda:10.2-base"
+    mod, applied = _module("440.100", {"validation": {"image": "x/y:1"}})
+    mod.validate_gpu("node-110", timeout=5)
+    assert applied[-1]["spec"]["containers"][0]["image"] == "x/y:1"
+
+
+def test_no_fitting_image_is_reported_not_run():
+    mod, applied = _module("390.157")
+    res = mod.validate_gpu("node-110", timeout=5)
+    assert res["phase"] == "NotRun" and "390.157" in res["reason"] and not applied
+
+
+def test_one_place_for_the_image():
+    # no image literal outside the map
+    for rel in ("_modules/kubeadm.py", "_runners/k8snvidia.py", "salt/kubernetes/master.sls"):
+        assert "cuda:" not in (ROOT / rel).read_text(), rel
