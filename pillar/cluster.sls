@@ -11,13 +11,6 @@ k8snvidia:
   cluster:
     name: seed
     node_network: 192.168.0.0/24
-  # The seed's machines run CentOS 7 and Ubuntu 18.04, whose Docker
-  # repositories end at containerd.io 1.6: Kubernetes 1.36 needs containerd
-  # 2.2+, so this cluster stays on the 1.35 line (EOL 2027-02-28; cgroup v1:
-  # failCgroupV1: false and kubeadm's SystemVerification skipped per node).
-  # On supported systems drop this and take the profile's 1.36.
-  kubernetes:
-    version: 1.35.4
   nodes:
     cluster-master:
       ip: 192.168.0.113

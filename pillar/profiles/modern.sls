@@ -9,8 +9,8 @@ k8snvidia:
     # public NixOS configuration pins for this file (SRI base64, in hex here).
     sha256: 849ef0ef8e842b9806b2cde9f11c1303d54f1a9a769467e4e5d961b2fe1182a7
   kubernetes:
-    # the 1.36 line (EOL 2027-06-28); 1.34 reached end of life on 2026-10-27.
-    # 1.36.4 (2026-09) is the newest 1.36 patch verified when this was set.
-    version: 1.36.4
+    # version: the map's (salt/parameters): the 1.36 line on current systems,
+    # the 1.35 line where the OS's Docker repository ends at containerd 1.6/1.7
+    # (CentOS 7, Ubuntu 18.04/20.04). Set it here to pin one for the cluster.
     cri: containerd
     image_repository: registry.k8s.io

@@ -60,6 +60,7 @@ def test_modern_default_is_the_136_line():
     assert cfg["kubernetes"]["version"].startswith("1.36.")
     assert cfg["kubernetes"]["repo"]["baseurl"] == "https://pkgs.k8s.io/core:/stable:/v1.36/rpm/"
     assert PARAMS["defaults"]["kubernetes"]["version"].startswith("1.36.")
+    assert "version" not in PROFILE["modern"]["kubernetes"]  # the map's, per OS
 
 
 @pytest.mark.parametrize("finger,cgroup", [
@@ -167,7 +168,11 @@ def test_modern_os_passes_with_the_default_kubernetes(finger):
 
 @pytest.mark.parametrize("finger,line", [("CentOS Linux-7", "1.6"), ("Ubuntu-18.04", "1.6")])
 def test_old_containerd_refused_for_136(finger, line):
-    found = problems(finger)
+    # the modern profile keeps these systems on the 1.35 line ...
+    cfg, _ = build(finger)
+    assert cfg["kubernetes"]["version"].startswith("1.35.")
+    # ... and 1.36 is refused there, naming the node, the OS and the versions
+    found = problems(finger, kubernetes={"version": "1.36.4"})
     hit = [p for p in found if "containerd" in p]
     assert hit and f"containerd.io {line} at most" in hit[0] and "node-1" in hit[0] and "2.2+" in hit[0], found
     assert not [p for p in problems(finger, kubernetes={"version": "1.35.4"}) if "containerd" in p]
@@ -203,3 +208,13 @@ def test_validation_image_forced_and_missing():
 def test_seed2020_on_driver_440_gets_a_cuda_10_2_image():
     cfg, _ = build("CentOS Linux-7", "seed2020")
     assert util.validation_image(cfg["validation"], cfg["driver"]["version"]) == "nvidia/cuda:10.2-base-centos7"
+
+
+def test_one_kubernetes_version_per_cluster():
+    # control plane on Rocky 9 (map default 1.36), a worker on CentOS 7 (map default 1.35)
+    found = problems("CentOS Linux-7")
+    hit = [p for p in found if "one Kubernetes version per cluster" in p]
+    assert hit and "the control plane's 1.36.4" in hit[0] and "node-1" in hit[0], found
+    # pinned for the cluster: that conflict is gone, the containerd refusal stays
+    found = problems("CentOS Linux-7", kubernetes={"version": "1.35.4"})
+    assert found == [], found
