@@ -188,7 +188,7 @@ def _host_of(params, pillar_cfg, node):
         (node or {}).get("overrides") or {},
     ]
     for layer in layers:
-        out = merge(out, {k: layer[k] for k in ("host", "kernel", "kubernetes") if isinstance(layer.get(k), dict)})
+        out = merge(out, {k: layer[k] for k in ("host", "kernel") if isinstance(layer.get(k), dict)})
     return out
 
 
@@ -215,13 +215,8 @@ def _cgroup_derived(params, pillar_cfg, cfg, nodes):
         or (minor >= KERNEL_CHECK_FROM and stock and stock < (4, 19) and not kernel.get("manage"))
     ):
         ignore.append("SystemVerification")
-    control = [n for n, v in nodes.items() if isinstance(v, dict) and v.get("role") == "control-plane"]
-    cp_version = None
-    if control:
-        cp_version = str(((_host_of(params, pillar_cfg, nodes[control[0]]).get("kubernetes") or {}).get("version")))
     return {
         "cgroup": cgroup,
-        "control_plane_kubernetes_version": cp_version,
         "cgroup_v1_nodes": v1_nodes,
         # false: the kubelet runs on cgroup v1 hosts (only written where it matters)
         "fail_cgroup_v1": False if (v1_nodes and minor is not None and minor >= FAIL_CGROUP_V1_FROM) else None,
@@ -273,12 +268,6 @@ def validate_cgroup_kernel(cfg):
             f"a release below 1.{CGROUP_V1_REFUSED_FROM} for node {nid} ({osname}, cgroup v1): Kubernetes "
             f"1.{CGROUP_V1_REFUSED_FROM}+ may no longer run on cgroup v1 (boot the node with cgroup v2 and set "
             "host:cgroup: v2 for it, or stay on 1.35-1.37)"))
-    cp_version = (cfg.get("derived") or {}).get("control_plane_kubernetes_version")
-    if cp_version and version and str(version) != cp_version and node.get("role") != "control-plane":
-        problems.append(problem(
-            "kubernetes:version", version,
-            f"the control plane's {cp_version} for node {nid} ({osname}): one Kubernetes version per cluster "
-            "(the map's default differs per OS; set k8snvidia:kubernetes:version for the whole cluster)"))
     kernel = cfg.get("kernel") or {}
     stock = _line(kernel.get("stock_release")) if kernel.get("stock_release") else None
     if minor is not None and minor >= KERNEL_CHECK_FROM and stock and stock < (4, 0) and not kernel.get("manage"):

@@ -209,12 +209,3 @@ def test_seed2020_on_driver_440_gets_a_cuda_10_2_image():
     cfg, _ = build("CentOS Linux-7", "seed2020")
     assert util.validation_image(cfg["validation"], cfg["driver"]["version"]) == "nvidia/cuda:10.2-base-centos7"
 
-
-def test_one_kubernetes_version_per_cluster():
-    # control plane on Rocky 9 (map default 1.36), a worker on CentOS 7 (map default 1.35)
-    found = problems("CentOS Linux-7")
-    hit = [p for p in found if "one Kubernetes version per cluster" in p]
-    assert hit and "the control plane's 1.36.4" in hit[0] and "node-1" in hit[0], found
-    # pinned for the cluster: that conflict is gone, the containerd refusal stays
-    found = problems("CentOS Linux-7", kubernetes={"version": "1.35.4"})
-    assert found == [], found
