@@ -115,8 +115,20 @@ def test_host_swap_modules_sysctl(rendered, os_name):
 
 
 @pytest.mark.parametrize("os_name", render.OSES)
-def test_kernel_packages_then_boot_default(rendered, os_name):
+def test_kernel_layer_by_default_only_on_centos7(rendered, os_name):
+    # the distribution's kernel everywhere but CentOS 7 (kubeadm 1.32+ refuses 3.10)
     r = rendered(os_name)
+    if os_name == "centos7":
+        assert r.fun("k8snvidia-kernel-packages") == "pkg.installed"
+        assert r.kw("k8snvidia-kernel-repo")["gpgkey"] == "https://www.elrepo.org/RPM-GPG-KEY-elrepo.org"
+    else:
+        assert r.fun("k8snvidia-kernel-unmanaged") == "test.nop"
+        assert "k8snvidia-kernel-packages" not in r and "k8snvidia-kernel-boot-default" not in r
+
+
+@pytest.mark.parametrize("os_name", render.OSES)
+def test_kernel_packages_then_boot_default(rendered, pillar_variant, os_name):
+    r = rendered(os_name, pillar_dir=pillar_variant("kernel-on", {"kernel": {"manage": True}}))
     pkgs = r.kw("k8snvidia-kernel-packages")["pkgs"]
     boot = r.kw("k8snvidia-kernel-boot-default")
     assert r.fun("k8snvidia-kernel-boot-default") == "bootkernel.default"
@@ -128,7 +140,10 @@ def test_kernel_packages_then_boot_default(rendered, os_name):
         repo = r.kw("k8snvidia-kernel-repo")
         assert r.fun("k8snvidia-kernel-repo") == "pkgrepo.managed"
         assert repo["name"] == "elrepo-kernel"
-        assert repo["gpgcheck"] == 1 and repo["gpgkey"] == "https://www.elrepo.org/RPM-GPG-KEY-elrepo.org"
+        keys = ["https://www.elrepo.org/RPM-GPG-KEY-elrepo.org"]
+        if os_name != "centos7":  # ELRepo's v2 key (2025) signs current el8/el9 packages
+            keys.append("https://www.elrepo.org/RPM-GPG-KEY-v2-elrepo.org")
+        assert repo["gpgcheck"] == 1 and repo["gpgkey"].split() == keys
         assert r.before("k8snvidia-kernel-repo", "k8snvidia-kernel-packages")
         assert r.kw("k8snvidia-kernel-clean-repo")["name"] == "elrepo-kernel"
     else:
@@ -136,8 +151,9 @@ def test_kernel_packages_then_boot_default(rendered, os_name):
         assert pkgs[0].startswith("linux-") and "headers" in pkgs[1]
 
 
-def test_kernel_boot_tools_per_os(rendered):
-    tools = {o: rendered(o).kw("k8snvidia-kernel-boot-default")["boot_tool"] for o in render.OSES}
+def test_kernel_boot_tools_per_os(rendered, pillar_variant):
+    on = pillar_variant("kernel-on", {"kernel": {"manage": True}})
+    tools = {o: rendered(o, pillar_dir=on).kw("k8snvidia-kernel-boot-default")["boot_tool"] for o in render.OSES}
     assert tools == {
         "centos7": "grub2-mkconfig",
         "rocky9": "grubby",
@@ -147,13 +163,13 @@ def test_kernel_boot_tools_per_os(rendered):
         "debian12": "update-grub",
     }
     assert rendered("centos7").kw("k8snvidia-kernel-boot-default")["grub_config"] == "/boot/grub2/grub.cfg"
-    assert rendered("ubuntu1804").kw("k8snvidia-kernel-boot-default")["grub_config"] == "/boot/grub/grub.cfg"
-    assert rendered("ubuntu1804").kw("k8snvidia-kernel-packages")["pkgs"] == [
+    assert rendered("ubuntu1804", pillar_dir=on).kw("k8snvidia-kernel-boot-default")["grub_config"] == "/boot/grub/grub.cfg"
+    assert rendered("ubuntu1804", pillar_dir=on).kw("k8snvidia-kernel-packages")["pkgs"] == [
         "linux-generic-hwe-18.04",
         "linux-headers-generic-hwe-18.04",
     ]
     assert "el7" in rendered("centos7").kw("k8snvidia-kernel-repo")["baseurl"]
-    assert "el9" in rendered("rocky9").kw("k8snvidia-kernel-repo")["baseurl"]
+    assert "el9" in rendered("rocky9", pillar_dir=on).kw("k8snvidia-kernel-repo")["baseurl"]
 
 
 @pytest.mark.parametrize("os_name", render.OSES)
@@ -172,8 +188,9 @@ def test_nouveau_blacklist_then_initramfs_then_reboot_check(rendered, os_name):
     assert current["require"] == [{"bootkernel": "k8snvidia-nouveau-initramfs-rebuilt"}]
     assert r.fun("k8snvidia-nouveau-reboot-pending") == "k8snvidia.reboot_pending_if_loaded"
     assert r.kw("k8snvidia-nouveau-reboot-pending")["name"] == "nouveau"
+    kernel_last = "k8snvidia-kernel-boot-default" if "k8snvidia-kernel-boot-default" in r else "k8snvidia-kernel-unmanaged"
     assert r.before(
-        "k8snvidia-kernel-boot-default",
+        kernel_last,
         "k8snvidia-nouveau-blacklist",
         "k8snvidia-nouveau-initramfs-rebuilt",
         "k8snvidia-nouveau-initramfs-current",
