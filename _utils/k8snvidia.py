@@ -571,7 +571,7 @@ def check_structure(pillar_cfg, found, ctx):
         pillar_cfg = {}
     if not isinstance(pillar_cfg, dict):
         found.text(problem("", pillar_cfg, f"a mapping of {', '.join(list(ctx['schema'])[:5])}, ...")
-                   .replace("k8snvidia:: ", "k8snvidia: "))
+                   .replace("k8snvidia:: ", "k8snvidia: "), effective="")
         return {}
     return _walk({"type": "map", "keys": ctx["schema"]}, pillar_cfg, (), found, ctx)
 
@@ -593,7 +593,7 @@ def cluster_checks(pillar_cfg, found):
     """Pass 2: node list, addresses, names, roles, networks (a cleaned pillar)."""
     nodes = pillar_cfg.get("nodes")
     if not isinstance(nodes, dict) or not nodes:
-        if "nodes" not in found.keys:
+        if "nodes" not in found.keys and "" not in found.keys:
             found.error("nodes", nodes, "a mapping of minion id to {ip, role, gpus}, with at least one node")
         return
     cluster = pillar_cfg.get("cluster") or {}
@@ -644,13 +644,15 @@ def cluster_checks(pillar_cfg, found):
     svc = _net("cluster:service_cidr", cluster.get("service_cidr", "10.96.0.0/12"), found)
     if pod and svc and pod.overlaps(svc):
         found.error("cluster:pod_cidr", str(pod), f"a network that does not overlap cluster:service_cidr {svc}")
+    overlapping = set()
     for key, net in (("cluster:pod_cidr", pod), ("cluster:service_cidr", svc)):
         if net and node_net and net.overlaps(node_net):
+            overlapping.add(key)
             found.error(key, str(net), f"a network that does not overlap the node network {node_net}")
     if seen_ip:
         addrs = [ipaddress.IPv4Address(i) for i in seen_ip]
         for key, net in (("cluster:pod_cidr", pod), ("cluster:service_cidr", svc)):
-            inside = [str(i) for i in addrs if net and i in net]
+            inside = [str(i) for i in addrs if net and i in net and key not in overlapping]
             if inside:
                 found.error(key, str(net), f"a network that holds no node address (it holds {', '.join(inside)})")
 
@@ -782,6 +784,8 @@ def config_for(params, pillar_cfg, minion_id, grains, gpus_seen=None, gpu_check=
     cfg = build(params, cleaned, minion_id, grains)
     if gpus_seen:
         cfg["node"]["gpus"] = list(gpus_seen)
+    if "" in found.keys:  # no pillar to speak of: its required keys are not news
+        return cfg, list(found.problems), list(found.warnings)
     node_checks(cfg, found, ctx["facts"])
     driver = cfg.get("driver") or {}
     if gpu_check is not None and driver.get("manage", True):

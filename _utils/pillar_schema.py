@@ -81,7 +81,7 @@ def Repo(doc, extra=None, null=False, os_map=False, nullable_name=False):
                              null=True, default=None),
         "gpgcheck": Bool("check packages (yum) / sign-check the repository (apt signed-by)"),
         "repo_gpgcheck": Bool("yum: check the signature of the repository metadata", default=False),
-        "suite": Str("apt: what follows the URL in the deb line", null=True),
+        "suite": Str("apt: what follows the URL in the deb line", null=True, default=None),
     }
     keys.update(extra or {})
     return Map(doc, keys, null=null, os_map=os_map, ref="repo")
