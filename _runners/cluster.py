@@ -150,6 +150,42 @@ def _compile_pillar(minion_id, grains):
     return pil, []
 
 
+def _same_pillar_everywhere(roots):
+    """True when every minion gets the same pillar: the top file gives every
+    SLS to '*' only, and no pillar file has Jinja or another renderer (so
+    nothing in it can depend on the minion id or grains). cluster.validate
+    then compiles the pillar once, not once per node (Salt's compile of a
+    1000-node pillar takes seconds)."""
+    sls_files = []
+    for root in roots:
+        for base, _dirs, files in os.walk(root):
+            sls_files += [os.path.join(base, f) for f in files if f.endswith(".sls")]
+    tops = []
+    for path in sls_files:
+        try:
+            with salt.utils.files.fopen(path, "r") as fh:
+                text = fh.read()
+        except OSError:
+            return False
+        if "{{" in text or "{%" in text or text.startswith("#!"):
+            return False
+        if os.path.basename(path) == "top.sls" and os.path.dirname(path) in roots:
+            tops.append(text)
+    for text in tops:
+        try:
+            top = salt.utils.yaml.safe_load(text) or {}
+        except Exception:  # pylint: disable=broad-except
+            return False
+        for targets in (top.values() if isinstance(top, dict) else [None]):
+            if not isinstance(targets, dict) or any(t != "*" for t in targets):
+                return False
+            for entries in targets.values():
+                for entry in entries or []:
+                    if isinstance(entry, dict) and any(k == "match" for k in entry):
+                        return False
+    return True
+
+
 def validate(pillar_dir=None):
     """
     Check the pillar for every node of the cluster, before anything changes:
@@ -181,7 +217,9 @@ def validate(pillar_dir=None):
     pillar_cfg = first.get("k8snvidia")
     nodes = pillar_cfg.get("nodes") if isinstance(pillar_cfg, dict) else None
     node_pillars = {}
-    for nid, node in (nodes.items() if isinstance(nodes, dict) else ()):
+    roots = (__opts__.get("pillar_roots") or {}).get("base", [])
+    per_node = not _same_pillar_everywhere([os.path.abspath(r) for r in roots])
+    for nid, node in (nodes.items() if isinstance(nodes, dict) and per_node else ()):
         grains = __utils__["k8snvidia.grains_for"](nid, node if isinstance(node, dict) else {})
         mine, errors = _compile_pillar(nid, grains)
         if errors:

@@ -494,3 +494,21 @@ def test_runner_on_a_fresh_clone_without_run_folders(tmp_path):
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
     assert "FileNotFoundError" not in out and "Traceback" not in out and "unclosed" not in out, out
+
+
+def test_runner_compiles_per_node_when_the_pillar_depends_on_the_minion(tmp_path):
+    """A pillar with Jinja on grains['id'] is compiled for each node: a bad
+    value that only node-105 gets is named for node-105 only."""
+    import shutil
+
+    pillar = tmp_path / "pillar"
+    shutil.copytree(ROOT / "pillar", pillar)
+    (pillar / "node105.sls").write_text(
+        "{% if grains['id'] == 'node-105' %}\nk8snvidia:\n  docker:\n    data_root: relative/path\n{% endif %}\n"
+    )
+    (pillar / "top.sls").write_text("base:\n  '*':\n    - cluster\n    - node105\n")
+    res = salt_cmd("salt-run", "cluster.validate", f"pillar_dir={pillar}")
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out
+    assert out.count("k8snvidia:docker:data_root: 'relative/path' is invalid; expected an absolute path") == 1, out
+    assert "[node-105]" in out, out
