@@ -48,6 +48,9 @@ def config(defaults, os_family, osfinger, validate=True):
     cache_key = "k8snvidia.config"
     if validate and cache_key in __context__:
         return __context__[cache_key]
+    if validate and f"{cache_key}.failed" in __context__:
+        # every SLS imports the map: the full report goes with the first one
+        raise CommandExecutionError("K8sNvidia pillar: invalid (its problems are listed with the first SLS)")
     params = {"defaults": defaults, "os_family": os_family, "osfinger": osfinger}
     pillar_cfg = __pillar__.get("k8snvidia")
     schema = __utils__["pillar_schema.schema"]()
@@ -61,6 +64,7 @@ def config(defaults, os_family, osfinger, validate=True):
         for line in warnings:
             log.warning("K8sNvidia pillar: %s", line)
         if problems:
+            __context__[f"{cache_key}.failed"] = True
             raise CommandExecutionError(__utils__["k8snvidia.report"](problems))
         __context__[cache_key] = cfg
     return cfg

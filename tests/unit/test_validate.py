@@ -512,3 +512,30 @@ def test_runner_compiles_per_node_when_the_pillar_depends_on_the_minion(tmp_path
     assert res.returncode != 0, out
     assert out.count("k8snvidia:docker:data_root: 'relative/path' is invalid; expected an absolute path") == 1, out
     assert "[node-105]" in out, out
+
+
+@pytest.mark.parametrize(
+    "old,new,needle",
+    [
+        ("  cluster:\n", "  cluster: seed\n  clusterx:\n", "k8snvidia:cluster: 'seed' is invalid; expected a mapping"),
+        ("      gpus: [NVIDIA GeForce GTX 1080 Ti]\n", "      gpus: NVIDIA GeForce GTX 1080 Ti\n",
+         "k8snvidia:nodes:node-110:gpus: 'NVIDIA GeForce GTX 1080 Ti' is invalid; expected a list"),
+        ("    node_network:", "    node_netwrok:", "did you mean cluster:node_network?"),
+    ],
+)
+def test_render_time_through_salt_call(tmp_path, old, new, needle):
+    """A real state render (salt-call --local, the CentOS 7 preview): the
+    report once, no traceback."""
+    import shutil
+
+    from tests.functional.render import salt_call
+
+    pillar = tmp_path / "pillar"
+    shutil.copytree(ROOT / "pillar", pillar)
+    path = pillar / "cluster.sls"
+    path.write_text(path.read_text().replace(old, new, 1))
+    rc, parsed, err = salt_call("centos7", "state.show_sls", "host", pillar_dir=pillar)
+    text = ("\n".join(map(str, parsed)) if isinstance(parsed, list) else str(parsed)) + err
+    assert rc != 0, text
+    assert text.count(needle) == 1, text
+    assert "Traceback" not in text and "AttributeError" not in text and "TypeError" not in text, text
