@@ -4,6 +4,7 @@ Cluster-wide commands for K8sNvidia, run on the master (no daemon needed):
     salt-run cluster.validate
 """
 
+import difflib
 import logging
 import os
 import re
@@ -215,6 +216,9 @@ def validate(pillar_dir=None):
         __context__["retcode"] = 1
         return {"valid": False, "problems": errors, "retcode": 1}
     pillar_cfg = first.get("k8snvidia")
+    # a misspelt top key: its whole content would be ignored
+    typos = [f"pillar key {k}: unknown; did you mean k8snvidia? (nothing under it is read)"
+             for k in first if k != "k8snvidia" and difflib.get_close_matches(str(k), ["k8snvidia"], cutoff=0.8)]
     nodes = pillar_cfg.get("nodes") if isinstance(pillar_cfg, dict) else None
     node_pillars = {}
     roots = (__opts__.get("pillar_roots") or {}).get("base", [])
@@ -230,7 +234,7 @@ def validate(pillar_dir=None):
         params, pillar_cfg, node_pillars=node_pillars, gpu_check=__utils__.get("nvidia_gpu.driver_problems"),
         schema=__utils__["pillar_schema.schema"](), facts=__utils__["pillar_schema.facts"](),
     )
-    problems = found["problems"]
+    problems = typos + found["problems"]
     ret = {"valid": not problems, "nodes": found["nodes"], "problems": problems}
     if found["warnings"]:
         ret["warnings"] = found["warnings"]

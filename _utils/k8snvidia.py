@@ -409,7 +409,8 @@ def _type_error(spec, value):
         if spec.get("check") == "duration":
             return f"{want}: YAML read {value!r} as a number without a unit"
         if spec.get("check") in QUOTE_CHECKS:
-            return f"{want}, quoted: YAML read {value!r} as a number; write it in quotes, e.g. '{value}'"
+            lost = " (a number loses trailing zeros: 440.100 reads as 440.1)" if isinstance(value, float) else ""
+            return f"{want}, in quotes as written: YAML read {value!r} as a number{lost}"
         return f"{want}: YAML read {value!r} as a number; quote it"
     if kind == "int" and isinstance(value, str) and value.strip().isdigit():
         return f"{want}, without quotes"
