@@ -606,7 +606,9 @@ def cluster_checks(pillar_cfg, found):
     for nid, node in nodes.items():
         key = f"nodes:{nid}"
         name = str(node.get("hostname") or nid)
-        if not HOSTNAME_RE.match(name):
+        if f"{key}:hostname" in found.keys:
+            pass  # pass 1 named it
+        elif not HOSTNAME_RE.match(name):
             found.effective(key, name, "a lower-case DNS label (letters, digits, '-') as the node name")
         low = name.lower()
         if low in seen_name:

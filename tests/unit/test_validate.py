@@ -190,6 +190,27 @@ def test_unknown_keys_get_the_closest_known_key(mutate, needle):
     assert_named_once(_bad(mutate), needle)
 
 
+@pytest.mark.parametrize(
+    "mutate,needle",
+    [
+        (lambda c: c["nodes"]["node-105"].update(hostname="Node_105"), "k8snvidia:nodes:node-105:hostname: 'Node_105'"),
+        (lambda c: c["nodes"]["node-105"].update(hostname="node-110"), "a unique node name; node-110 has it too"),
+        (lambda c: c["nodes"]["node-105"].update(ip=3232235625), "k8snvidia:nodes:node-105:ip: 3232235625"),
+        (lambda c: c["nodes"]["node-105"].pop("ip"), "k8snvidia:nodes:node-105:ip: None is invalid; expected an IPv4"),
+        (lambda c: c["nodes"]["node-105"].pop("role"), "k8snvidia:nodes:node-105:role: None is invalid"),
+        (lambda c: c.update(ports={"worker": [10250]}), "k8snvidia:ports:worker: 10250 is invalid"),
+        (lambda c: c.update(ports={"worker": ["10250/sctp"]}), "k8snvidia:ports:worker: '10250/sctp' is invalid"),
+        (lambda c: c["cluster"].update(cni="flanel"), "k8snvidia:cluster:cni: 'flanel' is invalid; expected one of flannel, "
+         "calico (did you mean flannel?)"),
+        (lambda c: c.update(containerd={"config_version": 4}), "k8snvidia:containerd:config_version: 4 is invalid"),
+        (lambda c: c["cluster"].update(cni="calico"), "k8snvidia:cni:calico:manifest_url: None is invalid"),
+        (lambda c: c["kubernetes"].update(cri="cri-dockerd"), "k8snvidia:kubernetes:cri_dockerd:source: None is invalid"),
+    ],
+)
+def test_node_entries_and_values_named_once(mutate, needle):
+    assert_named_once(_bad(mutate), needle)
+
+
 # ------------------------------------------------ class: join_token_ttl
 @pytest.mark.parametrize(
     "value,needle",
