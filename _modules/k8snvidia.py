@@ -34,7 +34,10 @@ def _gpu_names():
 def config(defaults, os_family, osfinger, validate=True):
     """
     Build this node's effective configuration from the map's three parameter
-    layers plus the pillar; raise with every problem when it is invalid.
+    layers plus the pillar; raise with every problem when it is invalid
+    (checked against the pillar schema, ``_utils/pillar_schema.py``).
+    Warnings (a Kubernetes minor past its end of life, an OS release the map
+    has no entry for) are logged.
 
     CLI Example:
 
@@ -45,16 +48,23 @@ def config(defaults, os_family, osfinger, validate=True):
     cache_key = "k8snvidia.config"
     if validate and cache_key in __context__:
         return __context__[cache_key]
+    if validate and f"{cache_key}.failed" in __context__:
+        # every SLS imports the map: the full report goes with the first one
+        raise CommandExecutionError("K8sNvidia pillar: invalid (its problems are listed with the first SLS)")
     params = {"defaults": defaults, "os_family": os_family, "osfinger": osfinger}
-    pillar_cfg = __pillar__.get("k8snvidia") or {}
-    cfg = __utils__["k8snvidia.build"](params, pillar_cfg, __grains__["id"], __grains__)
-    seen = _gpu_names()
-    if seen:
-        cfg["node"]["gpus"] = seen
+    pillar_cfg = __pillar__.get("k8snvidia")
+    schema = __utils__["pillar_schema.schema"]()
+    facts = __utils__["pillar_schema.facts"]()
+    gpu_check = __utils__.get("nvidia_gpu.driver_problems") if validate else None
+    cfg, problems, warnings = __utils__["k8snvidia.config_for"](
+        params, pillar_cfg, __grains__["id"], __grains__, gpus_seen=_gpu_names(), gpu_check=gpu_check,
+        schema=schema, facts=facts,
+    )
     if validate:
-        gpu_check = __utils__.get("nvidia_gpu.driver_problems")
-        problems = __utils__["k8snvidia.validate"](cfg, pillar_cfg, gpu_check)
+        for line in warnings:
+            log.warning("K8sNvidia pillar: %s", line)
         if problems:
+            __context__[f"{cache_key}.failed"] = True
             raise CommandExecutionError(__utils__["k8snvidia.report"](problems))
         __context__[cache_key] = cfg
     return cfg

@@ -4,8 +4,11 @@ Cluster-wide commands for K8sNvidia, run on the master (no daemon needed):
     salt-run cluster.validate
 """
 
+import difflib
 import logging
 import os
+import re
+import warnings
 
 import salt.pillar
 import salt.utils.files
@@ -47,37 +50,194 @@ def _grains_for(minion_id, node, params):
     }
 
 
+class _Quiet(logging.Filter):
+    """Drops the records a filter is installed for: Salt's own reports of a
+    pillar render error (a traceback; cluster.validate prints the file, line
+    and problem instead) and Salt 3008's "unclosed Runner / MasterMinion /
+    SyncWrapper" finalizer warnings (saltstack/salt#70174), printed by every
+    salt-run at exit."""
+
+    def __init__(self, unclosed_only=True):
+        super().__init__()
+        self.unclosed_only = unclosed_only
+
+    def filter(self, record):
+        if self.unclosed_only:
+            return not str(record.msg).startswith("unclosed ")
+        return record.levelno < logging.WARNING
+
+
+UNCLOSED_LOGGERS = ("salt.runner", "salt.minion", "salt.wheel", "salt.utils.asynchronous", "salt.utils.event",
+                    "salt.utils.resource_warnings", "salt.transport.tcp", "salt.transport.ws", "salt.client")
+RENDER_LOGGERS = ("salt.pillar", "salt.template", "salt.renderers.yaml", "salt.renderers.jinja",
+                  "salt.utils.templates")
+
+
+def __virtual__():
+    # The runner's job file goes to <cachedir>/proc before the function runs:
+    # on a fresh clone (no `bash bin/venv` yet) that folder does not exist
+    # and salt-run would die with FileNotFoundError. Loading this module
+    # happens first, so it is made here (under .run/, git-ignored).
+    try:
+        os.makedirs(os.path.join(__opts__["cachedir"], "proc"), exist_ok=True)
+    except (OSError, KeyError, TypeError) as exc:
+        return False, f"cannot create Salt's proc folder ({exc}); run `bash bin/venv` from the repo root"
+    quiet = _Quiet()
+    for name in UNCLOSED_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Quiet) for f in logger.filters):
+            logger.addFilter(quiet)
+    warnings.filterwarnings("ignore", message="unclosed ", category=ResourceWarning)
+    return True
+
+
+def _sls_path(sls, roots):
+    rel = str(sls).replace(".", os.sep)
+    for root in roots:
+        for cand in (os.path.join(root, rel + ".sls"), os.path.join(root, rel, "init.sls")):
+            if os.path.isfile(cand):
+                return os.path.relpath(cand) if not os.path.relpath(cand).startswith("..") else cand
+    return f"{sls}.sls"
+
+
+RENDER_RE = re.compile(r"^Rendering SLS '(?P<sls>[^']+)' failed(?:, render error)?:?\s*(?P<msg>.*)$", re.S)
+WHERE_RE = re.compile(r'\s*in "<[^>]+>", line (\d+), column (\d+)')
+
+
+def _render_error(error, roots):
+    """One Salt pillar error as 'FILE: line N, column M: problem'."""
+    text = str(error)
+    match = RENDER_RE.match(text)
+    top = re.match(r"^Rendering (?:Primary )?Top file failed(?:, render error)?:?\s*(?P<msg>.*)$", text, re.S)
+    if match:
+        path = _sls_path(match.group("sls"), roots)
+    elif top:
+        path, match = _sls_path(os.path.splitext(__opts__.get("state_top") or "top.sls")[0], roots), top
+    else:
+        return f"pillar: {' '.join(text.split())}"
+    msg = match.group("msg").strip()
+    places = WHERE_RE.findall(msg)
+    if places:  # a YAML error: its lines name the places
+        parts = [p.strip() for p in WHERE_RE.sub("\n", msg).split("\n") if p.strip()]
+        line, col = places[-1]
+        head = f"{path}: line {line}, column {col}: {parts[-1] if parts else 'YAML error'}"
+        if len(parts) > 1 and len(places) > 1:
+            head += f" ({parts[0]} at line {places[0][0]}, column {places[0][1]})"
+        return head
+    jinja = re.search(r"line (\d+)", msg)
+    first = msg.split("\n")[0].strip().rstrip(";")
+    first = re.sub(r";?\s*line \d+$", "", first)
+    return f"{path}: " + (f"line {jinja.group(1)}: " if jinja else "") + first
+
+
+def _compile_pillar(minion_id, grains):
+    """The pillar as Salt compiles it; render errors as (file, line, problem)
+    lines, without Salt's traceback on the console."""
+    opts = dict(__opts__)
+    opts["pillar_safe_render_error"] = False
+    quiet = _Quiet(unclosed_only=False)
+    loggers = [logging.getLogger(n) for n in RENDER_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        pil = salt.pillar.get_pillar(opts, grains, minion_id, saltenv="base").compile_pillar()
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
+    errors = pil.get("_errors")
+    if errors:
+        roots = (opts.get("pillar_roots") or {}).get("base", [])
+        return pil, list(dict.fromkeys(_render_error(e, roots) for e in errors))
+    return pil, []
+
+
+def _same_pillar_everywhere(roots):
+    """True when every minion gets the same pillar: the top file gives every
+    SLS to '*' only, and no pillar file has Jinja or another renderer (so
+    nothing in it can depend on the minion id or grains). cluster.validate
+    then compiles the pillar once, not once per node (Salt's compile of a
+    1000-node pillar takes seconds)."""
+    sls_files = []
+    for root in roots:
+        for base, _dirs, files in os.walk(root):
+            sls_files += [os.path.join(base, f) for f in files if f.endswith(".sls")]
+    tops = []
+    for path in sls_files:
+        try:
+            with salt.utils.files.fopen(path, "r") as fh:
+                text = fh.read()
+        except OSError:
+            return False
+        if "{{" in text or "{%" in text or text.startswith("#!"):
+            return False
+        if os.path.basename(path) == "top.sls" and os.path.dirname(path) in roots:
+            tops.append(text)
+    for text in tops:
+        try:
+            top = salt.utils.yaml.safe_load(text) or {}
+        except Exception:  # pylint: disable=broad-except
+            return False
+        for targets in (top.values() if isinstance(top, dict) else [None]):
+            if not isinstance(targets, dict) or any(t != "*" for t in targets):
+                return False
+            for entries in targets.values():
+                for entry in entries or []:
+                    if isinstance(entry, dict) and any(k == "match" for k in entry):
+                        return False
+    return True
+
+
 def validate(pillar_dir=None):
     """
-    Check the pillar for every node of the cluster, before anything changes.
-    Prints each problem with its pillar key, the bad value and what is
-    expected; exits non-zero when there is one.
+    Check the pillar for every node of the cluster, before anything changes:
+    against the pillar schema (``_utils/pillar_schema.py``: types, unknown
+    keys, allowed values), the cluster as a whole, and each node's effective
+    configuration. Prints each problem once with its pillar key, the bad
+    value and what is expected (a problem several nodes share names them);
+    a YAML or Jinja error names the file and line. Exits non-zero when there
+    is a problem; warnings (a Kubernetes minor past its end of life) do not
+    fail.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-run cluster.validate
+        salt-run cluster.validate pillar_dir=/path/to/pillar
     """
     if pillar_dir:
-        __opts__["pillar_roots"] = {"base": [pillar_dir]}
+        if not os.path.isdir(str(pillar_dir)):
+            __context__["retcode"] = 1
+            return {"valid": False, "problems": [f"pillar_dir={pillar_dir}: no such directory"], "retcode": 1}
+        __opts__["pillar_roots"] = {"base": [os.path.abspath(str(pillar_dir))]}
     params = _params()
-    first = _pillar("validate", {"id": "validate"})
-    errors = first.get("_errors")
+    first, errors = _compile_pillar("validate", {"id": "validate"})
     if errors:
+        __context__["retcode"] = 1
         return {"valid": False, "problems": errors, "retcode": 1}
-    pillar_cfg = first.get("k8snvidia") or {}
-    problems = __utils__["k8snvidia.validate_cluster"](pillar_cfg)
-    nodes = pillar_cfg.get("nodes") if isinstance(pillar_cfg.get("nodes"), dict) else {}
-    gpu_check = __utils__.get("nvidia_gpu.driver_problems")
-    for nid, node in nodes.items():
-        grains = _grains_for(nid, node if isinstance(node, dict) else {}, params)
-        node_pillar = _pillar(nid, grains).get("k8snvidia") or {}
-        cfg = __utils__["k8snvidia.build"](params, node_pillar, nid, grains)
-        found = __utils__["k8snvidia.validate"](cfg, node_pillar, gpu_check)
-        problems += [p if p.startswith(f"k8snvidia:nodes:{nid}") or p in problems else f"[{nid}] {p}" for p in found]
-    problems = list(dict.fromkeys(problems))
-    ret = {"valid": not problems, "nodes": sorted(nodes), "problems": problems}
+    pillar_cfg = first.get("k8snvidia")
+    # a misspelt top key: its whole content would be ignored
+    typos = [f"pillar key {k}: unknown; did you mean k8snvidia? (nothing under it is read)"
+             for k in first if k != "k8snvidia" and difflib.get_close_matches(str(k), ["k8snvidia"], cutoff=0.8)]
+    nodes = pillar_cfg.get("nodes") if isinstance(pillar_cfg, dict) else None
+    node_pillars = {}
+    roots = (__opts__.get("pillar_roots") or {}).get("base", [])
+    per_node = not _same_pillar_everywhere([os.path.abspath(r) for r in roots])
+    for nid, node in (nodes.items() if isinstance(nodes, dict) and per_node else ()):
+        grains = __utils__["k8snvidia.grains_for"](nid, node if isinstance(node, dict) else {})
+        mine, errors = _compile_pillar(nid, grains)
+        if errors:
+            __context__["retcode"] = 1
+            return {"valid": False, "problems": errors, "retcode": 1}
+        node_pillars[nid] = mine.get("k8snvidia")
+    found = __utils__["k8snvidia.check_pillar"](
+        params, pillar_cfg, node_pillars=node_pillars, gpu_check=__utils__.get("nvidia_gpu.driver_problems"),
+        schema=__utils__["pillar_schema.schema"](), facts=__utils__["pillar_schema.facts"](),
+    )
+    problems = typos + found["problems"]
+    ret = {"valid": not problems, "nodes": found["nodes"], "problems": problems}
+    if found["warnings"]:
+        ret["warnings"] = found["warnings"]
     if problems:
         ret["retcode"] = 1
         __context__["retcode"] = 1  # fails the orchestration's validate step

@@ -17,7 +17,11 @@ problem names the pillar key, the bad value and what is expected.
 """
 
 import copy
+import difflib
+import importlib.util
 import ipaddress
+import json
+import os
 import re
 
 ROLES = ("control-plane", "worker")
@@ -295,190 +299,737 @@ def validate_cgroup_kernel(cfg):
 
 
 # --------------------------------------------------------------- validation
-def _net(key, value, problems):
+#
+# Three passes, each problem named once:
+# 1. the pillar as written, against the schema (_utils/pillar_schema.py):
+#    types, unknown keys (with the closest known key), allowed values and
+#    value formats, at every level and in every layer (by_os_family,
+#    by_osfinger, nodes:<id>:overrides); what has the wrong type is dropped,
+#    so the next passes (and build()) never see it;
+# 2. the cluster as a whole: node addresses, names, roles, networks;
+# 3. each node's effective configuration (build()): required values and
+#    rules between keys (gpgcheck and gpgkey, cri and the Kubernetes version,
+#    the driver and the node's GPUs). A key pass 1 already named is not
+#    named again.
+_SIBLINGS = {}
+_DROP = object()
+NODE_PLACEHOLDER = "\x00node\x00"
+
+
+def _sibling(name):
+    """A sibling file of this one (pillar_schema, nvidia_gpu): plain Python,
+    loaded by path; the repo, a minion's extmods cache and the twin keep
+    them side by side."""
+    if name not in _SIBLINGS:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+        spec = importlib.util.spec_from_file_location(f"k8snvidia_sibling_{name}", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        _SIBLINGS[name] = mod
+    return _SIBLINGS[name]
+
+
+class Found:
+    """Problems and warnings, in order, each once; ``keys``: the effective
+    keys (without by_*/overrides prefixes) already named."""
+
+    def __init__(self, keys=None):
+        self.problems = {}
+        self.warnings = {}
+        self.keys = set(keys or ())
+
+    def error(self, key, value, expected, effective=None):
+        self.keys.add(effective if effective is not None else key)
+        self.problems[problem(key, value, expected)] = None
+
+    def text(self, line, effective=None):
+        if effective is not None:
+            self.keys.add(effective)
+        self.problems[line] = None
+
+    def effective(self, key, value, expected):
+        """A problem of an effective configuration, unless pass 1 named the key."""
+        if key not in self.keys:
+            self.problems[problem(key, value, expected)] = None
+
+    def warn(self, key, value, text):
+        self.warnings[f"k8snvidia:{key}: {value!r}: {text}"] = None
+
+
+def _effective_key(path):
+    if path[:1] in (("by_os_family",), ("by_osfinger",)):
+        path = path[2:]
+    elif len(path) > 2 and path[0] == "nodes" and path[2] == "overrides":
+        path = path[3:]
+    return ":".join(path)
+
+
+def _suggest(word, choices):
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    if not close:
+        low = {str(c).lower(): str(c) for c in choices}
+        close = [low[m] for m in difflib.get_close_matches(str(word).lower(), list(low), n=1, cutoff=0.6)]
+    return close[0] if close else None
+
+
+def _one_of(choices, value=None):
+    text = "one of " + ", ".join(str(c) for c in choices)
+    near = _suggest(value, choices) if value is not None else None
+    return text + (f" (did you mean {near}?)" if near else "")
+
+
+def _kind(value):
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+# ------------------------------------------------------------ value checks
+# Each returns None when the value is fine, else what is expected.
+DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+DNS_NAME_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
+ENDPOINT_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$")
+IMAGE_RE = re.compile(r"^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+CIDR4 = "one IPv4 network in CIDR form such as 10.244.0.0/16"
+NO_V6 = "IPv6 and dual-stack are not supported by the CNI setup (flannel is rendered with one IPv4 network)"
+
+
+def duration_seconds(text):
+    """Seconds of a duration such as '15m', '1h30m' (kubeadm's Go form with
+    whole h/m/s, as _modules/kubeadm.py reads it); None when unreadable."""
+    match = DURATION_RE.match(str(text).strip())
+    if not str(text).strip() or not match or not any(match.groups()):
+        return None
+    h, m, s = (int(g or 0) for g in match.groups())
+    return h * 3600 + m * 60 + s
+
+
+def _c_cidr4(value, ctx):
+    text = str(value)
+    if "," in text:
+        return f"{CIDR4}: {NO_V6}"
     try:
-        return ipaddress.ip_network(str(value), strict=True)
+        net = ipaddress.ip_network(text, strict=True)
     except ValueError:
-        problems.append(problem(key, value, "a network in CIDR form such as 10.244.0.0/16"))
+        return CIDR4 + " (with no host bits set)"
+    if net.version != 4:
+        return f"{CIDR4}: {NO_V6}"
     return None
 
 
-def _repo(key, repo, problems):
-    if not isinstance(repo, dict):
-        return
-    url = repo.get("baseurl")
-    if url and not re.match(r"^(https?|file)://", str(url)):
-        problems.append(problem(f"{key}:baseurl", url, "an https://, http:// or file:// URL"))
-    if url and str(url).startswith("http://") and not repo.get("gpgcheck", True):
-        problems.append(
-            problem(
-                f"{key}:gpgcheck",
-                repo.get("gpgcheck"),
-                f"true: the repository {url} is plain http, so packages must be GPG-checked",
-            )
-        )
-    if repo.get("gpgcheck", True) and url and not repo.get("gpgkey"):
-        problems.append(problem(f"{key}:gpgkey", repo.get("gpgkey"), "the URL of the repository's GPG key"))
+def _c_duration(value, ctx):
+    most = ctx["facts"]["join_token_ttl_max"]
+    secs = duration_seconds(value)
+    if secs is None:
+        return "a duration in kubeadm's form with whole hours, minutes, seconds, such as 15m, 1h or 1h30m"
+    if secs <= 0:
+        return "a duration longer than 0 (kubeadm's 0 makes a token that never expires)"
+    if secs > most:
+        return (f"a duration of at most {most // 60}m: join tokens are short-lived (they only have to outlive "
+                "one orchestration's join step; for many workers raise cluster:join_batch_size)")
+    return None
 
 
-def validate_cluster(pillar_cfg):
-    """Checks on the cluster-wide pillar (nodes, networks); no grains needed."""
-    problems = []
-    pillar_cfg = pillar_cfg or {}
+def _c_k8s_version(value, ctx):
+    return None if K8S_VERSION_RE.match(str(value)) else "a full Kubernetes version such as 1.35.1"
+
+
+def _c_driver_version(value, ctx):
+    return None if DRIVER_VERSION_RE.match(str(value)) else "an NVIDIA driver version such as 580.95.05"
+
+
+def _c_url(value, ctx):
+    return None if re.match(r"^(https?|file)://\S+$", str(value)) else "an https://, http:// or file:// URL"
+
+
+def _c_http_url(value, ctx):
+    return None if re.match(r"^https?://\S+$", str(value)) else "an http(s):// URL"
+
+
+def _c_sha256(value, ctx):
+    return None if SHA256_RE.match(str(value).lower()) else "a sha256: 64 hex digits (every download is checked)"
+
+
+def _c_abs_path(value, ctx):
+    return None if str(value).startswith("/") else "an absolute path"
+
+
+def _c_port(value, ctx):
+    match = PORT_RE.match(str(value))
+    ok = match and all(1 <= int(p) <= 65535 for p in str(value).split("/")[0].split("-"))
+    return None if ok else "a port or range with protocol, such as 6443/tcp or 30000-32767/tcp"
+
+
+def _c_dns_label(value, ctx):
+    return None if HOSTNAME_RE.match(str(value)) else "a lower-case DNS label (letters, digits, '-')"
+
+
+def _c_dns_name(value, ctx):
+    return None if DNS_NAME_RE.match(str(value)) else "a lower-case DNS name such as cluster.local"
+
+
+def _c_endpoint(value, ctx):
+    return None if ENDPOINT_RE.match(str(value)) else "host[:port], such as 192.168.0.113:6443 or k8s.example.com"
+
+
+def _c_image(value, ctx):
+    ok = IMAGE_RE.match(str(value))
+    return None if ok else "an image or registry path without scheme, such as registry.k8s.io or nvcr.io/nvidia/x"
+
+
+def _c_k8s_tag(value, ctx):
+    return None if TAG_RE.match(str(value)) else "an image tag such as v0.17.2"
+
+
+def _c_version(value, ctx):
+    return None if re.match(r"^\S+$", str(value)) else "a version string without spaces"
+
+
+def _c_osfinger(value, ctx):
+    known = ctx.get("osfinger")
+    if not known or value in known:
+        return None
+    return "an OS release the map knows (a key of salt/parameters/osfinger.yaml): " + _one_of(known, value)
+
+
+def _c_gpu(value, ctx):
+    gpu = ctx.get("gpu")
+    if gpu is None:
+        return None
+    cache = ctx.setdefault("gpu_known", {})
+    if value not in cache:
+        cache[value] = gpu.architecture_of_name(value) is not None
+    if cache[value]:
+        return None
+    names = sorted({n for n, _a in gpu.GPUS.values()})
+    near = _suggest(value, names)
+    return ("a GPU model K8sNvidia knows, as nvidia-smi prints it (or a PCI device id such as 0x1b06)"
+            + (f": did you mean {near}?" if near else "; the table is _utils/nvidia_gpu.py"))
+
+
+CHECKS = {
+    "cidr4": _c_cidr4, "duration": _c_duration, "k8s_version": _c_k8s_version,
+    "driver_version": _c_driver_version, "url": _c_url, "http_url": _c_http_url, "sha256": _c_sha256,
+    "abs_path": _c_abs_path, "port": _c_port, "dns_label": _c_dns_label, "dns_name": _c_dns_name,
+    "endpoint": _c_endpoint, "image": _c_image, "k8s_tag": _c_k8s_tag, "version": _c_version,
+    "osfinger": _c_osfinger, "gpu": _c_gpu,
+}
+QUOTE_CHECKS = ("version", "driver_version", "k8s_version")
+
+
+# -------------------------------------------------------------- the walk
+def _expect(spec):
+    """What a key expects, in words (for type errors)."""
+    kind = spec["type"]
+    if spec.get("choices"):
+        return _one_of(spec["choices"])
+    if kind == "str":
+        return {
+            "duration": "a duration such as 15m or 1h", "k8s_version": "a full Kubernetes version such as 1.35.1",
+            "driver_version": "an NVIDIA driver version such as 580.95.05", "sha256": "a sha256 (64 hex digits)",
+            "cidr4": CIDR4, "url": "a URL", "abs_path": "an absolute path",
+        }.get(spec.get("check"), "a string")
+    return {"int": "a whole number", "bool": "true or false", "list": "a list", "dict": "a mapping",
+            "map": "a mapping", "layer": "a mapping", "layers": "a mapping", "nodes": "a mapping"}[kind]
+
+
+def _type_error(spec, value):
+    kind, want = spec["type"], _expect(spec)
+    if kind == "str" and isinstance(value, bool):
+        return f"{want}: YAML read an unquoted yes/no/on/off/true/false as a boolean; quote it"
+    if kind == "str" and isinstance(value, (int, float)):
+        if spec.get("check") == "duration":
+            return f"{want}: YAML read {value!r} as a number without a unit"
+        if spec.get("check") in QUOTE_CHECKS:
+            lost = " (a number loses trailing zeros: 440.100 reads as 440.1)" if isinstance(value, float) else ""
+            return f"{want}, in quotes as written: YAML read {value!r} as a number{lost}"
+        return f"{want}: YAML read {value!r} as a number; quote it"
+    if kind == "int" and isinstance(value, str) and value.strip().isdigit():
+        return f"{want}, without quotes"
+    if kind == "bool" and isinstance(value, str):
+        return f"{want}, unquoted"
+    if kind == "list" and isinstance(value, str):
+        return f"a list, such as [{value}]: a single string is not a list"
+    if kind == "nodes":
+        return f"a mapping of minion id to {{ip, role, os, gpus}}, not {_kind(value)}"
+    if kind in ("map", "layer", "layers", "dict") and isinstance(value, (list, str)):
+        keys = list((spec.get("keys") or {}))[:6]
+        return f"a mapping{' of ' + ', '.join(keys) + ', ...' if keys else ''}, not {_kind(value)}"
+    return f"{want}, not {_kind(value)}"
+
+
+def _check(spec, value, path, found, ctx):
+    name = spec.get("check")
+    if name:
+        expected = CHECKS[name](value, ctx)
+        if expected:
+            found.error(":".join(path), value, expected, _effective_key(path))
+            return False
+    return True
+
+
+def _walk(spec, value, path, found, ctx):
+    """Check ``value`` against ``spec``; the value with every wrongly typed
+    or unknown part removed, or _DROP."""
+    kind = spec["type"]
+    key = ":".join(path)
+    if value is None:
+        if spec.get("null") or kind in ("layer", "layers"):
+            return None
+        if kind in ("map", "dict", "nodes"):
+            expected = f"a mapping; `{path[-1] if path else 'k8snvidia'}:` with nothing under it is null"
+        else:
+            expected = _expect(spec) + " (null is not allowed here)"
+        found.error(key, value, expected, _effective_key(path))
+        return _DROP
+    if kind == "str":
+        if not isinstance(value, str):
+            found.error(key, value, _type_error(spec, value), _effective_key(path))
+            return _DROP
+        if spec.get("choices") and value not in spec["choices"]:
+            found.error(key, value, _one_of(spec["choices"], value), _effective_key(path))
+            return value
+        _check(spec, value, path, found, ctx)
+        return value
+    if kind == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            found.error(key, value, _type_error(spec, value), _effective_key(path))
+            return _DROP
+        low, high = spec.get("minimum"), spec.get("maximum")
+        if spec.get("choices") and value not in spec["choices"]:
+            found.error(key, value, _one_of(spec["choices"]), _effective_key(path))
+        elif (low is not None and value < low) or (high is not None and value > high):
+            span = "a positive whole number" if low == 1 and high is None else f"a whole number from {low} to {high}"
+            found.error(key, value, span, _effective_key(path))
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            found.error(key, value, _type_error(spec, value), _effective_key(path))
+            return _DROP
+        return value
+    if kind == "list":
+        if not isinstance(value, list):
+            found.error(key, value, _type_error(spec, value), _effective_key(path))
+            return _DROP
+        out = []
+        for item in value:
+            if not isinstance(item, str):
+                found.error(key, item, f"a list of strings; this item is {_kind(item)}", _effective_key(path))
+                continue
+            _check(spec, item, path, found, ctx)
+            out.append(item)
+        return out
+    if not isinstance(value, dict):
+        found.error(key, value, _type_error(spec, value), _effective_key(path))
+        return _DROP
+    if kind == "dict":
+        out = {}
+        for sub, val in value.items():
+            if spec.get("values") == "url":
+                if not isinstance(val, str) or _c_url(val, ctx):
+                    found.error(f"{key}:{sub}", val, "an https://, http:// or file:// URL",
+                                _effective_key(path + (str(sub),)))
+                    continue
+            elif not isinstance(val, (str, int, float, bool)):
+                found.error(f"{key}:{sub}", val, f"a string or number, not {_kind(val)}",
+                            _effective_key(path + (str(sub),)))
+                continue
+            out[sub] = val
+        return out
+    if kind == "layers":
+        known = ctx.get(spec["names"])
+        out = {}
+        for name, layer in value.items():
+            if known and name not in known:
+                near = _suggest(name, known)
+                found.text(f"k8snvidia:{key}:{name}: unknown {spec['names']}; "
+                           + (f"did you mean {near}? " if near else "")
+                           + f"(salt/parameters/{spec['names']}.yaml has {', '.join(known)})")
+                continue
+            got = _walk(ctx["layer"], layer, path + (str(name),), found, ctx)
+            if got is not _DROP:
+                out[name] = got or {}
+        return out
+    if kind == "nodes":
+        out = {}
+        node_spec = {"type": "map", "keys": spec["keys"]}
+        for nid, node in value.items():
+            if not isinstance(node, dict):
+                found.error(f"{key}:{nid}", node, "a mapping with ip, role, os and gpus")
+                continue
+            got = _walk(node_spec, node, path + (str(nid),), found, ctx)
+            if got is not _DROP:
+                out[nid] = got
+        return out
+    keys = ctx["layer"]["keys"] if kind == "layer" else spec["keys"]
+    out = {}
+    for sub, val in value.items():
+        sub_spec = keys.get(sub)
+        here = path + (str(sub),)
+        if sub_spec is None:
+            near = _suggest(sub, keys)
+            where = key or "k8snvidia"
+            hint = f"did you mean {(key + ':') if key else ''}{near}?" if near else f"{where} has: {', '.join(keys)}"
+            found.text(f"k8snvidia:{':'.join(here)}: unknown key; {hint}", _effective_key(here))
+            continue
+        got = _walk(sub_spec, val, here, found, ctx)
+        if got is not _DROP:
+            out[sub] = got
+    return out
+
+
+def _context(params=None, schema=None, facts=None):
+    params = params or {}
+    sch_mod = None
+    if schema is None or facts is None:
+        sch_mod = _sibling("pillar_schema")
+    schema = schema if schema is not None else sch_mod.schema()
+    try:
+        gpu = _sibling("nvidia_gpu")
+    except (OSError, ImportError):  # pragma: no cover - a partial copy of _utils
+        gpu = None
+    return {
+        "schema": schema,
+        "facts": facts if facts is not None else sch_mod.facts(),
+        "layer": {"type": "map", "keys": {k: v for k, v in schema.items() if k not in SPLIT_KEYS}},
+        "os_family": sorted(params.get("os_family") or {}),
+        "osfinger": sorted(params.get("osfinger") or {}),
+        "gpu": gpu,
+    }
+
+
+def check_structure(pillar_cfg, found, ctx):
+    """Pass 1: the pillar as written against the schema; the cleaned pillar."""
+    if pillar_cfg is None:
+        pillar_cfg = {}
+    if not isinstance(pillar_cfg, dict):
+        found.text(problem("", pillar_cfg, f"a mapping of {', '.join(list(ctx['schema'])[:5])}, ...")
+                   .replace("k8snvidia:: ", "k8snvidia: "), effective="")
+        return {}
+    return _walk({"type": "map", "keys": ctx["schema"]}, pillar_cfg, (), found, ctx)
+
+
+# ------------------------------------------------------- the whole cluster
+def _net(key, value, found):
+    try:
+        net = ipaddress.ip_network(str(value), strict=True)
+    except ValueError:
+        found.effective(key, value, CIDR4)
+        return None
+    if net.version != 4:
+        found.effective(key, value, f"{CIDR4}: {NO_V6}")
+        return None
+    return net
+
+
+def cluster_checks(pillar_cfg, found):
+    """Pass 2: node list, addresses, names, roles, networks (a cleaned pillar)."""
     nodes = pillar_cfg.get("nodes")
     if not isinstance(nodes, dict) or not nodes:
-        return [problem("nodes", nodes, "a mapping of minion id to {ip, role, gpus}, with at least one node")]
+        if "nodes" not in found.keys and "" not in found.keys:
+            found.error("nodes", nodes, "a mapping of minion id to {ip, role, gpus}, with at least one node")
+        return
     cluster = pillar_cfg.get("cluster") or {}
     node_net = None
     if cluster.get("node_network"):
-        node_net = _net("cluster:node_network", cluster["node_network"], problems)
+        node_net = _net("cluster:node_network", cluster["node_network"], found)
     seen_ip, seen_name = {}, {}
-    control = []
+    control, workers = [], []
     for nid, node in nodes.items():
         key = f"nodes:{nid}"
-        if not isinstance(node, dict):
-            problems.append(problem(key, node, "a mapping with ip, role and gpus"))
-            continue
-        name = str(node.get("hostname", nid))
-        if not HOSTNAME_RE.match(name):
-            problems.append(problem(key, name, "a lower-case DNS label (letters, digits, '-') as the node name"))
+        name = str(node.get("hostname") or nid)
+        if f"{key}:hostname" in found.keys:
+            pass  # pass 1 named it
+        elif not HOSTNAME_RE.match(name):
+            found.effective(key, name, "a lower-case DNS label (letters, digits, '-') as the node name")
         low = name.lower()
         if low in seen_name:
-            problems.append(problem(key, name, f"a unique node name; {seen_name[low]} has it too"))
+            found.effective(key, name, f"a unique node name; {seen_name[low]} has it too")
         seen_name[low] = nid
         ip = node.get("ip")
-        try:
-            addr = ipaddress.IPv4Address(str(ip))
-        except ValueError:
-            problems.append(problem(f"{key}:ip", ip, "an IPv4 address such as 192.168.0.105"))
-            addr = None
+        addr = None
+        if f"{key}:ip" not in found.keys:
+            try:
+                addr = ipaddress.IPv4Address(str(ip))
+            except ValueError:
+                found.error(f"{key}:ip", ip, "an IPv4 address such as 192.168.0.105")
         if addr is not None:
             if str(addr) in seen_ip:
-                problems.append(problem(f"{key}:ip", ip, f"a unique address; {seen_ip[str(addr)]} has it too"))
+                found.error(f"{key}:ip", ip, f"a unique address; {seen_ip[str(addr)]} has it too")
             seen_ip[str(addr)] = nid
             if node_net is not None and addr not in node_net:
-                problems.append(problem(f"{key}:ip", ip, f"an address inside cluster:node_network {node_net}"))
+                found.error(f"{key}:ip", ip, f"an address inside cluster:node_network {node_net}")
         role = node.get("role")
-        if role not in ROLES:
-            problems.append(problem(f"{key}:role", role, "one of " + ", ".join(ROLES)))
-        elif role == "control-plane":
+        if role == "control-plane":
             control.append(nid)
-        gpus = node.get("gpus", [])
-        if not isinstance(gpus, list):
-            problems.append(problem(f"{key}:gpus", gpus, "a list of GPU model names (empty for none)"))
-    if not control:
-        problems.append(problem("nodes", sorted(nodes), "exactly one node with role: control-plane"))
-    elif len(control) > 1:
-        problems.append(problem("nodes", sorted(control), "exactly one node with role: control-plane"))
-    pod = _net("cluster:pod_cidr", cluster.get("pod_cidr", "10.244.0.0/16"), problems)
-    svc = _net("cluster:service_cidr", cluster.get("service_cidr", "10.96.0.0/12"), problems)
+        elif role == "worker":
+            workers.append(nid)
+        else:
+            found.effective(f"{key}:role", role, "one of control-plane, worker")
+    roles_named = any(k.startswith("nodes:") and k.endswith(":role") for k in found.keys)
+    if not roles_named:
+        if not control:
+            found.error("nodes", sorted(nodes), "exactly one node with role: control-plane")
+        elif len(control) > 1:
+            found.error("nodes", sorted(control), "exactly one node with role: control-plane")
+        if not workers:
+            found.error("nodes", sorted(nodes), "at least one node with role: worker (the control plane is "
+                        "tainted: a cluster without workers runs no GPU pods)")
+    pod = _net("cluster:pod_cidr", cluster.get("pod_cidr", "10.244.0.0/16"), found)
+    svc = _net("cluster:service_cidr", cluster.get("service_cidr", "10.96.0.0/12"), found)
     if pod and svc and pod.overlaps(svc):
-        problems.append(problem("cluster:pod_cidr", str(pod), f"a network that does not overlap cluster:service_cidr {svc}"))
+        found.error("cluster:pod_cidr", str(pod), f"a network that does not overlap cluster:service_cidr {svc}")
+    overlapping = set()
     for key, net in (("cluster:pod_cidr", pod), ("cluster:service_cidr", svc)):
         if net and node_net and net.overlaps(node_net):
-            problems.append(problem(key, str(net), f"a network that does not overlap the node network {node_net}"))
-    if net_ips := [ipaddress.IPv4Address(i) for i in seen_ip]:
+            overlapping.add(key)
+            found.error(key, str(net), f"a network that does not overlap the node network {node_net}")
+    if seen_ip:
+        addrs = [ipaddress.IPv4Address(i) for i in seen_ip]
         for key, net in (("cluster:pod_cidr", pod), ("cluster:service_cidr", svc)):
-            inside = [str(i) for i in net_ips if net and i in net]
+            inside = [str(i) for i in addrs if net and i in net and key not in overlapping]
             if inside:
-                problems.append(problem(key, str(net), f"a network that holds no node address (it holds {', '.join(inside)})"))
-    return problems
+                found.error(key, str(net), f"a network that holds no node address (it holds {', '.join(inside)})")
 
 
-def validate_node(cfg):
-    """Checks on one node's effective configuration (output of build())."""
-    problems = []
+# -------------------------------------------------- one node's effective map
+def _repo(key, repo, found):
+    if not isinstance(repo, dict):
+        return
+    url = repo.get("baseurl")
+    if url and str(url).startswith("http://") and not repo.get("gpgcheck", True):
+        found.effective(f"{key}:gpgcheck", repo.get("gpgcheck"),
+                        f"true: the repository {url} is plain http, so packages must be GPG-checked")
+    if repo.get("gpgcheck", True) and url and not repo.get("gpgkey"):
+        found.effective(f"{key}:gpgkey", repo.get("gpgkey"), "the URL of the repository's GPG key")
+
+
+def node_checks(cfg, found, facts):
+    """Pass 3: required values and rules between keys of one node's map."""
     cluster = cfg.get("cluster") or {}
-    if cluster.get("cni") not in CNIS:
-        problems.append(problem("cluster:cni", cluster.get("cni"), "one of " + ", ".join(CNIS)))
-    for key in ("join_batch_size", "reboot_timeout"):
-        val = cluster.get(key)
-        if not isinstance(val, int) or isinstance(val, bool) or val < 1:
-            problems.append(problem(f"cluster:{key}", val, "a positive whole number"))
     cni = cluster.get("cni")
     if cni in CNIS and cni != "flannel":
         settings = (cfg.get("cni") or {}).get(cni) or {}
         if not settings.get("manifest_url"):
-            problems.append(problem(f"cni:{cni}:manifest_url", settings.get("manifest_url"), f"the URL of the {cni} manifest"))
+            found.effective(f"cni:{cni}:manifest_url", settings.get("manifest_url"), f"the URL of the {cni} manifest")
         if not SHA256_RE.match(str(settings.get("sha256") or "").lower()):
-            problems.append(
-                problem(f"cni:{cni}:sha256", settings.get("sha256"), "the 64-hex-digit sha256 of the manifest (every download is checked)")
-            )
-    host = cfg.get("host") or {}
-    if host.get("selinux") not in SELINUX:
-        problems.append(problem("host:selinux", host.get("selinux"), "one of " + ", ".join(SELINUX)))
-    fw = host.get("firewall") or {}
-    if fw.get("backend") not in FIREWALLS:
-        problems.append(problem("host:firewall:backend", fw.get("backend"), "one of " + ", ".join(FIREWALLS)))
-    for key in ("manage", "disable"):
-        if not isinstance(fw.get(key), bool):
-            problems.append(problem(f"host:firewall:{key}", fw.get(key), "true or false"))
-    if not isinstance(host.get("swap_off"), bool):
-        problems.append(problem("host:swap_off", host.get("swap_off"), "true or false"))
-    ports = cfg.get("ports") or {}
-    for group, lst in list(ports.items()):
-        items = lst.items() if isinstance(lst, dict) else [(None, lst)]
-        for sub, plist in items:
-            for port in plist or []:
-                if not PORT_RE.match(str(port)):
-                    key = f"ports:{group}" + (f":{sub}" if sub else "")
-                    problems.append(problem(key, port, "a port or range with protocol, such as 6443/tcp or 30000-32767/tcp"))
-    kube = cfg.get("kubernetes") or {}
-    version = str(kube.get("version", ""))
-    match = K8S_VERSION_RE.match(version)
-    if not match:
-        problems.append(problem("kubernetes:version", kube.get("version"), "a full Kubernetes version such as 1.36.4"))
-    cri = kube.get("cri")
-    if cri not in CRIS:
-        problems.append(problem("kubernetes:cri", cri, "one of " + ", ".join(CRIS)))
-    elif cri == "docker" and match and int(match.group(1)) >= 24:
-        problems.append(
-            problem(
-                "kubernetes:cri",
-                cri,
-                f"containerd or cri-dockerd: Kubernetes {version} has no dockershim (removed in 1.24)",
-            )
-        )
+            found.effective(f"cni:{cni}:sha256", settings.get("sha256"),
+                            "the 64-hex-digit sha256 of the manifest (every download is checked)")
     for section in ("kernel", "docker", "container_toolkit", "kubernetes", "salt"):
-        _repo(f"{section}:repo", (cfg.get(section) or {}).get("repo"), problems)
-    _repo("driver:extra_repo", (cfg.get("driver") or {}).get("extra_repo"), problems)
+        _repo(f"{section}:repo", (cfg.get(section) or {}).get("repo"), found)
+    _repo("driver:extra_repo", (cfg.get("driver") or {}).get("extra_repo"), found)
+    kube = cfg.get("kubernetes") or {}
+    if kube.get("manage", True):
+        _kubernetes(kube, found, facts)
     driver = cfg.get("driver") or {}
     if driver.get("manage", True):
         ver = driver.get("version")
         if not DRIVER_VERSION_RE.match(str(ver)):
-            problems.append(problem("driver:version", ver, "an NVIDIA driver version such as 580.95.05"))
+            found.effective("driver:version", ver, "an NVIDIA driver version such as 580.95.05 (required)")
         url = driver.get("url")
         if not url or not re.match(r"^(https?|file)://", str(url)):
-            problems.append(problem("driver:url", url, "the https:// URL of the NVIDIA .run installer"))
+            found.effective("driver:url", url, "the https:// URL of the NVIDIA .run installer")
         sha = driver.get("sha256")
         if not SHA256_RE.match(str(sha or "").lower()):
-            problems.append(
-                problem("driver:sha256", sha, f"the 64-hex-digit sha256 of {url} (every download is checked)")
-            )
-        if driver.get("kernel_module_type") not in MODULE_TYPES:
-            problems.append(
-                problem("driver:kernel_module_type", driver.get("kernel_module_type"), "one of " + ", ".join(MODULE_TYPES))
-            )
-    docker = cfg.get("docker") or {}
-    mirrors = docker.get("registry_mirrors") or []
-    if not isinstance(mirrors, list) or any(not re.match(r"^https?://", str(m)) for m in mirrors):
-        problems.append(problem("docker:registry_mirrors", mirrors, "a list of http(s):// registry mirror URLs"))
-    if docker.get("data_root") and not str(docker["data_root"]).startswith("/"):
-        problems.append(problem("docker:data_root", docker["data_root"], "an absolute path such as /home/dockerData"))
-    problems += validate_cgroup_kernel(cfg)  # issue 9: cgroup v1, kernel, containerd, validation image
-    return problems
+            found.effective("driver:sha256", sha, f"the 64-hex-digit sha256 of {url} (every download is checked)")
+    for line in validate_cgroup_kernel(cfg):  # cgroup v1, kernel, containerd line, validation image
+        found.text(line)
 
 
-def validate(cfg, pillar_cfg, gpu_check=None):
+def _kubernetes(kube, found, facts):
+    version = str(kube.get("version", ""))
+    match = K8S_VERSION_RE.match(version)
+    if not match:
+        found.effective("kubernetes:version", kube.get("version"), "a full Kubernetes version such as 1.35.1")
+    minor = int(match.group(1)) if match else None
+    cri = kube.get("cri")
+    if cri == "docker" and minor is not None and minor >= 24:
+        found.effective("kubernetes:cri", cri,
+                        f"containerd or cri-dockerd: Kubernetes {version} has no dockershim (removed in 1.24)")
+    if cri == "cri-dockerd":
+        dockerd = kube.get("cri_dockerd") or {}
+        if not dockerd.get("source"):
+            found.effective("kubernetes:cri_dockerd:source", dockerd.get("source"),
+                            "the URL of the cri-dockerd .rpm/.deb for cri: cri-dockerd (it has no repository)")
+        if not SHA256_RE.match(str(dockerd.get("sha256") or "").lower()):
+            found.effective("kubernetes:cri_dockerd:sha256", dockerd.get("sha256"),
+                            "the 64-hex-digit sha256 of kubernetes:cri_dockerd:source")
+    if minor is None or "kubernetes:version" in found.keys:
+        return
+    eol = facts["k8s_eol"]
+    newest = max(eol)
+    first = facts["pkgs_k8s_first_minor"]
+    supported = facts["k8s_supported"]
+    baseurl = str((kube.get("repo") or {}).get("baseurl") or "")
+    if minor > newest:
+        found.effective("kubernetes:version", version,
+                        f"a released Kubernetes version: 1.{newest} is the newest minor, so pkgs.k8s.io has no "
+                        f"v1.{minor} repository (a new minor is added to K8S_EOL in _utils/pillar_schema.py)")
+    elif minor < first and "pkgs.k8s.io" in baseurl:
+        found.effective("kubernetes:version", version,
+                        f"1.{first} or newer: pkgs.k8s.io has no v1.{minor} repository; an older version needs "
+                        "kubernetes:repo:baseurl at a mirror that has it")
+    elif minor not in supported:
+        since = f" since {eol[minor]}" if minor in eol else ""
+        found.warn("kubernetes:version", version,
+                   f"Kubernetes 1.{minor} is past its end of life{since}; supported minors: "
+                   + ", ".join(f"1.{m}" for m in supported))
+
+
+# ------------------------------------------------------------ entry points
+def grains_for(minion_id, node):
+    """The grains a node's ``os`` (an osfinger) implies, before a minion exists."""
+    finger = (node or {}).get("os") or "Rocky Linux-9"
+    name, _, release = str(finger).rpartition("-")
+    return {
+        "id": minion_id,
+        "os_family": family_of(finger),
+        "osfinger": finger,
+        "os": (name.split() or [""])[0],
+        "osmajorrelease": int(release.split(".")[0]) if release[:1].isdigit() else None,
+        "oscodename": None,
+    }
+
+
+def _gpu_problems(gpu_check, node_id, gpus, driver, cache=None):
+    key = (tuple(gpus), str(driver.get("version")), str(driver.get("kernel_module_type")))
+    if cache is None or key not in cache:
+        got = list(gpu_check(NODE_PLACEHOLDER, list(gpus), driver.get("version"), driver.get("kernel_module_type")))
+        if cache is None:
+            return [p.replace(NODE_PLACEHOLDER, str(node_id)) for p in got]
+        cache[key] = got
+    return [p.replace(NODE_PLACEHOLDER, str(node_id)) for p in cache[key]]
+
+
+def config_for(params, pillar_cfg, minion_id, grains, gpus_seen=None, gpu_check=None, schema=None, facts=None):
+    """
+    One node's effective configuration, and every problem and warning for it:
+    ``(cfg, problems, warnings)``. Never raises on a bad pillar: what has
+    the wrong type is left out of ``cfg`` (the problems name it).
+    """
+    ctx = _context(params, schema, facts)
+    found = Found()
+    cleaned = check_structure(pillar_cfg, found, ctx)
+    cluster_checks(cleaned, found)
+    fam, finger = grains.get("os_family"), grains.get("osfinger")
+    if ctx["os_family"] and fam not in ctx["os_family"]:
+        found.text(f"k8snvidia: this minion's os_family {fam!r} (osfinger {finger!r}) is not in "
+                   f"salt/parameters/os_family.yaml; the map knows {', '.join(ctx['os_family'])}")
+    elif ctx["osfinger"] and finger not in ctx["osfinger"]:
+        found.warn("os", finger, f"this minion's osfinger is not in salt/parameters/osfinger.yaml: only the "
+                   f"{fam} values of os_family.yaml apply")
+    cfg = build(params, cleaned, minion_id, grains)
+    if gpus_seen:
+        cfg["node"]["gpus"] = list(gpus_seen)
+    if "" in found.keys:  # no pillar to speak of: its required keys are not news
+        return cfg, list(found.problems), list(found.warnings)
+    node_checks(cfg, found, ctx["facts"])
+    driver = cfg.get("driver") or {}
+    if gpu_check is not None and driver.get("manage", True):
+        for line in _gpu_problems(gpu_check, minion_id, cfg["node"].get("gpus") or [], driver):
+            found.text(line)
+    return cfg, list(found.problems), list(found.warnings)
+
+
+def _nodes_text(nids, total):
+    if len(nids) == total and total > 1:
+        return f"every node: {', '.join(nids)}" if total <= 10 else f"every node ({total})"
+    shown = ", ".join(nids[:10])
+    return f"{shown} and {len(nids) - 10} more" if len(nids) > 10 else shown
+
+
+def check_pillar(params, pillar_cfg, node_pillars=None, gpu_check=None, schema=None, facts=None):
+    """
+    Every problem of a whole cluster's pillar, each once:
+    ``{"problems": [...], "warnings": [...], "nodes": [...]}``. A problem of
+    the effective configuration that several nodes share is printed once,
+    naming them. ``node_pillars``: minion id -> that node's own compiled
+    ``k8snvidia`` where it differs from ``pillar_cfg`` (the runner's per-node
+    pillars); nodes with the same OS and overrides share one build.
+    """
+    ctx = _context(params, schema, facts)
+    found = Found()
+    cleaned = check_structure(pillar_cfg, found, ctx)
+    cluster_checks(cleaned, found)
+    nodes = cleaned.get("nodes") or {}
+    shared = {k: v for k, v in cleaned.items() if k != "nodes"}
+    grouped, warned = {}, {}
+    builds, gpu_cache, own_pillars = {}, {}, {}
+    for nid, node in nodes.items():
+        own = shared
+        mine = (node_pillars or {}).get(nid)
+        if mine is not None and mine is not pillar_cfg and mine != pillar_cfg:
+            sig = json.dumps(mine, sort_keys=True, default=str)
+            if sig not in own_pillars:
+                nfound = Found(found.keys)
+                ncleaned = check_structure(mine, nfound, ctx)
+                own_pillars[sig] = ({k: v for k, v in ncleaned.items() if k != "nodes"}, list(nfound.problems))
+            own, extra = own_pillars[sig]
+            for line in extra:
+                grouped.setdefault(line, []).append(nid)
+        grains = grains_for(nid, node)
+        sig = (id(own), grains["osfinger"], json.dumps(node.get("overrides"), sort_keys=True, default=str))
+        if sig not in builds:
+            cfg = build(params, dict(own, nodes={nid: node}), nid, grains)
+            nfound = Found(found.keys)
+            node_checks(cfg, nfound, ctx["facts"])
+            builds[sig] = (cfg.get("driver") or {}, list(nfound.problems), list(nfound.warnings))
+        driver, lines, warns = builds[sig]
+        if gpu_check is not None and driver.get("manage", True) and node.get("gpus"):
+            lines = lines + _gpu_problems(gpu_check, nid, node["gpus"], driver, gpu_cache)
+        for line in lines:
+            grouped.setdefault(line, []).append(nid)
+        for line in warns:
+            warned.setdefault(line, []).append(nid)
+    problems = list(found.problems)
+    total = len(nodes)
+    for line, nids in grouped.items():
+        if line in found.problems:
+            continue
+        named = len(nids) == 1 and (f"nodes:{nids[0]}:" in line or f"node {nids[0]} " in line)
+        problems.append(line if named else f"{line} [{_nodes_text(nids, total)}]")
+    warnings = [f"{line} [{_nodes_text(nids, total)}]" for line, nids in warned.items()]
+    return {"problems": problems, "warnings": warnings, "nodes": sorted(nodes)}
+
+
+# ------------------------------------------------- the former entry points
+def validate_cluster(pillar_cfg, params=None, schema=None):
+    """The cluster-wide problems (schema and node list); no grains needed."""
+    ctx = _context(params, schema)
+    found = Found()
+    cleaned = check_structure(pillar_cfg, found, ctx)
+    cluster_checks(cleaned, found)
+    return list(found.problems)
+
+
+def validate_node(cfg):
+    """Checks on one node's effective configuration (output of build())."""
+    found = Found()
+    node_checks(cfg, found, _sibling("pillar_schema").facts())
+    return list(found.problems)
+
+
+def validate(cfg, pillar_cfg, gpu_check=None, params=None, schema=None):
     """All problems for one node: cluster-wide ones plus the node's own."""
-    problems = validate_cluster(pillar_cfg) + validate_node(cfg)
-    if gpu_check is not None and (cfg.get("driver") or {}).get("manage", True):
+    ctx = _context(params, schema)
+    found = Found()
+    cleaned = check_structure(pillar_cfg, found, ctx)
+    cluster_checks(cleaned, found)
+    node_checks(cfg, found, ctx["facts"])
+    driver = cfg.get("driver") or {}
+    if gpu_check is not None and driver.get("manage", True):
         node = cfg.get("node") or {}
-        problems += gpu_check(
-            node.get("id"),
-            node.get("gpus") or [],
-            (cfg.get("driver") or {}).get("version"),
-            (cfg.get("driver") or {}).get("kernel_module_type"),
-        )
-    # keep order, drop repeats (cluster-wide problems show once per report)
-    return list(dict.fromkeys(problems))
+        for line in _gpu_problems(gpu_check, node.get("id"), node.get("gpus") or [], driver):
+            found.text(line)
+    return list(found.problems)
