@@ -254,7 +254,8 @@ def validation_image(validation, driver_version):
 def validate_cgroup_kernel(cfg):
     """Refusals for a node's OS and Kubernetes release (issue 9): cgroup v1
     hosts on releases without cgroup v1, 3.x kernels under kubeadm 1.32+,
-    containerd too old for the release, and a driver no validation image fits."""
+    containerd too old for the release, and a driver no validation image fits.
+    Returns ``(key, value, expected)`` triples."""
     problems = []
     node = cfg.get("node") or {}
     osname = (cfg.get("os") or {}).get("finger") or node.get("os") or "this OS"
@@ -265,9 +266,9 @@ def validate_cgroup_kernel(cfg):
     host = cfg.get("host") or {}
     cgroup = host.get("cgroup", "v2")
     if cgroup not in CGROUPS:
-        problems.append(problem("host:cgroup", cgroup, "v1 or v2 (the cgroup hierarchy the node boots with)"))
+        problems.append(("host:cgroup", cgroup, "v1 or v2 (the cgroup hierarchy the node boots with)"))
     elif cgroup == "v1" and minor is not None and minor >= CGROUP_V1_REFUSED_FROM:
-        problems.append(problem(
+        problems.append((
             "kubernetes:version", version,
             f"a release below 1.{CGROUP_V1_REFUSED_FROM} for node {nid} ({osname}, cgroup v1): Kubernetes "
             f"1.{CGROUP_V1_REFUSED_FROM}+ may no longer run on cgroup v1 (boot the node with cgroup v2 and set "
@@ -275,7 +276,7 @@ def validate_cgroup_kernel(cfg):
     kernel = cfg.get("kernel") or {}
     stock = _line(kernel.get("stock_release")) if kernel.get("stock_release") else None
     if minor is not None and minor >= KERNEL_CHECK_FROM and stock and stock < (4, 0) and not kernel.get("manage"):
-        problems.append(problem(
+        problems.append((
             "kernel:manage", kernel.get("manage"),
             f"true for node {nid} ({osname}): kubeadm 1.{KERNEL_CHECK_FROM}+ needs a kernel >= 4.19 and "
             f"{osname} ships {kernel.get('stock_release')} (the kernel layer installs ELRepo's kernel-lt 5.4)"))
@@ -283,7 +284,7 @@ def validate_cgroup_kernel(cfg):
         need = max((line for m, line in CONTAINERD_FOR.items() if minor >= m), default=None)
         have = _line((cfg.get("docker") or {}).get("containerd_line") or "0.0")
         if need and have and have < need:
-            problems.append(problem(
+            problems.append((
                 "kubernetes:version", version,
                 f"a release below 1.{min(m for m, line in CONTAINERD_FOR.items() if line == need)} for node {nid} "
                 f"({osname}): its Docker repository ships containerd.io {cfg['docker'].get('containerd_line')} at "
@@ -291,7 +292,7 @@ def validate_cgroup_kernel(cfg):
     driver = cfg.get("driver") or {}
     if driver.get("manage", True) and node.get("gpus") and DRIVER_VERSION_RE.match(str(driver.get("version"))):
         if not validation_image(cfg.get("validation"), driver["version"]):
-            problems.append(problem(
+            problems.append((
                 "validation:images", (cfg.get("validation") or {}).get("images"),
                 f"an entry (driver branch: image) at or below driver {driver['version']} for node {nid}: the "
                 "validation pod's CUDA must not be newer than the driver's"))
@@ -351,6 +352,10 @@ class Found:
         """A problem of an effective configuration, unless pass 1 named the key."""
         if key not in self.keys:
             self.problems[problem(key, value, expected)] = None
+
+    def names(self, key):
+        """Whether a problem already names ``key`` (any pass)."""
+        return key in self.keys or any(p.startswith(f"k8snvidia:{key}: ") for p in self.problems)
 
     def warn(self, key, value, text):
         self.warnings[f"k8snvidia:{key}: {value!r}: {text}"] = None
@@ -453,6 +458,14 @@ def _c_url(value, ctx):
     return None if re.match(r"^(https?|file)://\S+$", str(value)) else "an https://, http:// or file:// URL"
 
 
+def _c_urls(value, ctx):
+    """One or more URLs separated by spaces (yum's gpgkey= takes several)."""
+    parts = str(value).split()
+    if parts and all(re.match(r"^(https?|file)://\S+$", part) for part in parts):
+        return None
+    return "one or more https://, http:// or file:// URLs separated by spaces"
+
+
 def _c_http_url(value, ctx):
     return None if re.match(r"^https?://\S+$", str(value)) else "an http(s):// URL"
 
@@ -520,7 +533,7 @@ def _c_gpu(value, ctx):
 
 CHECKS = {
     "cidr4": _c_cidr4, "duration": _c_duration, "k8s_version": _c_k8s_version,
-    "driver_version": _c_driver_version, "url": _c_url, "http_url": _c_http_url, "sha256": _c_sha256,
+    "driver_version": _c_driver_version, "url": _c_url, "urls": _c_urls, "http_url": _c_http_url, "sha256": _c_sha256,
     "abs_path": _c_abs_path, "port": _c_port, "dns_label": _c_dns_label, "dns_name": _c_dns_name,
     "endpoint": _c_endpoint, "image": _c_image, "k8s_tag": _c_k8s_tag, "version": _c_version,
     "osfinger": _c_osfinger, "gpu": _c_gpu,
@@ -843,8 +856,9 @@ def node_checks(cfg, found, facts):
         sha = driver.get("sha256")
         if not SHA256_RE.match(str(sha or "").lower()):
             found.effective("driver:sha256", sha, f"the 64-hex-digit sha256 of {url} (every download is checked)")
-    for line in validate_cgroup_kernel(cfg):  # cgroup v1, kernel, containerd line, validation image
-        found.text(line)
+    for key, value, expected in validate_cgroup_kernel(cfg):  # cgroup v1, kernel, containerd, validation image
+        if not found.names(key):
+            found.effective(key, value, expected)
 
 
 def _kubernetes(kube, found, facts):

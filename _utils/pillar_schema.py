@@ -76,7 +76,8 @@ def Repo(doc, extra=None, null=False, os_map=False, nullable_name=False):
         "humanname": Str("the yum repository's name", null=True),
         "baseurl": Str("the repository URL ({major}, {minor}, {os_id}, $basearch expanded)", check="url",
                        null=True),
-        "gpgkey": Str("the URL of the repository's GPG key", check="url", null=True),
+        "gpgkey": Str("the URL of the repository's GPG key (yum: several, separated by spaces)", check="urls",
+                      null=True),
         "gpgkey_sha256": Str("sha256 of the key file: the apt key download is checked too", check="sha256",
                              null=True, default=None),
         "gpgcheck": Bool("check packages (yum) / sign-check the repository (apt signed-by)"),
@@ -158,6 +159,8 @@ SCHEMA = {
         "modules_load_file": Str("where the boot-time module list goes", check="abs_path"),
         "sysctl_file": Str("where the sysctls persist", check="abs_path"),
         "sysctl": Dict("sysctls set now and persistently (name: value)"),
+        "cgroup": Str("the cgroup hierarchy the node boots with (v1: failCgroupV1 false, 1.38+ refused)",
+                      choices=("v1", "v2"), os_map=True),
     }),
     "os_repos": Dict("CentOS 7: the OS's own repositories (name: URL), pointed at the vault", values="url",
                      os_map=True, default={}),
@@ -185,6 +188,8 @@ SCHEMA = {
         "boot_tool": Str("how the new kernel becomes the default",
                          choices=("grub2-mkconfig", "grubby", "update-grub"), null=True, os_map=True),
         "grub_config": Str("the grub.cfg the boot tool writes", check="abs_path", os_map=True),
+        "stock_release": Str("the OS's own kernel line, e.g. '3.10' (kubeadm 1.32+ needs 4.19)", null=True,
+                             os_map=True),
     }),
     "nouveau": Map("the nouveau blacklist", {
         "blacklist_file": Str("the modprobe.d blacklist file", check="abs_path"),
@@ -215,6 +220,8 @@ SCHEMA = {
         "registry_mirrors": List("registry-mirrors in daemon.json", check="http_url"),
         "exec_opts": List("exec-opts in daemon.json"),
         "daemon_json": Str("docker's daemon.json (merged, never overwritten)", check="abs_path"),
+        "containerd_line": Str("the newest containerd.io line the OS's Docker repository ships", null=True,
+                               os_map=True),
     }),
     "containerd": Map("containerd as the Kubernetes CRI", {
         "config": Str("containerd's config.toml", check="abs_path"),
@@ -260,7 +267,8 @@ SCHEMA = {
         "namespace": Str("its namespace", check="dns_label"),
     }),
     "validation": Map("the GPU test pods of the orchestration", {
-        "image": Str("the test pod's image (CUDA 12 for Pascal)", check="image"),
+        "image": Str("one test pod image for every node (overrides images)", check="image", null=True),
+        "images": Dict("driver branch -> the test pod's image (highest branch at or below the node's driver)"),
         "timeout": Int("seconds for a GPU test pod", minimum=1),
     }),
     "cni": Map("the CNI manifests", {

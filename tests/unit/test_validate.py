@@ -289,7 +289,7 @@ def test_known_gpu_models(name):
 # ------------------------------------------------ class: node os
 @pytest.mark.parametrize(
     "value,suggestion",
-    [("CentOS-7", "CentOS Linux-7"), ("Ubuntu-20.04", "Ubuntu-24.04"), ("ubuntu-22.04", "Ubuntu-22.04"),
+    [("CentOS-7", "CentOS Linux-7"), ("Ubuntu-20.10", "Ubuntu-20.04"), ("ubuntu-22.04", "Ubuntu-22.04"),
      ("Windows-11", None), ("Rocky Linux-10", "Rocky Linux-9")],
 )
 def test_unknown_node_os(value, suggestion):
@@ -364,7 +364,7 @@ def test_kubernetes_version_without_repository(version, needle):
     assert needle in line, line
 
 
-@pytest.mark.parametrize("version,warned", [("1.35.1", False), ("1.37.0", False), ("1.34.2", True), ("1.28.15", True)])
+@pytest.mark.parametrize("version,warned", [("1.35.1", False), ("1.35.4", False), ("1.34.2", True), ("1.28.15", True)])
 def test_kubernetes_past_end_of_life_is_a_warning(version, warned):
     whole, renders = everything(_bad(lambda c: c["kubernetes"].update(version=version)))
     assert whole["problems"] == []
