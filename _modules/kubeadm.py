@@ -4,7 +4,8 @@ never leaks.
 
 Join data (bootstrap token, CA hash, API endpoint) travels from the control
 plane to the workers through the Salt mine, encrypted for each worker with
-that worker's own minion key (RSA-OAEP, SHA-256):
+that worker's own minion key (a fresh AES-256-GCM key per worker, wrapped
+with RSA-OAEP/SHA-256; see :py:func:`_encrypt`):
 
 1. every node publishes its public key: mine function ``k8snvidia_pubkey``
    (:py:func:`pubkey`);
@@ -266,28 +267,58 @@ def pubkey():
         return fh.read()
 
 
-def _encrypt(pem, data):
-    from cryptography.hazmat.primitives import hashes, serialization
+ENVELOPE = "RSA-OAEP-256+A256GCM"
+
+
+def _oaep():
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding
+
+    return padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+
+
+def _encrypt(pem, data, recipient=""):
+    """Hybrid encryption for one minion: the JSON of ``data`` sealed with a
+    fresh AES-256-GCM key, that key wrapped with the minion's RSA key
+    (OAEP, SHA-256). RSA-OAEP alone takes at most 190 bytes with a 2048-bit
+    key, less than join data with a DNS endpoint. ``recipient`` (the minion
+    id) is bound as associated data: the blob opens only for that id.
+    ``cryptography`` is a dependency of Salt itself (3007+), so every minion
+    has it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     key = serialization.load_pem_public_key(pem.encode())
-    cipher = key.encrypt(
-        json.dumps(data).encode(),
-        padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None),
-    )
-    return base64.b64encode(cipher).decode()
+    secret = AESGCM.generate_key(bit_length=256)
+    nonce = os.urandom(12)
+    sealed = AESGCM(secret).encrypt(nonce, json.dumps(data).encode(), recipient.encode())
+    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    return {"alg": ENVELOPE, "key": b64(key.encrypt(secret, _oaep())), "nonce": b64(nonce), "data": b64(sealed)}
 
 
-def _decrypt(blob):
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding
+def _decrypt(blob, recipient=""):
+    """Open a blob of :py:func:`_encrypt` with this minion's private key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+    if not isinstance(blob, dict) or blob.get("alg") != ENVELOPE:
+        raise CommandExecutionError(
+            f"the join data is not in the {ENVELOPE} format (published by an older K8sNvidia?): publish it again"
+        )
     with salt.utils.files.fopen(os.path.join(__opts__["pki_dir"], "minion.pem"), "rb") as fh:
         key = serialization.load_pem_private_key(fh.read(), password=None)
-    plain = key.decrypt(
-        base64.b64decode(blob),
-        padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None),
-    )
+    from cryptography.exceptions import InvalidTag
+
+    try:
+        secret = key.decrypt(base64.b64decode(blob["key"]), _oaep())
+        plain = AESGCM(secret).decrypt(
+            base64.b64decode(blob["nonce"]), base64.b64decode(blob["data"]), recipient.encode()
+        )
+    except (ValueError, InvalidTag, KeyError, TypeError):
+        raise CommandExecutionError(
+            f"the join data for {recipient or 'this minion'} does not open with this minion's key (was its key "
+            "changed since it published k8snvidia_pubkey?): publish the key and the join data again"
+        ) from None
     return json.loads(plain)
 
 
@@ -325,18 +356,18 @@ def join_data(ttl=None, workers=None):
     out = {"expires": data["expires"], "for": {}, "missing": []}
     for worker in workers:
         if keys.get(worker):
-            out["for"][worker] = _encrypt(keys[worker], data)
+            out["for"][worker] = _encrypt(keys[worker], data, worker)
         else:
             out["missing"].append(worker)
     return out
 
 
-def join_secret(control_plane):
+def _join_secret(control_plane):
     """
     Read and decrypt this node's join data from the control plane's mine
     entry. For the ``kubeadm.joined`` state; raises with what to do when the
-    data is missing or expired. Never call it from the CLI: it returns the
-    token.
+    data is missing or expired. Private (not a Salt function): it returns
+    the token, and a public function's return lands in the job cache.
     """
     mine = __salt__["mine.get"](control_plane, MINE_JOIN).get(control_plane)
     me = __grains__["id"]
@@ -352,7 +383,7 @@ def join_secret(control_plane):
     blob = (mine.get("for") or {}).get(me)
     if not blob:
         raise CommandExecutionError(f"the join data from {control_plane} has no entry for {me}; {hint}")
-    data = _decrypt(blob)
+    data = _decrypt(blob, me)
     if data["expires"] <= time.time():
         raise CommandExecutionError(f"the join token from {control_plane} has expired; {hint}")
     return data
@@ -370,7 +401,7 @@ def join(control_plane, node_name, cri_socket, kubernetes_version):
         salt node-110 kubeadm.join cluster-master node-110 unix:///run/containerd/containerd.sock 1.34.2
     """
     try:
-        data = join_secret(control_plane)
+        data = _join_secret(control_plane)
     except CommandExecutionError as exc:
         return {"result": False, "comment": str(exc)}
     leftovers = [p for p in (f"{KUBE_DIR}/bootstrap-kubelet.conf", f"{KUBE_DIR}/pki/ca.crt") if os.path.exists(p)]

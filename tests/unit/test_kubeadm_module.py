@@ -8,6 +8,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from salt.exceptions import CommandExecutionError
 
 from tests.conftest import load_source
 
@@ -96,11 +97,63 @@ def test_join_data_is_encrypted_per_worker_and_decrypts_only_there(cluster):
     assert TOKEN not in repr(data) and HASH not in repr(data)
     assert list(data["for"]) == ["node-110"] and data["missing"] == []
     mine[("cluster-master", cp.MINE_JOIN)] = data
-    secret = worker.join_secret("cluster-master")
+    secret = worker._join_secret("cluster-master")
     assert secret["token"] == TOKEN and secret["ca_cert_hash"] == HASH
     assert secret["endpoint"] == "192.168.0.113:6443"
-    with pytest.raises(ValueError):
-        cp._decrypt(data["for"]["node-110"])  # the control plane's key cannot read it
+    with pytest.raises(CommandExecutionError, match="does not open with this minion's key"):
+        cp._decrypt(data["for"]["node-110"], "node-110")  # the control plane's key cannot read it
+    with pytest.raises(CommandExecutionError, match="does not open"):
+        worker._decrypt(data["for"]["node-110"], "node-105")  # bound to its recipient
+
+
+def test_join_data_with_a_dns_endpoint_fits(cluster):
+    """A real control-plane endpoint is a DNS name: the join data is then
+    longer than the 190 bytes RSA-OAEP takes with a 2048-bit key."""
+    cp, worker, mine, _ = cluster
+    endpoint = "k8s-control-plane.gpu-lab.datacenter.example-university.internal:6443"
+    line = JOIN_LINE.replace("192.168.0.113:6443", endpoint)
+    run_all = cp.__salt__["cmd.run_all"]
+    cp.__salt__["cmd.run_all"] = lambda args, **kw: (
+        {"retcode": 0, "stdout": line, "stderr": ""} if args[1:3] == ["token", "create"] else run_all(args, **kw)
+    )
+    data = cp.join_data()
+    assert "error" not in data and list(data["for"]) == ["node-110"]
+    mine[("cluster-master", cp.MINE_JOIN)] = data
+    secret = worker._join_secret("cluster-master")
+    assert secret["endpoint"] == endpoint and secret["token"] == TOKEN
+    assert TOKEN not in repr(data) and endpoint not in repr(data)
+
+
+def test_envelope_carries_a_large_payload(cluster):
+    cp, worker, _, _ = cluster
+    payload = {"blob": "x" * 65536, "endpoint": "a" * 253 + ":6443"}
+    sealed = cp._encrypt(worker.pubkey(), payload, "node-110")
+    assert sealed["alg"] == "RSA-OAEP-256+A256GCM" and "xxxx" not in repr(sealed)
+    assert worker._decrypt(sealed, "node-110") == payload
+    with pytest.raises(CommandExecutionError, match="not in the RSA-OAEP-256"):
+        worker._decrypt("bm90IGEgZW52ZWxvcGU=", "node-110")  # the old, RSA-only format
+
+
+def test_no_public_function_returns_the_token(cluster):
+    """Every public function's return lands in Salt's job cache: none may hand
+    out the join token (join data is only ever returned encrypted)."""
+    import inspect
+
+    cp, worker, mine, _ = cluster
+    mine[("cluster-master", cp.MINE_JOIN)] = cp.join_data()
+    public = {n: f for n, f in vars(worker).items()
+              if inspect.isfunction(f) and not n.startswith("_") and f.__module__ == worker.__name__}
+    assert "join_secret" not in public and "join" in public and "join_data" in public
+    for mod in (cp, worker):
+        for name in public:
+            fn = getattr(mod, name)
+            params = inspect.signature(fn).parameters
+            args = ["cluster-master"] * len([p for p in params.values() if p.default is p.empty])
+            try:
+                ret = fn(*args)
+            except Exception as exc:  # noqa: BLE001 - a failure returns nothing
+                ret = str(exc)
+            assert TOKEN not in repr(ret) and TOKEN.split(".")[1] not in repr(ret), (mod.__name__, name)
 
 
 def test_join_writes_config_then_removes_it_and_returns_no_secret(cluster, tmp_path, monkeypatch):
