@@ -40,7 +40,11 @@ ADMIN_CONF = f"{KUBE_DIR}/admin.conf"
 KUBELET_CONF = f"{KUBE_DIR}/kubelet.conf"
 INIT_CONFIG = f"{KUBE_DIR}/k8snvidia-init.yaml"
 JOIN_CONFIG = f"{KUBE_DIR}/k8snvidia-join.yaml"
-INIT_MARKER = f"{KUBE_DIR}/k8snvidia-initialized"
+CA_CERT = f"{KUBE_DIR}/pki/ca.crt"
+MANIFESTS = f"{KUBE_DIR}/manifests"
+CONTROL_PLANE_PODS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+KUBELET_CLIENT = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+API_TIMEOUT = 10
 MINE_PUBKEY = "k8snvidia_pubkey"
 MINE_JOIN = "k8snvidia_join"
 JOIN_RE = re.compile(
@@ -174,12 +178,80 @@ def _seconds(value):
     return h * 3600 + m * 60 + s
 
 
+def _control_plane_files():
+    return [ADMIN_CONF, CA_CERT] + [f"{MANIFESTS}/{pod}.yaml" for pod in CONTROL_PLANE_PODS]
+
+
+def _api_ready():
+    """(True, "") when the API server answers ``/readyz`` with admin.conf,
+    within ``API_TIMEOUT`` seconds; else (False, kubectl's error)."""
+    if not salt.utils.path.which("kubectl"):
+        return False, "kubectl is not installed"
+    res = _kubectl(["get", "--raw", "/readyz", f"--request-timeout={API_TIMEOUT}s"])
+    if res["retcode"] == 0:
+        return True, ""
+    lines = (res.get("stderr") or res.get("stdout") or "").strip().splitlines()
+    return False, _redact(lines[-1] if lines else f"kubectl exited {res['retcode']}")
+
+
+def status():
+    """
+    What this node is as a control plane, from the cluster's own state (not
+    from a file of ours, which ``kubeadm reset`` would leave behind):
+
+    - ``absent``: none of admin.conf, the CA, the static pod manifests;
+    - ``ready``: admin.conf reaches an API server that answers ``/readyz``;
+    - ``down``: every file of a finished ``kubeadm init`` is there (kubelet.conf
+      points at the rotated client certificate: the kubelet-finalize phase
+      ran) but the API server does not answer: nothing is reset, it needs a
+      look (``systemctl status kubelet``, ``crictl ps``);
+    - ``partial``: some of those files, from an init that stopped half-way
+      (or a reset by hand that was not finished): ``kubeadm.init`` resets
+      them first.
+
+    Returns ``{"state": ..., "detail": ...}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cluster-master kubeadm.status
+    """
+    files = _control_plane_files()
+    present = [p for p in files if os.path.exists(p)]
+    if not present:
+        return {"state": "absent", "detail": "no control plane files (admin.conf, CA, static pod manifests)"}
+    if os.path.exists(ADMIN_CONF):
+        ready, why = _api_ready()
+        if ready:
+            return {"state": "ready", "detail": "the API server answers /readyz"}
+    else:
+        why = f"{ADMIN_CONF} is missing"
+    missing = [p for p in files if p not in present]
+    if not missing and _finalized():
+        return {"state": "down", "detail": f"kubeadm init finished here but the API server does not answer: {why}"}
+    lacking = ", ".join(missing) if missing else f"kubelet.conf not finalized ({KUBELET_CLIENT})"
+    return {"state": "partial", "detail": f"a kubeadm init that did not finish: {lacking} missing"}
+
+
+def _finalized():
+    """True when kubelet.conf points at the kubelet's rotated client
+    certificate and that file exists: the last node-side phase of
+    ``kubeadm init`` (kubelet-finalize) ran; ``kubeadm reset`` removes both."""
+    try:
+        with salt.utils.files.fopen(KUBELET_CONF, "r") as fh:
+            text = fh.read()
+    except OSError:
+        return False
+    pointed = re.search(r"client-certificate:\s*\S*/" + re.escape(os.path.basename(KUBELET_CLIENT)), text)
+    return bool(pointed) and os.path.exists(KUBELET_CLIENT)
+
+
 def initialized():
     """
-    True when this node is an initialised control plane: ``kubeadm.init``
-    succeeded here (its marker file exists), or an admin.conf exists and the
-    API server answers with it (a control plane made by hand). A failed init
-    also leaves an admin.conf behind, so that alone is not enough.
+    True when this node is a working control plane: admin.conf, the CA and
+    the static pod manifests are there and the API server answers
+    ``/readyz`` (bounded by ``API_TIMEOUT``). See :py:func:`status` for why not.
 
     CLI Example:
 
@@ -187,14 +259,7 @@ def initialized():
 
         salt cluster-master kubeadm.initialized
     """
-    if os.path.exists(INIT_MARKER):
-        return True
-    if not os.path.exists(ADMIN_CONF) or not salt.utils.path.which("kubectl"):
-        return False
-    if _kubectl(["get", "--raw", "/readyz"])["retcode"] == 0:
-        _write_secret(INIT_MARKER, "initialised\n")
-        return True
-    return False
+    return status()["state"] == "ready"
 
 
 def joined():
@@ -236,11 +301,14 @@ def init(config_text):
 
         salt cluster-master kubeadm.init "$(cat init.yaml)"
     """
-    leftovers = [p for p in (ADMIN_CONF, f"{KUBE_DIR}/manifests/kube-apiserver.yaml") if os.path.exists(p)]
-    if leftovers:
+    now = status()
+    if now["state"] in ("ready", "down"):
+        # never reset a control plane that finished its init
+        return {"result": now["state"] == "ready", "comment": f"not initialised again: {now['detail']}"}
+    if now["state"] == "partial":
         # An init that failed half-way leaves these behind and the next init's
         # preflight refuses them: reset first, so a re-run finishes the job.
-        log.info("kubeadm: resetting a half-initialised control plane (%s)", ", ".join(leftovers))
+        log.info("kubeadm: resetting a half-initialised control plane (%s)", now["detail"])
         res = _run(["reset", "-f"])
         if res["retcode"] != 0:
             return {"result": False, "comment": "kubeadm reset of a half-initialised node failed:\n" + _errors(res["stderr"])}
@@ -248,7 +316,6 @@ def init(config_text):
     res = _run(["init", "--config", INIT_CONFIG])
     if res["retcode"] != 0:
         return {"result": False, "comment": "kubeadm init failed:\n" + _errors(res["stderr"])}
-    _write_secret(INIT_MARKER, "initialised\n")
     return {"result": True, "comment": "kubeadm init succeeded"}
 
 

@@ -56,14 +56,25 @@ def initialized(
 ):
     """
     Make this node the cluster's control plane with ``kubeadm init``; no-op
-    when it already is one.
+    when it already is one (``kubeadm.status``: the files of a finished init
+    and an API server answering). A finished control plane whose API server
+    does not answer fails with what to check; it is never reset. A half-done
+    init (or a manual ``kubeadm reset``) is initialised again.
 
     name
         The node name registered in Kubernetes.
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
-    if __salt__["kubeadm.initialized"]():
+    now = __salt__["kubeadm.status"]()
+    if now["state"] == "ready":
         ret["comment"] = f"{name} is already an initialised control plane"
+        return ret
+    if now["state"] == "down":
+        ret["result"] = False
+        ret["comment"] = (
+            f"{name}: {now['detail']}; kubeadm init is not run again on a finished control plane: check "
+            "`systemctl status kubelet` and `crictl ps` there (or `kubeadm reset -f` to start it over)"
+        )
         return ret
     config = __salt__["kubeadm.init_config"](
         name,

@@ -207,7 +207,7 @@ def test_states_predict_and_act(test_mode):
     acted = []
     st.__opts__ = {"test": test_mode}
     st.__salt__ = {
-        "kubeadm.initialized": lambda: False,
+        "kubeadm.status": lambda: {"state": "absent", "detail": ""},
         "kubeadm.joined": lambda: False,
         "kubeadm.init_config": lambda *a, **k: "cfg",
         "kubeadm.init": lambda cfg: acted.append("init") or {"result": True, "comment": "ok"},
@@ -220,7 +220,7 @@ def test_states_predict_and_act(test_mode):
     else:
         assert r1["result"] and r2["result"] and acted == ["init", "join"]
     assert r1["changes"] and r2["changes"]
-    st.__salt__["kubeadm.initialized"] = lambda: True
+    st.__salt__["kubeadm.status"] = lambda: {"state": "ready", "detail": ""}
     st.__salt__["kubeadm.joined"] = lambda: True
     assert st.initialized("cluster-master", "a", "1.34.2", "p", "s", "c")["changes"] == {}
     assert st.joined("node-110", "cluster-master", "sock", "1.34.2")["changes"] == {}
