@@ -565,10 +565,49 @@ def apply(manifest):
     return res["stdout"]
 
 
-def gpu_labels(nvidia):
+def _gfd_sanitise(text):
+    """GFD's product sanitising (internal/lm/resource.go ``sanitise``): drop
+    every character but ``A-Za-z0-9-_.`` and blanks, then join the words
+    with ``-``."""
+    return "-".join(re.sub(r"[^A-Za-z0-9_. -]", "", str(text)).split())
+
+
+def _gfd_family(major, minor):
+    """GFD's ``getArchFamily`` (internal/lm/resource.go)."""
+    if major == 7:
+        return "volta" if minor < 5 else "turing"
+    if major == 8:
+        return "ampere" if minor < 9 else "ada-lovelace"
+    return {1: "tesla", 2: "fermi", 3: "kepler", 5: "maxwell", 6: "pascal", 9: "hopper", 10: "blackwell",
+            12: "blackwell", 13: "rubin"}.get(major, "undefined")
+
+
+def _compute_capability(gpu):
+    """(major, minor) of a grain's GPU: NVML's ``compute_capability`` when the
+    grain has it, else the table of ``_utils/nvidia_gpu.py`` (PCI id, name,
+    architecture); None when neither knows."""
+    cc = gpu.get("compute_capability")
+    if not cc:
+        try:
+            table = __utils__.get("nvidia_gpu.compute_capability")  # noqa: F821 - a Salt loader dunder
+        except NameError:
+            table = None
+        if table:
+            cc = table(gpu.get("pci_device_id"), gpu.get("architecture"), gpu.get("name"))
+    match = re.fullmatch(r"\s*(\d+)\.(\d+)\s*", str(cc or ""))
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def gpu_labels(nvidia, replicas=None):
     """
-    Node labels under the keys GPU Feature Discovery uses, from a node's
-    ``nvidia`` grain (so workloads that select on GFD labels work).
+    Node labels as GPU Feature Discovery writes them (NVIDIA/k8s-device-plugin
+    ``internal/lm``), from a node's ``nvidia`` grain, so workloads that select
+    on GFD labels work: ``gpu.present``, ``gpu.count``, ``gpu.product``
+    (sanitised name; ``-SHARED`` appended when ``replicas`` > 1, with
+    ``gpu.replicas`` and ``gpu.sharing-strategy``), ``gpu.memory`` (MiB),
+    ``gpu.family`` (GFD's names: pascal, ada-lovelace, ...), ``gpu.compute.major``
+    and ``gpu.compute.minor``, ``cuda.driver-version.*`` and
+    ``cuda.runtime-version.*``.
 
     CLI Example:
 
@@ -582,20 +621,32 @@ def gpu_labels(nvidia):
     first = gpus[0]
     labels = {"nvidia.com/gpu.present": "true", "nvidia.com/gpu.count": str(len(gpus))}
     if first.get("name"):
-        labels["nvidia.com/gpu.product"] = re.sub(r"[^A-Za-z0-9_.-]+", "-", first["name"]).strip("-")
+        product = _gfd_sanitise(first["name"])
+        if replicas is not None and int(replicas) > 1:
+            product += "-SHARED"
+        labels["nvidia.com/gpu.product"] = product
+    if replicas is not None:
+        labels["nvidia.com/gpu.replicas"] = str(int(replicas))
+        labels["nvidia.com/gpu.sharing-strategy"] = "time-slicing" if int(replicas) > 1 else "none"
     if first.get("memory_mib"):
-        labels["nvidia.com/gpu.memory"] = str(first["memory_mib"])
-    if first.get("architecture"):
-        labels["nvidia.com/gpu.family"] = str(first["architecture"]).lower()
-    cc = first.get("compute_capability")
-    if cc and "." in str(cc):
-        labels["nvidia.com/gpu.compute.major"], labels["nvidia.com/gpu.compute.minor"] = str(cc).split(".", 1)
+        labels["nvidia.com/gpu.memory"] = str(int(first["memory_mib"]))
+    cc = _compute_capability(first)
+    if cc:
+        labels["nvidia.com/gpu.family"] = _gfd_family(*cc)
+        labels["nvidia.com/gpu.compute.major"], labels["nvidia.com/gpu.compute.minor"] = str(cc[0]), str(cc[1])
     version = nvidia.get("driver_version")
-    if version:
-        parts = str(version).split(".")
+    parts = str(version or "").split(".")
+    if version and 2 <= len(parts) <= 3:
         labels["nvidia.com/cuda.driver-version.full"] = str(version)
-        for key, val in zip(("major", "minor", "revision"), parts):
-            labels[f"nvidia.com/cuda.driver-version.{key}"] = val
+        labels["nvidia.com/cuda.driver-version.major"] = parts[0]
+        labels["nvidia.com/cuda.driver-version.minor"] = parts[1]
+        if len(parts) > 2:  # GFD writes "" for a two-part version; kept out here
+            labels["nvidia.com/cuda.driver-version.revision"] = parts[2]
+    cuda = re.fullmatch(r"\s*(\d+)\.(\d+).*", str(nvidia.get("cuda_version") or ""))
+    if cuda:
+        labels["nvidia.com/cuda.runtime-version.major"] = cuda.group(1)
+        labels["nvidia.com/cuda.runtime-version.minor"] = cuda.group(2)
+        labels["nvidia.com/cuda.runtime-version.full"] = f"{cuda.group(1)}.{cuda.group(2)}"
     return labels
 
 
