@@ -264,7 +264,8 @@ def initialized():
 
 def joined():
     """
-    True when this node has joined a cluster (kubelet.conf exists).
+    True when this node has joined a cluster (kubelet.conf exists). Which
+    cluster: :py:func:`ca_hash` and :py:func:`cluster_check`.
 
     CLI Example:
 
@@ -273,6 +274,75 @@ def joined():
         salt node-110 kubeadm.joined
     """
     return os.path.exists(KUBELET_CONF)
+
+
+def ca_hash():
+    """
+    The ``sha256:<hex>`` hash (kubeadm's ``--discovery-token-ca-cert-hash``:
+    the CA certificate's SubjectPublicKeyInfo) of the cluster CA this node
+    trusts (``/etc/kubernetes/pki/ca.crt``, else kubelet.conf's embedded CA);
+    None when it has none. Not a secret: it identifies a cluster, it joins
+    nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' kubeadm.ca_hash
+    """
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    pem = None
+    if os.path.exists(CA_CERT):
+        with salt.utils.files.fopen(CA_CERT, "rb") as fh:
+            pem = fh.read()
+    elif os.path.exists(KUBELET_CONF):
+        with salt.utils.files.fopen(KUBELET_CONF, "r") as fh:
+            conf = salt.utils.yaml.safe_load(fh) or {}
+        data = (((conf.get("clusters") or [{}])[0] or {}).get("cluster") or {}).get("certificate-authority-data")
+        pem = base64.b64decode(data) if data else None
+    if not pem:
+        return None
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return None
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256:" + hashlib.sha256(spki).hexdigest()
+
+
+def cluster_check(control_plane):
+    """
+    Whether this node belongs to the cluster of ``control_plane``: its CA
+    (:py:func:`ca_hash`) against the CA hash in the join data that control
+    plane published for this node (the mine). ``{"state": ..., "detail": ...}``
+    with state ``absent`` (not joined anywhere), ``member``, ``other`` (joined
+    to another cluster: ``kubeadm reset -f`` there to move it) or ``unknown``
+    (joined, but no join data to compare with). Returns no secret.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node-110 kubeadm.cluster_check cluster-master
+    """
+    if not joined():
+        return {"state": "absent", "detail": f"{KUBELET_CONF} does not exist"}
+    mine = ca_hash()
+    try:
+        want = _join_secret(control_plane, check_expiry=False)["ca_cert_hash"]
+    except CommandExecutionError as exc:
+        return {"state": "unknown", "detail": f"joined, not checked against {control_plane}: {exc}"}
+    if mine == want:
+        return {"state": "member", "detail": f"joined to the cluster of {control_plane} (CA {want[:19]}...)"}
+    return {
+        "state": "other",
+        "detail": f"joined to another cluster: its CA is {(mine or 'unknown')[:19]}..., the cluster of "
+        f"{control_plane} has {want[:19]}...",
+    }
 
 
 def _write_secret(path, text):
@@ -429,7 +499,7 @@ def join_data(ttl=None, workers=None):
     return out
 
 
-def _join_secret(control_plane):
+def _join_secret(control_plane, check_expiry=True):
     """
     Read and decrypt this node's join data from the control plane's mine
     entry. For the ``kubeadm.joined`` state; raises with what to do when the
@@ -451,7 +521,7 @@ def _join_secret(control_plane):
     if not blob:
         raise CommandExecutionError(f"the join data from {control_plane} has no entry for {me}; {hint}")
     data = _decrypt(blob, me)
-    if data["expires"] <= time.time():
+    if check_expiry and data["expires"] <= time.time():
         raise CommandExecutionError(f"the join token from {control_plane} has expired; {hint}")
     return data
 
@@ -529,6 +599,22 @@ def node_labels(node):
             for item in json.loads(res["stdout"]).get("items", [])
         }
     return __context__[LABELS_CACHE].get(node)
+
+
+def registered():
+    """
+    The names of the nodes registered in the cluster (via the admin
+    kubeconfig), or None when the API server does not answer.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cluster-master kubeadm.registered
+    """
+    if node_labels("") is None and LABELS_CACHE not in __context__:
+        return None
+    return sorted(__context__[LABELS_CACHE])
 
 
 def label_node(node, labels):

@@ -100,14 +100,25 @@ def joined(name, control_plane, cri_socket, kubernetes_version):
     """
     Join this node to the cluster whose control plane is ``control_plane``,
     with join data that node published (encrypted for this node) in the mine;
-    no-op when already joined.
+    no-op when already joined to that cluster (its CA against the control
+    plane's); a node joined to another cluster is refused with what to do.
 
     name
         The node name registered in Kubernetes.
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
-    if __salt__["kubeadm.joined"]():
-        ret["comment"] = f"{name} has already joined the cluster"
+    check = __salt__["kubeadm.cluster_check"](control_plane)
+    if check["state"] == "other":
+        ret["result"] = False
+        ret["comment"] = (
+            f"{name} is {check['detail']}: it is not joined here. To move it to this cluster run "
+            f"`kubeadm reset -f` on {name} (it leaves the other cluster), then run the orchestration again"
+        )
+        return ret
+    if check["state"] in ("member", "unknown"):
+        ret["comment"] = f"{name} has already joined the cluster" + (
+            f" ({check['detail']})" if check["state"] == "unknown" else ""
+        )
         return ret
     return _predict_or_act(
         ret,

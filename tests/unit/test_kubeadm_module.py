@@ -208,7 +208,7 @@ def test_states_predict_and_act(test_mode):
     st.__opts__ = {"test": test_mode}
     st.__salt__ = {
         "kubeadm.status": lambda: {"state": "absent", "detail": ""},
-        "kubeadm.joined": lambda: False,
+        "kubeadm.cluster_check": lambda cp: {"state": "absent", "detail": ""},
         "kubeadm.init_config": lambda *a, **k: "cfg",
         "kubeadm.init": lambda cfg: acted.append("init") or {"result": True, "comment": "ok"},
         "kubeadm.join": lambda *a: acted.append("join") or {"result": True, "comment": "ok"},
@@ -221,7 +221,7 @@ def test_states_predict_and_act(test_mode):
         assert r1["result"] and r2["result"] and acted == ["init", "join"]
     assert r1["changes"] and r2["changes"]
     st.__salt__["kubeadm.status"] = lambda: {"state": "ready", "detail": ""}
-    st.__salt__["kubeadm.joined"] = lambda: True
+    st.__salt__["kubeadm.cluster_check"] = lambda cp: {"state": "member", "detail": ""}
     assert st.initialized("cluster-master", "a", "1.34.2", "p", "s", "c")["changes"] == {}
     assert st.joined("node-110", "cluster-master", "sock", "1.34.2")["changes"] == {}
 
@@ -331,3 +331,59 @@ def test_gpu_product_is_sanitised_like_gfd_and_shared_when_time_sliced():
     shared = mod.gpu_labels(GTX, replicas=4)
     assert shared["nvidia.com/gpu.product"] == "NVIDIA-GeForce-GTX-1080-Ti-SHARED"
     assert shared["nvidia.com/gpu.replicas"] == "4" and shared["nvidia.com/gpu.sharing-strategy"] == "time-slicing"
+
+
+# ------------------------------------------------- joined, to which cluster
+def _ca_pem():
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def test_joined_is_checked_against_this_clusters_ca(cluster, tmp_path, monkeypatch):
+    import hashlib
+
+    from cryptography import x509
+
+    cp, worker, mine, _ = cluster
+    kube = tmp_path / "worker-kube"
+    (kube / "pki").mkdir(parents=True)
+    monkeypatch.setattr(worker, "KUBELET_CONF", str(kube / "kubelet.conf"))
+    monkeypatch.setattr(worker, "CA_CERT", str(kube / "pki/ca.crt"))
+    assert worker.cluster_check("cluster-master")["state"] == "absent"
+    ours, theirs = _ca_pem(), _ca_pem()
+    spki = x509.load_pem_x509_certificate(ours).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    our_hash = "sha256:" + hashlib.sha256(spki).hexdigest()
+    line = JOIN_LINE.replace(HASH, our_hash)
+    run_all = cp.__salt__["cmd.run_all"]
+    cp.__salt__["cmd.run_all"] = lambda args, **kw: (
+        {"retcode": 0, "stdout": line, "stderr": ""} if args[1:3] == ["token", "create"] else run_all(args, **kw))
+    (kube / "kubelet.conf").write_text("apiVersion: v1\nkind: Config\n")
+    (kube / "pki/ca.crt").write_bytes(theirs)
+    assert worker.cluster_check("cluster-master")["state"] == "unknown"  # no join data yet
+    mine[("cluster-master", cp.MINE_JOIN)] = cp.join_data()
+    check = worker.cluster_check("cluster-master")
+    assert check["state"] == "other" and "joined to another cluster" in check["detail"]
+    assert TOKEN not in repr(check)
+    st = load_source("_states/kubeadm.py", "kubeadm_state_cluster_check")
+    st.__opts__ = {"test": False}
+    st.__salt__ = {"kubeadm.cluster_check": worker.cluster_check,
+                   "kubeadm.join": lambda *a: pytest.fail("must not join a node of another cluster")}
+    ret = st.joined("node-110", "cluster-master", "sock", "1.34.2")
+    assert ret["result"] is False and "`kubeadm reset -f` on node-110" in ret["comment"] and not ret["changes"]
+    (kube / "pki/ca.crt").write_bytes(ours)
+    assert worker.cluster_check("cluster-master")["state"] == "member"
+    assert worker.ca_hash() == our_hash
+    ret = st.joined("node-110", "cluster-master", "sock", "1.34.2")
+    assert ret["result"] is True and ret["changes"] == {}
