@@ -316,6 +316,35 @@ def begin(plan=None, node_timeout=NODE_TIMEOUT):
     return {"result": True, "nodes": ids, "unreachable": [n for n in ids if run["nodes"][n].get("failed")]}
 
 
+def sync(node_timeout=NODE_TIMEOUT, stage="sync"):
+    """
+    ``saltutil.sync_all`` on the nodes that answered at the start (the custom
+    modules, states and grains the steps use); a node that fails it is
+    failed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run k8snvidia.sync
+    """
+    run = _load()
+    _check_signal(run)
+    if _halted(run, stage):
+        return {"result": True, "skipped": run["stopped"]}
+    targets = _select(run)
+    got = _client().cmd(targets, "saltutil.sync_all", tgt_type="list", timeout=int(node_timeout)) if targets else {}
+    for nid in targets:
+        if not isinstance(got.get(nid), dict):
+            _fail(run, nid, "sync", f"saltutil.sync_all: {got.get(nid) or f'no answer within {node_timeout}s'}")
+            _progress(run, f"[sync] {nid}: FAILED ({run['nodes'][nid]['failed']})")
+        else:
+            _seen(run, nid, "synced the custom modules")
+    _done(run, stage)
+    _save(run)
+    return {"result": True}
+
+
 def _prune_runs():
     folder = os.path.join(_dir(), "runs")
     try:

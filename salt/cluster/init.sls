@@ -100,11 +100,9 @@ k8snvidia-orchestrate-begin:
       - salt: k8snvidia-orchestrate-validate
 
 k8snvidia-orchestrate-sync:
-  salt.function:
-    - name: saltutil.sync_all
-    - tgt: {{ ids | join(",") | json }}
-    - tgt_type: list
-    - timeout: {{ node_timeout }}
+  salt.runner:
+    - name: k8snvidia.sync
+    - node_timeout: {{ node_timeout }}
 {%-   for sid, fun, args in stages %}
 
 k8snvidia-orchestrate-{{ sid }}:
