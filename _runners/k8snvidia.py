@@ -685,6 +685,7 @@ def summary():
     run["summary"] = out
     run["finished"] = time.time()
     bad = [n for n, v in out.items() if v["failed"]]
+    untouched = []
     if run.get("stopped"):
         plan = run.get("plan") or []
         not_done = [s for s in plan if s not in (run.get("done") or [])] or run.get("not_done") or []
@@ -692,8 +693,10 @@ def summary():
         untouched = [n for n in ids if not out[n]["changes"] and not out[n]["failed"]]
         _progress(run, f"run stopped: {run['stopped']}; not done: {', '.join(not_done) or '-'}"
                        + (f"; left as they were: {', '.join(untouched)}" if untouched else ""))
-    _progress(run, f"orchestration finished: {len(ids) - len(bad)} node(s) ok"
-                   + (f", failed: {', '.join(bad)}" if bad else ""))
+    _progress(run, f"orchestration {'stopped' if run.get('stopped') else 'finished'}: "
+                   f"{len(ids) - len(bad) - len(untouched)} node(s) ok"
+                   + (f", failed: {', '.join(bad)}" if bad else "")
+                   + (f", not run: {', '.join(untouched)}" if untouched else ""))
     return out
 
 
