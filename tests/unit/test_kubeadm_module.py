@@ -387,3 +387,24 @@ def test_joined_is_checked_against_this_clusters_ca(cluster, tmp_path, monkeypat
     assert worker.ca_hash() == our_hash
     ret = st.joined("node-110", "cluster-master", "sock", "1.34.2")
     assert ret["result"] is True and ret["changes"] == {}
+
+
+def test_cluster_check_reaches_the_mine_from_a_loader_without_it(cluster, tmp_path, monkeypatch):
+    """Salt 3008's split loaders: after kubeadm.* served wire calls, a state
+    run's kubeadm module saw KeyError 'mine.get' (main job, second run). The
+    check then loads the mine module itself, and never fails a joined node."""
+    cp, worker, mine, _ = cluster
+    kube = tmp_path / "kube-split"
+    (kube / "pki").mkdir(parents=True)
+    monkeypatch.setattr(worker, "KUBELET_CONF", str(kube / "kubelet.conf"))
+    monkeypatch.setattr(worker, "CA_CERT", str(kube / "pki/ca.crt"))
+    (kube / "kubelet.conf").write_text("apiVersion: v1\nkind: Config\n")
+    (kube / "pki/ca.crt").write_bytes(_ca_pem())
+    mine[("cluster-master", cp.MINE_JOIN)] = cp.join_data()
+    real_get = worker.__salt__["mine.get"]
+    del worker.__salt__["mine.get"]
+    monkeypatch.setattr(worker.salt.loader, "minion_mods", lambda opts: {"mine.get": real_get}, raising=False)
+    assert worker.cluster_check("cluster-master")["state"] == "other"  # its CA is not the join data's
+    monkeypatch.setattr(worker.salt.loader, "minion_mods", lambda opts: {}, raising=False)
+    check = worker.cluster_check("cluster-master")
+    assert check["state"] == "unknown" and "KeyError" in check["detail"]
