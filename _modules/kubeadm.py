@@ -4,7 +4,8 @@ never leaks.
 
 Join data (bootstrap token, CA hash, API endpoint) travels from the control
 plane to the workers through the Salt mine, encrypted for each worker with
-that worker's own minion key (RSA-OAEP, SHA-256):
+that worker's own minion key (a fresh AES-256-GCM key per worker, wrapped
+with RSA-OAEP/SHA-256; see :py:func:`_encrypt`):
 
 1. every node publishes its public key: mine function ``k8snvidia_pubkey``
    (:py:func:`pubkey`);
@@ -39,7 +40,11 @@ ADMIN_CONF = f"{KUBE_DIR}/admin.conf"
 KUBELET_CONF = f"{KUBE_DIR}/kubelet.conf"
 INIT_CONFIG = f"{KUBE_DIR}/k8snvidia-init.yaml"
 JOIN_CONFIG = f"{KUBE_DIR}/k8snvidia-join.yaml"
-INIT_MARKER = f"{KUBE_DIR}/k8snvidia-initialized"
+CA_CERT = f"{KUBE_DIR}/pki/ca.crt"
+MANIFESTS = f"{KUBE_DIR}/manifests"
+CONTROL_PLANE_PODS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+KUBELET_CLIENT = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+API_TIMEOUT = 10
 MINE_PUBKEY = "k8snvidia_pubkey"
 MINE_JOIN = "k8snvidia_join"
 JOIN_RE = re.compile(
@@ -215,12 +220,80 @@ def _seconds(value):
     return h * 3600 + m * 60 + s
 
 
+def _control_plane_files():
+    return [ADMIN_CONF, CA_CERT] + [f"{MANIFESTS}/{pod}.yaml" for pod in CONTROL_PLANE_PODS]
+
+
+def _api_ready():
+    """(True, "") when the API server answers ``/readyz`` with admin.conf,
+    within ``API_TIMEOUT`` seconds; else (False, kubectl's error)."""
+    if not salt.utils.path.which("kubectl"):
+        return False, "kubectl is not installed"
+    res = _kubectl(["get", "--raw", "/readyz", f"--request-timeout={API_TIMEOUT}s"])
+    if res["retcode"] == 0:
+        return True, ""
+    lines = (res.get("stderr") or res.get("stdout") or "").strip().splitlines()
+    return False, _redact(lines[-1] if lines else f"kubectl exited {res['retcode']}")
+
+
+def status():
+    """
+    What this node is as a control plane, from the cluster's own state (not
+    from a file of ours, which ``kubeadm reset`` would leave behind):
+
+    - ``absent``: none of admin.conf, the CA, the static pod manifests;
+    - ``ready``: admin.conf reaches an API server that answers ``/readyz``;
+    - ``down``: every file of a finished ``kubeadm init`` is there (kubelet.conf
+      points at the rotated client certificate: the kubelet-finalize phase
+      ran) but the API server does not answer: nothing is reset, it needs a
+      look (``systemctl status kubelet``, ``crictl ps``);
+    - ``partial``: some of those files, from an init that stopped half-way
+      (or a reset by hand that was not finished): ``kubeadm.init`` resets
+      them first.
+
+    Returns ``{"state": ..., "detail": ...}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cluster-master kubeadm.status
+    """
+    files = _control_plane_files()
+    present = [p for p in files if os.path.exists(p)]
+    if not present:
+        return {"state": "absent", "detail": "no control plane files (admin.conf, CA, static pod manifests)"}
+    if os.path.exists(ADMIN_CONF):
+        ready, why = _api_ready()
+        if ready:
+            return {"state": "ready", "detail": "the API server answers /readyz"}
+    else:
+        why = f"{ADMIN_CONF} is missing"
+    missing = [p for p in files if p not in present]
+    if not missing and _finalized():
+        return {"state": "down", "detail": f"kubeadm init finished here but the API server does not answer: {why}"}
+    lacking = ", ".join(missing) if missing else f"kubelet.conf not finalized ({KUBELET_CLIENT})"
+    return {"state": "partial", "detail": f"a kubeadm init that did not finish: {lacking} missing"}
+
+
+def _finalized():
+    """True when kubelet.conf points at the kubelet's rotated client
+    certificate and that file exists: the last node-side phase of
+    ``kubeadm init`` (kubelet-finalize) ran; ``kubeadm reset`` removes both."""
+    try:
+        with salt.utils.files.fopen(KUBELET_CONF, "r") as fh:
+            text = fh.read()
+    except OSError:
+        return False
+    pointed = re.search(r"client-certificate:\s*\S*/" + re.escape(os.path.basename(KUBELET_CLIENT)), text)
+    return bool(pointed) and os.path.exists(KUBELET_CLIENT)
+
+
 def initialized():
     """
-    True when this node is an initialised control plane: ``kubeadm.init``
-    succeeded here (its marker file exists), or an admin.conf exists and the
-    API server answers with it (a control plane made by hand). A failed init
-    also leaves an admin.conf behind, so that alone is not enough.
+    True when this node is a working control plane: admin.conf, the CA and
+    the static pod manifests are there and the API server answers
+    ``/readyz`` (bounded by ``API_TIMEOUT``). See :py:func:`status` for why not.
 
     CLI Example:
 
@@ -228,19 +301,13 @@ def initialized():
 
         salt cluster-master kubeadm.initialized
     """
-    if os.path.exists(INIT_MARKER):
-        return True
-    if not os.path.exists(ADMIN_CONF) or not salt.utils.path.which("kubectl"):
-        return False
-    if _kubectl(["get", "--raw", "/readyz"])["retcode"] == 0:
-        _write_secret(INIT_MARKER, "initialised\n")
-        return True
-    return False
+    return status()["state"] == "ready"
 
 
 def joined():
     """
-    True when this node has joined a cluster (kubelet.conf exists).
+    True when this node has joined a cluster (kubelet.conf exists). Which
+    cluster: :py:func:`ca_hash` and :py:func:`cluster_check`.
 
     CLI Example:
 
@@ -249,6 +316,79 @@ def joined():
         salt node-110 kubeadm.joined
     """
     return os.path.exists(KUBELET_CONF)
+
+
+def ca_hash():
+    """
+    The ``sha256:<hex>`` hash (kubeadm's ``--discovery-token-ca-cert-hash``:
+    the CA certificate's SubjectPublicKeyInfo) of the cluster CA this node
+    trusts (``/etc/kubernetes/pki/ca.crt``, else kubelet.conf's embedded CA);
+    None when it has none. Not a secret: it identifies a cluster, it joins
+    nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' kubeadm.ca_hash
+    """
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    pem = None
+    if os.path.exists(CA_CERT):
+        with salt.utils.files.fopen(CA_CERT, "rb") as fh:
+            pem = fh.read()
+    elif os.path.exists(KUBELET_CONF):
+        with salt.utils.files.fopen(KUBELET_CONF, "r") as fh:
+            conf = salt.utils.yaml.safe_load(fh) or {}
+        data = (((conf.get("clusters") or [{}])[0] or {}).get("cluster") or {}).get("certificate-authority-data")
+        pem = base64.b64decode(data) if data else None
+    if not pem:
+        return None
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return None
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256:" + hashlib.sha256(spki).hexdigest()
+
+
+def cluster_check(control_plane):
+    """
+    Whether this node belongs to the cluster of ``control_plane``: its CA
+    (:py:func:`ca_hash`) against the CA hash in the join data that control
+    plane published for this node (the mine). ``{"state": ..., "detail": ...}``
+    with state ``absent`` (not joined anywhere), ``member``, ``other`` (joined
+    to another cluster: ``kubeadm reset -f`` there to move it) or ``unknown``
+    (joined, but no join data to compare with). Returns no secret.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node-110 kubeadm.cluster_check cluster-master
+    """
+    if not joined():
+        return {"state": "absent", "detail": f"{KUBELET_CONF} does not exist"}
+    mine = ca_hash()
+    try:
+        want = _join_secret(control_plane, check_expiry=False)["ca_cert_hash"]
+    except CommandExecutionError as exc:
+        return {"state": "unknown", "detail": f"joined, not checked against {control_plane}: {exc}"}
+    except Exception as exc:  # pylint: disable=broad-except
+        # a check that cannot run must not fail a node that was joined before
+        log.warning("kubeadm: cluster check against %s failed: %s", control_plane, exc)
+        return {"state": "unknown", "detail": f"joined, not checked against {control_plane}: {type(exc).__name__}"}
+    if mine == want:
+        return {"state": "member", "detail": f"joined to the cluster of {control_plane} (CA {want[:19]}...)"}
+    return {
+        "state": "other",
+        "detail": f"joined to another cluster: its CA is {(mine or 'unknown')[:19]}..., the cluster of "
+        f"{control_plane} has {want[:19]}...",
+    }
 
 
 def _write_secret(path, text):
@@ -277,11 +417,14 @@ def init(config_text):
 
         salt cluster-master kubeadm.init "$(cat init.yaml)"
     """
-    leftovers = [p for p in (ADMIN_CONF, f"{KUBE_DIR}/manifests/kube-apiserver.yaml") if os.path.exists(p)]
-    if leftovers:
+    now = status()
+    if now["state"] in ("ready", "down"):
+        # never reset a control plane that finished its init
+        return {"result": now["state"] == "ready", "comment": f"not initialised again: {now['detail']}"}
+    if now["state"] == "partial":
         # An init that failed half-way leaves these behind and the next init's
         # preflight refuses them: reset first, so a re-run finishes the job.
-        log.info("kubeadm: resetting a half-initialised control plane (%s)", ", ".join(leftovers))
+        log.info("kubeadm: resetting a half-initialised control plane (%s)", now["detail"])
         res = _run(["reset", "-f"])
         if res["retcode"] != 0:
             return {"result": False, "comment": "kubeadm reset of a half-initialised node failed:\n" + _errors(res["stderr"])}
@@ -289,7 +432,6 @@ def init(config_text):
     res = _run(["init", "--config", INIT_CONFIG])
     if res["retcode"] != 0:
         return {"result": False, "comment": "kubeadm init failed:\n" + _errors(res["stderr"])}
-    _write_secret(INIT_MARKER, "initialised\n")
     return {"result": True, "comment": "kubeadm init succeeded"}
 
 
@@ -308,28 +450,58 @@ def pubkey():
         return fh.read()
 
 
-def _encrypt(pem, data):
-    from cryptography.hazmat.primitives import hashes, serialization
+ENVELOPE = "RSA-OAEP-256+A256GCM"
+
+
+def _oaep():
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding
+
+    return padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+
+
+def _encrypt(pem, data, recipient=""):
+    """Hybrid encryption for one minion: the JSON of ``data`` sealed with a
+    fresh AES-256-GCM key, that key wrapped with the minion's RSA key
+    (OAEP, SHA-256). RSA-OAEP alone takes at most 190 bytes with a 2048-bit
+    key, less than join data with a DNS endpoint. ``recipient`` (the minion
+    id) is bound as associated data: the blob opens only for that id.
+    ``cryptography`` is a dependency of Salt itself (3007+), so every minion
+    has it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     key = serialization.load_pem_public_key(pem.encode())
-    cipher = key.encrypt(
-        json.dumps(data).encode(),
-        padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None),
-    )
-    return base64.b64encode(cipher).decode()
+    secret = AESGCM.generate_key(bit_length=256)
+    nonce = os.urandom(12)
+    sealed = AESGCM(secret).encrypt(nonce, json.dumps(data).encode(), recipient.encode())
+    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    return {"alg": ENVELOPE, "key": b64(key.encrypt(secret, _oaep())), "nonce": b64(nonce), "data": b64(sealed)}
 
 
-def _decrypt(blob):
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding
+def _decrypt(blob, recipient=""):
+    """Open a blob of :py:func:`_encrypt` with this minion's private key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+    if not isinstance(blob, dict) or blob.get("alg") != ENVELOPE:
+        raise CommandExecutionError(
+            f"the join data is not in the {ENVELOPE} format (published by an older K8sNvidia?): publish it again"
+        )
     with salt.utils.files.fopen(os.path.join(__opts__["pki_dir"], "minion.pem"), "rb") as fh:
         key = serialization.load_pem_private_key(fh.read(), password=None)
-    plain = key.decrypt(
-        base64.b64decode(blob),
-        padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None),
-    )
+    from cryptography.exceptions import InvalidTag
+
+    try:
+        secret = key.decrypt(base64.b64decode(blob["key"]), _oaep())
+        plain = AESGCM(secret).decrypt(
+            base64.b64decode(blob["nonce"]), base64.b64decode(blob["data"]), recipient.encode()
+        )
+    except (ValueError, InvalidTag, KeyError, TypeError):
+        raise CommandExecutionError(
+            f"the join data for {recipient or 'this minion'} does not open with this minion's key (was its key "
+            "changed since it published k8snvidia_pubkey?): publish the key and the join data again"
+        ) from None
     return json.loads(plain)
 
 
@@ -367,20 +539,35 @@ def join_data(ttl=None, workers=None):
     out = {"expires": data["expires"], "for": {}, "missing": []}
     for worker in workers:
         if keys.get(worker):
-            out["for"][worker] = _encrypt(keys[worker], data)
+            out["for"][worker] = _encrypt(keys[worker], data, worker)
         else:
             out["missing"].append(worker)
     return out
 
 
-def join_secret(control_plane):
+def _mine_get(tgt, fun):
+    """``mine.get`` through ``__salt__``; when this module was loaded into a
+    loader that cannot reach the mine module (seen with Salt 3008's split
+    loaders on a minion that had served kubeadm.* over the wire before a
+    state run: KeyError 'mine.get'), through a loader of its own."""
+    try:
+        getter = __salt__["mine.get"]
+    except KeyError:
+        import salt.loader
+
+        log.debug("kubeadm: mine.get is not in this loader; loading the mine module")
+        getter = salt.loader.minion_mods(__opts__)["mine.get"]
+    return getter(tgt, fun) or {}
+
+
+def _join_secret(control_plane, check_expiry=True):
     """
     Read and decrypt this node's join data from the control plane's mine
     entry. For the ``kubeadm.joined`` state; raises with what to do when the
-    data is missing or expired. Never call it from the CLI: it returns the
-    token.
+    data is missing or expired. Private (not a Salt function): it returns
+    the token, and a public function's return lands in the job cache.
     """
-    mine = __salt__["mine.get"](control_plane, MINE_JOIN).get(control_plane)
+    mine = _mine_get(control_plane, MINE_JOIN).get(control_plane)
     me = __grains__["id"]
     hint = (
         f"run `salt {control_plane} mine.send {MINE_JOIN} mine_function=kubeadm.join_data` "
@@ -394,8 +581,8 @@ def join_secret(control_plane):
     blob = (mine.get("for") or {}).get(me)
     if not blob:
         raise CommandExecutionError(f"the join data from {control_plane} has no entry for {me}; {hint}")
-    data = _decrypt(blob)
-    if data["expires"] <= time.time():
+    data = _decrypt(blob, me)
+    if check_expiry and data["expires"] <= time.time():
         raise CommandExecutionError(f"the join token from {control_plane} has expired; {hint}")
     return data
 
@@ -412,7 +599,7 @@ def join(control_plane, node_name, cri_socket, kubernetes_version):
         salt node-110 kubeadm.join cluster-master node-110 unix:///run/containerd/containerd.sock 1.34.2
     """
     try:
-        data = join_secret(control_plane)
+        data = _join_secret(control_plane)
     except CommandExecutionError as exc:
         return {"result": False, "comment": str(exc)}
     leftovers = [p for p in (f"{KUBE_DIR}/bootstrap-kubelet.conf", f"{KUBE_DIR}/pki/ca.crt") if os.path.exists(p)]
@@ -475,6 +662,22 @@ def node_labels(node):
     return __context__[LABELS_CACHE].get(node)
 
 
+def registered():
+    """
+    The names of the nodes registered in the cluster (via the admin
+    kubeconfig), or None when the API server does not answer.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt cluster-master kubeadm.registered
+    """
+    if node_labels("") is None and LABELS_CACHE not in __context__:
+        return None
+    return sorted(__context__[LABELS_CACHE])
+
+
 def label_node(node, labels):
     """
     Set labels on a node (``kubectl label --overwrite``).
@@ -509,10 +712,49 @@ def apply(manifest):
     return res["stdout"]
 
 
-def gpu_labels(nvidia):
+def _gfd_sanitise(text):
+    """GFD's product sanitising (internal/lm/resource.go ``sanitise``): drop
+    every character but ``A-Za-z0-9-_.`` and blanks, then join the words
+    with ``-``."""
+    return "-".join(re.sub(r"[^A-Za-z0-9_. -]", "", str(text)).split())
+
+
+def _gfd_family(major, minor):
+    """GFD's ``getArchFamily`` (internal/lm/resource.go)."""
+    if major == 7:
+        return "volta" if minor < 5 else "turing"
+    if major == 8:
+        return "ampere" if minor < 9 else "ada-lovelace"
+    return {1: "tesla", 2: "fermi", 3: "kepler", 5: "maxwell", 6: "pascal", 9: "hopper", 10: "blackwell",
+            12: "blackwell", 13: "rubin"}.get(major, "undefined")
+
+
+def _compute_capability(gpu):
+    """(major, minor) of a grain's GPU: NVML's ``compute_capability`` when the
+    grain has it, else the table of ``_utils/nvidia_gpu.py`` (PCI id, name,
+    architecture); None when neither knows."""
+    cc = gpu.get("compute_capability")
+    if not cc:
+        try:
+            table = __utils__.get("nvidia_gpu.compute_capability")  # noqa: F821 - a Salt loader dunder
+        except NameError:
+            table = None
+        if table:
+            cc = table(gpu.get("pci_device_id"), gpu.get("architecture"), gpu.get("name"))
+    match = re.fullmatch(r"\s*(\d+)\.(\d+)\s*", str(cc or ""))
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def gpu_labels(nvidia, replicas=None):
     """
-    Node labels under the keys GPU Feature Discovery uses, from a node's
-    ``nvidia`` grain (so workloads that select on GFD labels work).
+    Node labels as GPU Feature Discovery writes them (NVIDIA/k8s-device-plugin
+    ``internal/lm``), from a node's ``nvidia`` grain, so workloads that select
+    on GFD labels work: ``gpu.present``, ``gpu.count``, ``gpu.product``
+    (sanitised name; ``-SHARED`` appended when ``replicas`` > 1, with
+    ``gpu.replicas`` and ``gpu.sharing-strategy``), ``gpu.memory`` (MiB),
+    ``gpu.family`` (GFD's names: pascal, ada-lovelace, ...), ``gpu.compute.major``
+    and ``gpu.compute.minor``, ``cuda.driver-version.*`` and
+    ``cuda.runtime-version.*``.
 
     CLI Example:
 
@@ -526,20 +768,32 @@ def gpu_labels(nvidia):
     first = gpus[0]
     labels = {"nvidia.com/gpu.present": "true", "nvidia.com/gpu.count": str(len(gpus))}
     if first.get("name"):
-        labels["nvidia.com/gpu.product"] = re.sub(r"[^A-Za-z0-9_.-]+", "-", first["name"]).strip("-")
+        product = _gfd_sanitise(first["name"])
+        if replicas is not None and int(replicas) > 1:
+            product += "-SHARED"
+        labels["nvidia.com/gpu.product"] = product
+    if replicas is not None:
+        labels["nvidia.com/gpu.replicas"] = str(int(replicas))
+        labels["nvidia.com/gpu.sharing-strategy"] = "time-slicing" if int(replicas) > 1 else "none"
     if first.get("memory_mib"):
-        labels["nvidia.com/gpu.memory"] = str(first["memory_mib"])
-    if first.get("architecture"):
-        labels["nvidia.com/gpu.family"] = str(first["architecture"]).lower()
-    cc = first.get("compute_capability")
-    if cc and "." in str(cc):
-        labels["nvidia.com/gpu.compute.major"], labels["nvidia.com/gpu.compute.minor"] = str(cc).split(".", 1)
+        labels["nvidia.com/gpu.memory"] = str(int(first["memory_mib"]))
+    cc = _compute_capability(first)
+    if cc:
+        labels["nvidia.com/gpu.family"] = _gfd_family(*cc)
+        labels["nvidia.com/gpu.compute.major"], labels["nvidia.com/gpu.compute.minor"] = str(cc[0]), str(cc[1])
     version = nvidia.get("driver_version")
-    if version:
-        parts = str(version).split(".")
+    parts = str(version or "").split(".")
+    if version and 2 <= len(parts) <= 3:
         labels["nvidia.com/cuda.driver-version.full"] = str(version)
-        for key, val in zip(("major", "minor", "revision"), parts):
-            labels[f"nvidia.com/cuda.driver-version.{key}"] = val
+        labels["nvidia.com/cuda.driver-version.major"] = parts[0]
+        labels["nvidia.com/cuda.driver-version.minor"] = parts[1]
+        if len(parts) > 2:  # GFD writes "" for a two-part version; kept out here
+            labels["nvidia.com/cuda.driver-version.revision"] = parts[2]
+    cuda = re.fullmatch(r"\s*(\d+)\.(\d+).*", str(nvidia.get("cuda_version") or ""))
+    if cuda:
+        labels["nvidia.com/cuda.runtime-version.major"] = cuda.group(1)
+        labels["nvidia.com/cuda.runtime-version.minor"] = cuda.group(2)
+        labels["nvidia.com/cuda.runtime-version.full"] = f"{cuda.group(1)}.{cuda.group(2)}"
     return labels
 
 

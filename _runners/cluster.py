@@ -331,13 +331,14 @@ def _table(rows):
     return "\n".join(lines)
 
 
-def inventory(pillar_dir=None):
+def inventory(pillar_dir=None, timeout=5):
     """
     The fleet at a glance: per node its role, GPUs and models, GPU memory,
     driver, CUDA, kernel, whether it joined the cluster and how many
     ``nvidia.com/gpu`` it offers. Flags nodes whose driver differs from the
-    pillar or from their peers, and nodes that do not answer. A table by
-    default; data with ``--out=json`` or ``--out=yaml``.
+    pillar or from their peers, and nodes that do not answer within
+    ``timeout`` seconds (marked down). A table by default; data with
+    ``--out=json`` or ``--out=yaml``.
 
     CLI Example:
 
@@ -354,14 +355,18 @@ def inventory(pillar_dir=None):
     nodes = pillar_cfg.get("nodes") if isinstance(pillar_cfg.get("nodes"), dict) else {}
     ids = sorted(nodes)
     client = salt.client.get_local_client(mopts=__opts__)
-    if ids:  # the driver may have changed since the minions cached their grains
-        client.cmd(ids, "saltutil.refresh_grains", tgt_type="list", timeout=30)
-    grains = client.cmd(ids, "grains.item", ["nvidia", "kernelrelease"], tgt_type="list", timeout=30) if ids else {}
-    joined = membership(ids, nodes) if ids else {}
+    # who answers, within `timeout` seconds: only those are asked the rest,
+    # so nodes that are down cost one short wait, not one per question
+    kw = {"tgt_type": "list", "timeout": int(timeout), "gather_job_timeout": int(timeout)}
+    up = sorted(n for n, ok in (client.cmd(ids, "test.ping", **kw) if ids else {}).items() if ok is True)
+    if up:  # the driver may have changed since the minions cached their grains
+        client.cmd(up, "saltutil.refresh_grains", **kw)
+    grains = client.cmd(up, "grains.item", ["nvidia", "kernelrelease"], **kw) if up else {}
+    joined = membership(up, nodes, timeout=timeout) if up else {}
     control = [n for n in ids if (nodes[n] or {}).get("role") == "control-plane"]
     alloc = {}
     if control and joined.get(control[0]):
-        got = client.cmd(control[0], "kubeadm.allocatable", timeout=60).get(control[0])
+        got = client.cmd([control[0]], "kubeadm.allocatable", **kw).get(control[0])
         alloc = got if isinstance(got, dict) else {}
     want = ((pillar_cfg.get("driver") or {}).get("version"))
     rows = []
@@ -385,7 +390,9 @@ def inventory(pillar_dir=None):
             "flags": [],
             "_want": want_node if node.get("gpus") else None,
         }
-        if g is None:
+        if nid not in up:
+            row["flags"].append(f"down: no answer within {int(timeout)}s")
+        elif g is None:
             row["flags"].append("no answer")
         elif row["_want"] and row["driver"] and str(row["driver"]) != str(row["_want"]):
             row["flags"].append(f"driver {row['driver']} != pillar {row['_want']}")
@@ -418,11 +425,13 @@ def nodes():
     return found if isinstance(found, dict) else {}
 
 
-def membership(ids=None, node_list=None):
+def membership(ids=None, node_list=None, timeout=10):
     """
-    Which nodes belong to the Kubernetes cluster: the control plane once
-    ``kubeadm init`` succeeded there, a worker once it joined. A node that
-    does not answer counts as not a member.
+    Which nodes belong to this Kubernetes cluster: the control plane once it
+    is initialised (its API server answers), a worker once it trusts the
+    control plane's CA (``kubeadm.ca_hash``) and its node object is
+    registered there. A node that does not answer within ``timeout`` seconds,
+    or that belongs to another cluster, is not a member.
 
     CLI Example:
 
@@ -436,10 +445,22 @@ def membership(ids=None, node_list=None):
     ids = sorted(ids or node_list)
     if not ids:
         return {}
+    control = [n for n, v in sorted(node_list.items()) if (v or {}).get("role") == "control-plane"][:1]
     client = salt.client.get_local_client(mopts=__opts__)
-    joined = client.cmd(ids, "kubeadm.joined", tgt_type="list", timeout=30)
-    out = {nid: joined.get(nid) is True for nid in ids}
+    kw = {"tgt_type": "list", "timeout": int(timeout), "gather_job_timeout": int(timeout)}
+    hashes = client.cmd(sorted(set(ids) | set(control)), "kubeadm.ca_hash", **kw)
+    ready, registered, cluster_ca = False, [], None
+    if control:
+        cp = control[0]
+        ready = client.cmd([cp], "kubeadm.initialized", **kw).get(cp) is True
+        if ready:
+            got = client.cmd([cp], "kubeadm.registered", **kw).get(cp)
+            registered = got if isinstance(got, list) else []
+            cluster_ca = hashes.get(cp) if str(hashes.get(cp) or "").startswith("sha256:") else None
+    out = {}
     for nid in ids:
-        if (node_list.get(nid) or {}).get("role") == "control-plane":
-            out[nid] = client.cmd(nid, "kubeadm.initialized", timeout=30).get(nid) is True
+        if control and nid == control[0]:
+            out[nid] = ready
+        else:
+            out[nid] = bool(ready and cluster_ca and hashes.get(nid) == cluster_ca and nid in registered)
     return out

@@ -5,15 +5,28 @@ Each step targets the nodes of the pillar that have not failed yet in this
 run, records per-node results in a run file (no secrets in it), and reports
 progress there and on the event bus (tag ``k8snvidia/progress``). A node that
 fails a step is reported and left out of later steps; the others go on. A
-step marked ``required`` fails the orchestration when any of its nodes fails
-(the control plane: no node joins a cluster that has none).
+step marked ``required`` (the control plane's) stops the run when its node
+fails: the later steps, the workers' included, do not run, and the summary
+says what was and was not done.
+
+One orchestration at a time: :py:func:`begin` takes a lock (holder's pid and
+start time) that :py:func:`finish` releases; a lock whose holder is gone is
+taken over, with a message. Every run keeps its own record
+(``runs/<run id>.json``; ``run.json`` is the latest). SIGINT and SIGTERM stop
+the run between steps: the step running finishes, the others are skipped,
+the summary says what was not done, the exit code is non-zero; a re-run
+finishes it. A node that stops answering is failed once it has been silent
+for ``cluster:node_timeout`` seconds (Salt's job check), with what was last
+seen of it, instead of after the step's whole timeout.
 
     salt-run k8snvidia.run_file      # where this run's record is
+    salt-run k8snvidia.failed        # the failed nodes of the last run
 """
 
 import json
 import logging
 import os
+import signal
 import time
 
 import salt.client
@@ -22,9 +35,15 @@ import salt.utils.event
 log = logging.getLogger(__name__)
 
 PROGRESS_TAG = "k8snvidia/progress"
+KEEP_RUNS = 20
+NODE_TIMEOUT = 120
 
 
 # ------------------------------------------------------------ run record
+def _dir():
+    return os.path.join(__opts__["cachedir"], "k8snvidia")
+
+
 def run_file():
     """
     Path of the record of the current (or last) orchestration run.
@@ -35,7 +54,11 @@ def run_file():
 
         salt-run k8snvidia.run_file
     """
-    return os.path.join(__opts__["cachedir"], "k8snvidia", "run.json")
+    return os.path.join(_dir(), "run.json")
+
+
+def _lock_file():
+    return os.path.join(_dir(), "orchestrate.lock")
 
 
 def _load():
@@ -46,13 +69,18 @@ def _load():
         return {"nodes": {}, "log": []}
 
 
-def _save(run):
-    path = run_file()
+def _write(path, data):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(run, fh, indent=1, sort_keys=True)
+        json.dump(data, fh, indent=1, sort_keys=True)
     os.replace(tmp, path)
+
+
+def _save(run):
+    _write(run_file(), run)
+    if run.get("id"):
+        _write(os.path.join(_dir(), "runs", f"{run['id']}.json"), run)
 
 
 def _progress(run, message):
@@ -78,7 +106,7 @@ def _select(run, role=None, gpu=None):
         node = node or {}
         if run["nodes"].get(nid, {}).get("failed"):
             continue
-        if role and node.get("role") != role:
+        if role and (node.get("role") == "control-plane") != (role == "control-plane"):
             continue
         if gpu is not None and bool(node.get("gpus")) != gpu:
             continue
@@ -92,11 +120,156 @@ def _fail(run, nid, step, why):
         entry["failed"] = f"{step}: {why}"
 
 
+def _seen(run, nid, what):
+    run["nodes"].setdefault(nid, {})["last_seen"] = f"{time.strftime('%H:%M:%S')} {what}"
+
+
+def _last_seen(run, nid):
+    return run["nodes"].get(nid, {}).get("last_seen") or "never answered in this run"
+
+
+def _stage(step_name, role=None):
+    return f"{step_name}" + (f" ({role})" if role else "")
+
+
+def _halted(run, stage):
+    """True (and the stage recorded as not done) when the run was stopped:
+    by a signal, or because the control plane failed."""
+    if run.get("stopped"):
+        run.setdefault("not_done", [])
+        if stage not in run["not_done"]:
+            run["not_done"].append(stage)
+        _save(run)
+        return True
+    return False
+
+
+def _done(run, stage):
+    run.setdefault("done", [])
+    if stage not in run["done"]:
+        run["done"].append(stage)
+
+
+def _stop(run, why):
+    if not run.get("stopped"):
+        run["stopped"] = why
+        _progress(run, f"run stopped: {why}")
+
+
+# ------------------------------------------------------------- the lock
+def _alive(pid):
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError, TypeError):
+        return False
+    try:
+        with open(f"/proc/{int(pid)}/cmdline", "rb") as fh:
+            cmdline = fh.read().replace(b"\0", b" ")
+    except OSError:
+        return True
+    # empty while it execs (or a zombie): counted as alive, never taken over by mistake
+    return not cmdline.strip() or b"salt" in cmdline or b"python" in cmdline
+
+
+def _take_lock():
+    """(True, message or None) when this process holds the lock now;
+    (False, why) when a live orchestration holds it."""
+    path = _lock_file()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    me = {"pid": os.getpid(), "started": time.time(), "started_text": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    holder = json.load(fh)
+            except (OSError, ValueError):
+                holder = {}
+            if holder.get("pid") == os.getpid():
+                return True, None
+            if holder and _alive(holder.get("pid")):
+                return False, (
+                    f"another orchestration is running (pid {holder.get('pid')}, started "
+                    f"{holder.get('started_text')}): wait for it to finish, or stop it (Ctrl-C, or kill "
+                    f"{holder.get('pid')}); its lock is {path}"
+                )
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+            taken = (
+                f"took over a stale lock of pid {holder.get('pid')} (started {holder.get('started_text')}; "
+                "that process is gone)" if holder else "took over an unreadable lock"
+            )
+            me["took_over"] = taken
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(me, fh)
+        return True, me.get("took_over")
+    return False, f"could not take the lock {path}"
+
+
+def _release_lock():
+    path = _lock_file()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            holder = json.load(fh)
+    except (OSError, ValueError):
+        return
+    if holder.get("pid") == os.getpid():
+        os.remove(path)
+
+
+# ------------------------------------------------------------- signals
+# Salt loads this module anew for every runner call, so a signal is kept in
+# a file (the handler set by begin() writes it; every step reads it).
+def _stop_file():
+    return os.path.join(_dir(), "stop.request")
+
+
+def _install_signals():
+    path = _stop_file()
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+    def on_signal(signum, frame):  # pylint: disable=unused-argument
+        if os.path.exists(path):
+            raise KeyboardInterrupt  # a second signal: stop now
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(signal.Signals(signum).name)
+        log.warning("k8snvidia: %s: the run stops after the step now running", signal.Signals(signum).name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, on_signal)
+        except (ValueError, OSError):  # not the main thread: Salt's own handling stays
+            pass
+
+
+def _check_signal(run):
+    try:
+        with open(_stop_file(), encoding="utf-8") as fh:
+            name = fh.read().strip() or "a signal"
+    except OSError:
+        return
+    _stop(run, f"{name} received; the step then running finished, the later ones did not run")
+
+
+def _client():
+    return salt.client.get_local_client(mopts=__opts__)
+
+
 # ------------------------------------------------------------- the steps
-def begin():
+def begin(plan=None, node_timeout=NODE_TIMEOUT):
     """
-    Start the record of an orchestration run: every pillar node, with what
-    is known of it from earlier runs (reboots are counted per run).
+    Start an orchestration run: take the lock (fails when another
+    orchestration runs), start this run's record with every pillar node, and
+    check that every node answers (``node_timeout`` seconds); a node that
+    does not is failed with what to check. When the control plane does not
+    answer, the run stops here: no node is changed.
 
     CLI Example:
 
@@ -104,14 +277,85 @@ def begin():
 
         salt-run k8snvidia.begin
     """
+    ok, message = _take_lock()
+    if not ok:
+        __context__["retcode"] = 1
+        return {"result": False, "comment": message}
+    _install_signals()
     nodes = _pillar_nodes()
+    started = time.time()
     run = {
-        "started": time.time(),
+        "id": time.strftime("%Y%m%dT%H%M%S", time.localtime(started)) + f"-{os.getpid()}",
+        "started": started,
+        "pid": os.getpid(),
+        "plan": list(plan or []),
+        "done": [],
         "nodes": {nid: {"failed": None, "reboots": 0, "changes": 0, "steps": {}} for nid in sorted(nodes)},
         "log": [],
     }
+    _prune_runs()
+    if message:
+        _progress(run, message)
     _progress(run, f"orchestration started for {len(nodes)} node(s): {', '.join(sorted(nodes))}")
-    return {"nodes": sorted(nodes)}
+    ids = sorted(nodes)
+    answered = _client().cmd(ids, "test.ping", tgt_type="list", timeout=int(node_timeout),
+                             gather_job_timeout=min(int(node_timeout), 10)) if ids else {}
+    for nid in ids:
+        if answered.get(nid) is True:
+            _seen(run, nid, "answered test.ping at the start")
+        else:
+            _fail(run, nid, "begin", f"not reachable at the start: no answer within {node_timeout}s (is its "
+                  f"salt-minion running and its key accepted? `salt-key -L`, `systemctl status salt-minion`)")
+            _progress(run, f"[begin] {nid}: not reachable")
+    control = [n for n in ids if (nodes[n] or {}).get("role") == "control-plane"]
+    lost = [n for n in control if run["nodes"][n].get("failed")]
+    if lost:
+        _stop(run, f"the control plane {', '.join(lost)} is not reachable: no node was changed")
+    _done(run, "begin")
+    _save(run)
+    return {"result": True, "nodes": ids, "unreachable": [n for n in ids if run["nodes"][n].get("failed")]}
+
+
+def sync(node_timeout=NODE_TIMEOUT, stage="sync"):
+    """
+    ``saltutil.sync_all`` on the nodes that answered at the start (the custom
+    modules, states and grains the steps use); a node that fails it is
+    failed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run k8snvidia.sync
+    """
+    run = _load()
+    _check_signal(run)
+    if _halted(run, stage):
+        return {"result": True, "skipped": run["stopped"]}
+    targets = _select(run)
+    got = _client().cmd(targets, "saltutil.sync_all", tgt_type="list", timeout=int(node_timeout)) if targets else {}
+    for nid in targets:
+        if not isinstance(got.get(nid), dict):
+            _fail(run, nid, "sync", f"saltutil.sync_all: {got.get(nid) or f'no answer within {node_timeout}s'}")
+            _progress(run, f"[sync] {nid}: FAILED ({run['nodes'][nid]['failed']})")
+        else:
+            _seen(run, nid, "synced the custom modules")
+    _done(run, stage)
+    _save(run)
+    return {"result": True}
+
+
+def _prune_runs():
+    folder = os.path.join(_dir(), "runs")
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
+    except OSError:
+        return
+    for name in names[:-KEEP_RUNS]:
+        try:
+            os.remove(os.path.join(folder, name))
+        except OSError:
+            pass
 
 
 def _failed_states(ret):
@@ -130,34 +374,53 @@ def _failed_states(ret):
     return bad, changes
 
 
-def step(step_name, sls, role=None, gpu=None, required=False, batch=None, timeout=3600):
+def step(step_name, sls, role=None, gpu=None, required=False, batch=None, node_timeout=NODE_TIMEOUT, stage=None):
     """
     Apply ``sls`` (a list) on the nodes that have not failed, in parallel (or
-    ``batch`` at a time). A node whose run fails, or that does not answer,
-    is recorded as failed with the first failing state and its comment.
+    ``batch`` at a time). A node whose run fails is recorded as failed with
+    the first failing state and its comment; a node that is silent for
+    ``node_timeout`` seconds (no return, no answer to Salt's job check) is
+    failed with what was last seen of it. ``required``: when a node fails,
+    the run stops (the control plane's steps).
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt-run k8snvidia.step step_name=prepare sls= '[host, kernel]'
+        salt-run k8snvidia.step step_name=prepare sls='[host, kernel]'
     """
     run = _load()
+    stage = stage or _stage(step_name, role)
+    _check_signal(run)
+    if _halted(run, stage):
+        return {"result": True, "skipped": run["stopped"]}
     targets = _select(run, role=role, gpu=gpu)
+    if required and role:
+        lost = [n for n, v in sorted(_pillar_nodes().items())
+                if (v or {}).get("role") == role and run["nodes"].get(n, {}).get("failed")]
+        if lost:
+            why = "; ".join(f"{n} failed earlier ({run['nodes'][n]['failed']})" for n in lost)
+            _stop(run, f"{stage} cannot run: {why}")
+            __context__["retcode"] = 1
+            return {"result": False, "comment": why}
     if not targets:
+        _done(run, stage)
         _progress(run, f"[{step_name}] no node to run")
         return {"result": True, "nodes": {}}
     _progress(run, f"[{step_name}] applying {', '.join(sls)} on {', '.join(targets)}")
-    client = salt.client.get_local_client(mopts=__opts__)
+    client = _client()
     results = {}
     groups = [targets] if not batch else [targets[i : i + int(batch)] for i in range(0, len(targets), int(batch))]
     for group in groups:
-        rets = client.cmd(group, "state.apply", [",".join(sls)], tgt_type="list", timeout=timeout, full_return=True)
+        rets = client.cmd(group, "state.apply", [",".join(sls)], tgt_type="list", timeout=int(node_timeout),
+                          full_return=True)
         for nid in group:
             entry = run["nodes"].setdefault(nid, {"steps": {}})
             if nid not in rets:
-                _fail(run, nid, step_name, "the minion did not answer (is it up?)")
+                _fail(run, nid, step_name, f"stopped answering: silent for {node_timeout}s (last seen: "
+                      f"{_last_seen(run, nid)})")
                 results[nid] = False
+                _progress(run, f"[{step_name}] {nid}: FAILED ({run['nodes'][nid]['failed']})")
                 continue
             bad, changes = _failed_states(rets[nid].get("ret"))
             entry.setdefault("steps", {})[step_name] = {"changes": changes, "failed": bad[:3]}
@@ -167,19 +430,29 @@ def step(step_name, sls, role=None, gpu=None, required=False, batch=None, timeou
                 results[nid] = False
             else:
                 results[nid] = True
+            _seen(run, nid, f"{step_name} {'ok' if results[nid] else 'failed'}")
             state = "ok" if results[nid] else f"FAILED ({run['nodes'][nid]['failed']})"
             _progress(run, f"[{step_name}] {nid}: {state}, {changes} change(s)")
+    _done(run, stage)
     ok = all(results.values()) if required else any(results.values()) or not results
+    if required and not ok:
+        failed = [n for n, good in results.items() if not good]
+        _stop(run, f"{stage} failed on {', '.join(failed)}: "
+                   + "; ".join(run["nodes"][n]["failed"] for n in failed)
+                   + "; the later steps (the workers' included) were not run")
+    _save(run)
     if not ok:
         __context__["retcode"] = 1
     return {"result": ok, "nodes": results}
 
 
-def reboot(timeout=900):
+def reboot(timeout=900, role=None, grace=300, node_timeout=NODE_TIMEOUT, required=False, stage=None):
     """
     Reboot only the nodes with a reboot pending (``k8snvidia.reboot_pending``)
     and wait, up to ``timeout`` seconds, for each to start again
-    (``salt/minion/<id>/start``). A node that does not come back is failed.
+    (``salt/minion/<id>/start``). Once every other node is back, a node still
+    away is waited for ``grace`` seconds more, not the whole ``timeout``: it is
+    failed (the re-run finishes it once it is up) and the others go on.
 
     CLI Example:
 
@@ -188,26 +461,41 @@ def reboot(timeout=900):
         salt-run k8snvidia.reboot timeout=900
     """
     run = _load()
-    targets = _select(run)
+    stage = stage or _stage("reboot", role)
+    _check_signal(run)
+    if _halted(run, stage):
+        return {"result": True, "skipped": run["stopped"]}
+    targets = _select(run, role=role)
     if not targets:
+        _done(run, stage)
+        _save(run)
         return {"result": True, "rebooted": []}
-    client = salt.client.get_local_client(mopts=__opts__)
-    pending = client.cmd(targets, "k8snvidia.reboot_pending", tgt_type="list", timeout=60)
+    client = _client()
+    pending = client.cmd(targets, "k8snvidia.reboot_pending", tgt_type="list", timeout=int(node_timeout))
     need = {nid: reasons for nid, reasons in pending.items() if isinstance(reasons, list) and reasons}
     for nid in targets:
         if nid not in pending:
-            _fail(run, nid, "reboot", "the minion did not answer before the reboot check")
+            _fail(run, nid, "reboot", f"did not answer the reboot check within {node_timeout}s (last seen: "
+                  f"{_last_seen(run, nid)})")
+        else:
+            _seen(run, nid, "answered the reboot check")
     if not need:
+        _done(run, stage)
         _progress(run, "[reboot] no node needs a reboot")
-        return {"result": True, "rebooted": []}
+        return _reboot_end(run, stage, role, required, [], [])
     for nid, reasons in sorted(need.items()):
         _progress(run, f"[reboot] {nid}: {'; '.join(reasons)}")
     back = set()
+    late_since = None
     with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=True) as event:
         client.cmd_async(sorted(need), "system.reboot", tgt_type="list")
-        deadline = time.time() + float(timeout)
+        started = time.time()
+        deadline = started + float(timeout)
         while time.time() < deadline and back != set(need):
-            ev = event.get_event(wait=5, full=True)
+            if late_since is None and len(need) > 1 and len(back) == len(need) - 1:
+                late_since = time.time()
+                deadline = min(deadline, late_since + float(grace))
+            ev = event.get_event(wait=2, full=True)
             if not ev:
                 continue
             tag = ev.get("tag", "")
@@ -215,15 +503,34 @@ def reboot(timeout=900):
                 if tag == f"salt/minion/{nid}/start" and nid not in back:
                     back.add(nid)
                     run["nodes"].setdefault(nid, {})["reboots"] = run["nodes"][nid].get("reboots", 0) + 1
+                    _seen(run, nid, f"back from reboot after {int(time.time() - started)}s")
                     _progress(run, f"[reboot] {nid} is back")
-    for nid in set(need) - back:
-        _fail(run, nid, "reboot", f"did not come back within {timeout}s after the reboot")
-        _progress(run, f"[reboot] {nid} did not come back within {timeout}s")
+    lost = sorted(set(need) - back)
+    for nid in lost:
+        if late_since is not None and time.time() < started + float(timeout):
+            why = (f"not back {int(grace)}s after the other rebooted nodes (cluster:reboot_grace); "
+                   "the others went on: re-run once it is up")
+        else:
+            why = f"did not come back within {timeout}s after the reboot"
+        _fail(run, nid, "reboot", f"{why} (last seen: {_last_seen(run, nid)})")
+        _progress(run, f"[reboot] {nid}: {why}")
+    _done(run, stage)
+    return _reboot_end(run, stage, role, required, sorted(back), lost)
+
+
+def _reboot_end(run, stage, role, required, back, lost):
+    nodes = _pillar_nodes()
+    bad = sorted(n for n in nodes if run["nodes"].get(n, {}).get("failed")
+                 and (not role or (nodes[n] or {}).get("role") == role))
+    if required and bad:
+        _stop(run, f"{stage}: " + "; ".join(f"{n}: {run['nodes'][n]['failed']}" for n in bad)
+                   + "; the later steps (the workers' included) were not run")
+        __context__["retcode"] = 1
     _save(run)
-    return {"result": True, "rebooted": sorted(back), "lost": sorted(set(need) - back)}
+    return {"result": not (required and bad), "rebooted": back, "lost": lost}
 
 
-def publish_join_data():
+def publish_join_data(node_timeout=NODE_TIMEOUT, stage="join-data"):
     """
     Publish each worker's public key, then have the control plane publish
     join data encrypted for each (mine ``k8snvidia_join``). The token itself
@@ -236,27 +543,34 @@ def publish_join_data():
         salt-run k8snvidia.publish_join_data
     """
     run = _load()
-    client = salt.client.get_local_client(mopts=__opts__)
+    _check_signal(run)
+    if _halted(run, stage):
+        return {"result": True, "skipped": run["stopped"]}
+    client = _client()
     workers = _select(run, role="worker")
     control = _select(run, role="control-plane")
     if not control:
+        _stop(run, "no working control plane: no node joins")
         __context__["retcode"] = 1
-        _progress(run, "[join] no working control plane: no node joins")
         return {"result": False}
     if workers:
         client.cmd(workers, "mine.send", ["k8snvidia_pubkey"], tgt_type="list",
-                   kwarg={"mine_function": "kubeadm.pubkey"}, timeout=60)
+                   kwarg={"mine_function": "kubeadm.pubkey"}, timeout=int(node_timeout))
     sent = client.cmd(control[0], "mine.send", ["k8snvidia_join"],
-                      kwarg={"mine_function": "kubeadm.join_data"}, timeout=120)
+                      kwarg={"mine_function": "kubeadm.join_data"}, timeout=int(node_timeout))
     ok = bool(sent.get(control[0]))
     _progress(run, f"[join] join data published by {control[0]} for {len(workers)} worker(s)" if ok
               else f"[join] {control[0]} could not publish join data")
+    _done(run, stage)
     if not ok:
+        _fail(run, control[0], "join-data", "could not publish the join data (kubeadm token create)")
+        _stop(run, f"{control[0]} could not publish join data: no node joins")
         __context__["retcode"] = 1
+    _save(run)
     return {"result": ok}
 
 
-def publish_gpu_facts():
+def publish_gpu_facts(node_timeout=NODE_TIMEOUT, stage="gpu-facts"):
     """
     Refresh the GPU nodes' grains and publish their ``nvidia`` grain in the
     mine (``k8snvidia_gpu``), where kubernetes.master reads it for the node
@@ -269,20 +583,25 @@ def publish_gpu_facts():
         salt-run k8snvidia.publish_gpu_facts
     """
     run = _load()
+    _check_signal(run)
+    if _halted(run, stage):
+        return {"result": True, "skipped": run["stopped"]}
     gpu_nodes = _select(run, gpu=True)
+    _done(run, stage)
     if not gpu_nodes:
+        _save(run)
         return {"result": True}
-    client = salt.client.get_local_client(mopts=__opts__)
-    client.cmd(gpu_nodes, "saltutil.refresh_grains", tgt_type="list", timeout=60)
+    client = _client()
+    client.cmd(gpu_nodes, "saltutil.refresh_grains", tgt_type="list", timeout=int(node_timeout))
     sent = client.cmd(gpu_nodes, "mine.send", ["k8snvidia_gpu", "nvidia"], tgt_type="list",
-                      kwarg={"mine_function": "grains.get"}, timeout=60)
+                      kwarg={"mine_function": "grains.get"}, timeout=int(node_timeout))
     quiet = sorted(set(gpu_nodes) - {n for n, ok in sent.items() if ok})
     _progress(run, f"[labels] GPU facts published by {len(gpu_nodes) - len(quiet)} node(s)"
                    + (f"; not by {', '.join(quiet)}" if quiet else ""))
     return {"result": True, "missing": quiet}
 
 
-def gpu_check():
+def gpu_check(node_timeout=NODE_TIMEOUT, stage="gpu-check"):
     """
     Check every GPU node: its driver (through the `nvidia` grain), its
     allocatable ``nvidia.com/gpu``, and a validation pod that requests one GPU
@@ -295,16 +614,28 @@ def gpu_check():
         salt-run k8snvidia.gpu_check
     """
     run = _load()
-    client = salt.client.get_local_client(mopts=__opts__)
+    _check_signal(run)
+    if _halted(run, stage):
+        return {"result": True, "skipped": run["stopped"]}
+    client = _client()
     control = _select(run, role="control-plane")
     gpu_nodes = _select(run, gpu=True)
+    _done(run, stage)
     if not control or not gpu_nodes:
+        _save(run)
         return {"result": True}
-    client.cmd(gpu_nodes, "saltutil.refresh_grains", tgt_type="list", timeout=60)
-    grains = client.cmd(gpu_nodes, "grains.get", ["nvidia"], tgt_type="list", timeout=60)
-    alloc = client.cmd(control[0], "kubeadm.allocatable", timeout=120).get(control[0]) or {}
+    client.cmd(gpu_nodes, "saltutil.refresh_grains", tgt_type="list", timeout=int(node_timeout))
+    grains = client.cmd(gpu_nodes, "grains.get", ["nvidia"], tgt_type="list", timeout=int(node_timeout))
+    alloc = client.cmd(control[0], "kubeadm.allocatable", timeout=int(node_timeout)).get(control[0]) or {}
     for nid in gpu_nodes:
+        _check_signal(run)
+        if run.get("stopped"):
+            run.setdefault("not_done", []).append(f"gpu-check ({nid})")
+            continue
         entry = run["nodes"].setdefault(nid, {})
+        if nid not in grains:
+            _fail(run, nid, "gpu-check", f"stopped answering (last seen: {_last_seen(run, nid)})")
+            continue
         nv = grains.get(nid) or {}
         entry["driver"] = nv.get("driver_version")
         entry["gpus_allocatable"] = int((alloc.get(nid) if isinstance(alloc, dict) else 0) or 0)
@@ -327,7 +658,8 @@ def gpu_check():
 def summary():
     """
     The per-node summary of the last orchestration run: reboots, joined,
-    GPUs allocatable, changes, and what failed and why.
+    GPUs allocatable, changes, and what failed and why; when the run was
+    stopped (a signal, the control plane), why and which steps did not run.
 
     CLI Example:
 
@@ -336,8 +668,10 @@ def summary():
         salt-run k8snvidia.summary
     """
     run = _load()
+    _check_signal(run)
     ids = sorted(run.get("nodes", {}))
-    joined = __salt__["cluster.membership"](ids) if ids else {}
+    reachable = [n for n in ids if not str(run["nodes"][n].get("failed") or "").startswith("begin:")]
+    joined = __salt__["cluster.membership"](reachable) if reachable else {}
     out = {}
     for nid in ids:
         entry = run["nodes"][nid]
@@ -350,8 +684,67 @@ def summary():
         }
     run["summary"] = out
     run["finished"] = time.time()
-    _save(run)
-    failed = [n for n, v in out.items() if v["failed"]]
-    _progress(run, f"orchestration finished: {len(ids) - len(failed)} node(s) ok"
-                   + (f", failed: {', '.join(failed)}" if failed else ""))
+    bad = [n for n, v in out.items() if v["failed"]]
+    untouched = []
+    if run.get("stopped"):
+        plan = run.get("plan") or []
+        not_done = [s for s in plan if s not in (run.get("done") or [])] or run.get("not_done") or []
+        run["not_done"] = not_done
+        untouched = [n for n in ids if not out[n]["changes"] and not out[n]["failed"]]
+        _progress(run, f"run stopped: {run['stopped']}; not done: {', '.join(not_done) or '-'}"
+                       + (f"; left as they were: {', '.join(untouched)}" if untouched else ""))
+    _progress(run, f"orchestration {'stopped' if run.get('stopped') else 'finished'}: "
+                   f"{len(ids) - len(bad) - len(untouched)} node(s) ok"
+                   + (f", failed: {', '.join(bad)}" if bad else "")
+                   + (f", not run: {', '.join(untouched)}" if untouched else ""))
+    return out
+
+
+def finish():
+    """
+    The orchestration's last step: release the lock and fail (non-zero exit
+    code of ``salt-run state.orchestrate cluster``) when a node failed or the
+    run was stopped, naming the nodes and why.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run k8snvidia.finish
+    """
+    run = _load()
+    _check_signal(run)
+    _release_lock()
+    try:
+        os.remove(_stop_file())
+    except FileNotFoundError:
+        pass
+    bad = {n: v.get("failed") for n, v in sorted(run.get("nodes", {}).items()) if v.get("failed")}
+    ok = not bad and not run.get("stopped")
+    comment = "every node ok" if ok else "; ".join(
+        ([f"stopped: {run['stopped']}"] if run.get("stopped") else [])
+        + [f"{n} failed at {why}" for n, why in bad.items()]
+    )
+    if not ok:
+        __context__["retcode"] = 1
+    return {"result": ok, "failed": bad, "stopped": run.get("stopped"), "comment": comment}
+
+
+def failed():
+    """
+    The failed nodes of the last orchestration run, with why (empty when
+    none), and why it stopped if it did.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run k8snvidia.failed
+    """
+    run = _load()
+    out = {n: v.get("failed") for n, v in sorted(run.get("nodes", {}).items()) if v.get("failed")}
+    if run.get("stopped"):
+        out["(stopped)"] = run["stopped"]
+    if out:
+        __context__["retcode"] = 1
     return out

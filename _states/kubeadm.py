@@ -56,14 +56,25 @@ def initialized(
 ):
     """
     Make this node the cluster's control plane with ``kubeadm init``; no-op
-    when it already is one.
+    when it already is one (``kubeadm.status``: the files of a finished init
+    and an API server answering). A finished control plane whose API server
+    does not answer fails with what to check; it is never reset. A half-done
+    init (or a manual ``kubeadm reset``) is initialised again.
 
     name
         The node name registered in Kubernetes.
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
-    if __salt__["kubeadm.initialized"]():
+    now = __salt__["kubeadm.status"]()
+    if now["state"] == "ready":
         ret["comment"] = f"{name} is already an initialised control plane"
+        return ret
+    if now["state"] == "down":
+        ret["result"] = False
+        ret["comment"] = (
+            f"{name}: {now['detail']}; kubeadm init is not run again on a finished control plane: check "
+            "`systemctl status kubelet` and `crictl ps` there (or `kubeadm reset -f` to start it over)"
+        )
         return ret
     config = __salt__["kubeadm.init_config"](
         name,
@@ -89,14 +100,25 @@ def joined(name, control_plane, cri_socket, kubernetes_version):
     """
     Join this node to the cluster whose control plane is ``control_plane``,
     with join data that node published (encrypted for this node) in the mine;
-    no-op when already joined.
+    no-op when already joined to that cluster (its CA against the control
+    plane's); a node joined to another cluster is refused with what to do.
 
     name
         The node name registered in Kubernetes.
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
-    if __salt__["kubeadm.joined"]():
-        ret["comment"] = f"{name} has already joined the cluster"
+    check = __salt__["kubeadm.cluster_check"](control_plane)
+    if check["state"] == "other":
+        ret["result"] = False
+        ret["comment"] = (
+            f"{name} is {check['detail']}: it is not joined here. To move it to this cluster run "
+            f"`kubeadm reset -f` on {name} (it leaves the other cluster), then run the orchestration again"
+        )
+        return ret
+    if check["state"] in ("member", "unknown"):
+        ret["comment"] = f"{name} has already joined the cluster" + (
+            f" ({check['detail']})" if check["state"] == "unknown" else ""
+        )
         return ret
     return _predict_or_act(
         ret,

@@ -797,3 +797,64 @@ def inventory(sysfs_root="/sys", procfs_root="/proc", run_smi=None):
     if errors:
         result["error"] = "; ".join(errors)
     return result
+
+
+# ------------------------------------------------------- compute capability
+# CUDA compute capability (major, minor) when the driver does not report it
+# (no driver yet, or a grain from before the NVML key): by PCI device-id
+# range where one architecture spans several (GM107/GM108 5.0 vs 5.2; GP100
+# 6.0 vs 6.1; GA100 8.0 vs 8.6; GB100 10.0 vs GB20x 12.0; the Kepler chips),
+# else by architecture. Values from NVIDIA's CUDA C++ Programming Guide
+# ("Compute Capabilities": GPUs per compute capability) and CUDA GPUs list
+# (developer.nvidia.com/cuda-gpus); chips per id range from pci.ids.
+CC_RANGES = (
+    (0x0FC0, 0x0FFF, (3, 0)),  # GK107
+    (0x1000, 0x102C, (3, 5)),  # GK110 (Tesla K20, K40, GTX 780, TITAN)
+    (0x102D, 0x102D, (3, 7)),  # GK210 (Tesla K80)
+    (0x1180, 0x11FF, (3, 0)),  # GK104, GK106
+    (0x1280, 0x12FF, (3, 5)),  # GK208
+    (0x1340, 0x13BF, (5, 0)),  # GM107, GM108 (GTX 750 Ti, Quadro K620/K1200/K2200)
+    (0x15F0, 0x15FF, (6, 0)),  # GP100
+    (0x2080, 0x20FF, (8, 0)),  # GA100 (A100, A30, A800)
+    (0x2900, 0x29FF, (10, 0)),  # GB100, GB200 (B200, GB200)
+    (0x2B00, 0x2FFF, (12, 0)),  # GB202..GB207 (GeForce RTX 50, RTX PRO Blackwell)
+)
+CC_BY_ARCHITECTURE = {
+    "Maxwell": (5, 2),
+    "Pascal": (6, 1),
+    "Volta": (7, 0),
+    "Turing": (7, 5),
+    "Ampere": (8, 6),
+    "Ada": (8, 9),
+    "Hopper": (9, 0),
+}
+CC_NAME_PATTERNS = (
+    (re.compile(r"\bgtx 750|\bk(620|1200|2200)\b"), (5, 0)),
+    (re.compile(r"\bp100\b|\bgp100\b"), (6, 0)),
+    (re.compile(r"\ba(30|100|800)\b"), (8, 0)),
+    (re.compile(r"\brtx 50\d0|\brtx pro \d+ blackwell"), (12, 0)),
+    (re.compile(r"\bg?b(100|200)\b"), (10, 0)),
+    (re.compile(r"\bg?b300\b"), (10, 3)),
+    (re.compile(r"\bk80\b"), (3, 7)),
+    (re.compile(r"\bk(20|40)\b"), (3, 5)),
+)
+
+
+def compute_capability(pci_device_id=None, architecture=None, name=None):
+    """The CUDA compute capability of a GPU as "major.minor" ("6.1" for a
+    GTX 1080 Ti), from its PCI device id, else its name, else its
+    architecture; None when that does not decide it (an unknown Kepler or
+    Blackwell)."""
+    dev = device_id(pci_device_id)
+    if dev is not None:
+        for low, high, cc in CC_RANGES:
+            if low <= dev <= high:
+                return "%d.%d" % cc
+    norm = _norm_name(name) if name else ""
+    for rx, cc in CC_NAME_PATTERNS:
+        if norm and rx.search(norm):
+            return "%d.%d" % cc
+    arch = normalize_architecture(architecture) or architecture_of_id(dev) or architecture_of_name(name)
+    cc = CC_BY_ARCHITECTURE.get(arch)
+    return "%d.%d" % cc if cc else None
+

@@ -8,10 +8,12 @@
     reboot pending, install the driver (DKMS, for the running kernel), init
     the control plane, join the workers in batches, deploy the device plugin
     and labels, check every GPU node with a pod, and print a summary.
-    A node that fails is reported and left out; the others go on (the
-    k8snvidia runner keeps the per-node record). Jinja here renders once,
-    before any step: runtime data (join tokens, who needs a reboot) is read
-    by the steps themselves. -#}
+    The control plane goes first: its stages run on it alone, and when one
+    fails the run stops before any worker changes. A worker that fails is
+    reported and left out; the others go on (the k8snvidia runner keeps the
+    per-node record). The exit code is non-zero when a node failed.
+    Jinja here renders once, before any step: runtime data (join tokens, who
+    needs a reboot) is read by the steps themselves. -#}
 {%- set cfg = salt["pillar.get"]("k8snvidia", {}) %}
 {%- set nodes = cfg.get("nodes", {}) %}
 {%- set cluster = cfg.get("cluster", {}) %}
@@ -26,11 +28,35 @@
 {%- set prepare = ["host", "kernel", "nouveau", "docker", "nvidia.container_toolkit", "kubernetes"] %}
 {%- set batch = cluster.get("join_batch_size", 2) %}
 {%- set reboot_timeout = cluster.get("reboot_timeout", 900) %}
+{%- set reboot_grace = cluster.get("reboot_grace", 300) %}
+{%- set node_timeout = cluster.get("node_timeout", 120) %}
+{#- The run: the control plane's stages first (its node alone), then the
+    workers'. Each entry: (SLS id suffix, runner, its arguments). A stage of
+    the control plane that fails stops the run before any worker changes. #}
+{%- set cp = "control-plane" %}
+{%- set stages = [
+      ("prepare-control-plane", "k8snvidia.step", {"step_name": "prepare", "sls": prepare, "role": cp, "required": true}),
+      ("reboot-control-plane", "k8snvidia.reboot", {"role": cp, "required": true}),
+      ("driver-control-plane", "k8snvidia.step", {"step_name": "driver", "sls": ["nvidia.driver"], "gpu": true, "role": cp, "required": true}),
+      ("reboot-after-driver-control-plane", "k8snvidia.reboot", {"role": cp, "required": true}),
+      ("control-plane", "k8snvidia.step", {"step_name": "control-plane", "sls": ["kubernetes.master"], "role": cp, "required": true}),
+      ("prepare", "k8snvidia.step", {"step_name": "prepare", "sls": prepare, "role": "worker"}),
+      ("reboot", "k8snvidia.reboot", {"role": "worker"}),
+      ("driver", "k8snvidia.step", {"step_name": "driver", "sls": ["nvidia.driver"], "gpu": true, "role": "worker"}),
+      ("reboot-after-driver", "k8snvidia.reboot", {"role": "worker"}),
+      ("join-data", "k8snvidia.publish_join_data", {}),
+      ("join", "k8snvidia.step", {"step_name": "join", "sls": ["kubernetes.node"], "role": "worker", "batch": batch}),
+      ("gpu-facts", "k8snvidia.publish_gpu_facts", {}),
+      ("labels", "k8snvidia.step", {"step_name": "labels", "sls": ["kubernetes.master"], "role": cp}),
+      ("gpu-check", "k8snvidia.gpu_check", {}),
+    ] %}
 
 k8snvidia-orchestrate-validate:
   salt.runner:
     - name: cluster.validate
     - failhard: true
+
+{%- if opts.get("test") %}
 
 k8snvidia-orchestrate-sync:
   salt.function:
@@ -39,8 +65,6 @@ k8snvidia-orchestrate-sync:
     - tgt_type: list
     - require:
       - salt: k8snvidia-orchestrate-validate
-
-{%- if opts.get("test") %}
 {#- test=True: every node predicts its layers; nothing reboots or joins. #}
 
 k8snvidia-orchestrate-predict-prepare:
@@ -62,74 +86,44 @@ k8snvidia-orchestrate-predict-driver:
     - allow_fail: {{ gpu_nodes | length }}
 {%-   endif %}
 {%- else %}
+{#- begin: the lock (one orchestration at a time; failhard when another
+    runs), this run's record, and who answers; finish: the lock released and
+    the exit code (non-zero when a node failed or the run stopped). #}
 
 k8snvidia-orchestrate-begin:
   salt.runner:
     - name: k8snvidia.begin
+    - plan: {{ (stages | map(attribute=0) | list) | json }}
+    - node_timeout: {{ node_timeout }}
+    - failhard: true
     - require:
       - salt: k8snvidia-orchestrate-validate
 
-k8snvidia-orchestrate-prepare:
+k8snvidia-orchestrate-sync:
   salt.runner:
-    - name: k8snvidia.step
-    - step_name: prepare
-    - sls: {{ prepare | json }}
+    - name: k8snvidia.sync
+    - node_timeout: {{ node_timeout }}
+{%-   for sid, fun, args in stages %}
 
-k8snvidia-orchestrate-reboot:
+k8snvidia-orchestrate-{{ sid }}:
   salt.runner:
-    - name: k8snvidia.reboot
+    - name: {{ fun }}
+    - stage: {{ sid }}
+{%-     for key, val in args | dictsort %}
+    - {{ key }}: {{ val | json }}
+{%-     endfor %}
+{%-     if fun == "k8snvidia.reboot" %}
     - timeout: {{ reboot_timeout }}
-
-k8snvidia-orchestrate-driver:
-  salt.runner:
-    - name: k8snvidia.step
-    - step_name: driver
-    - sls: [nvidia.driver]
-    - gpu: true
-
-k8snvidia-orchestrate-reboot-after-driver:
-  salt.runner:
-    - name: k8snvidia.reboot
-    - timeout: {{ reboot_timeout }}
-
-k8snvidia-orchestrate-control-plane:
-  salt.runner:
-    - name: k8snvidia.step
-    - step_name: control-plane
-    - sls: [kubernetes.master]
-    - role: control-plane
-    - required: true
-    - failhard: true
-
-k8snvidia-orchestrate-join-data:
-  salt.runner:
-    - name: k8snvidia.publish_join_data
-    - failhard: true
-
-k8snvidia-orchestrate-join:
-  salt.runner:
-    - name: k8snvidia.step
-    - step_name: join
-    - sls: [kubernetes.node]
-    - role: worker
-    - batch: {{ batch }}
-
-k8snvidia-orchestrate-gpu-facts:
-  salt.runner:
-    - name: k8snvidia.publish_gpu_facts
-
-k8snvidia-orchestrate-labels:
-  salt.runner:
-    - name: k8snvidia.step
-    - step_name: labels
-    - sls: [kubernetes.master]
-    - role: control-plane
-
-k8snvidia-orchestrate-gpu-check:
-  salt.runner:
-    - name: k8snvidia.gpu_check
+    - grace: {{ reboot_grace }}
+{%-     endif %}
+    - node_timeout: {{ node_timeout }}
+{%-   endfor %}
 
 k8snvidia-orchestrate-summary:
   salt.runner:
     - name: k8snvidia.summary
+
+k8snvidia-orchestrate-finish:
+  salt.runner:
+    - name: k8snvidia.finish
 {%- endif %}

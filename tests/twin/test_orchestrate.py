@@ -182,3 +182,111 @@ def test_failed_join_is_left_out_then_fixed_and_a_new_node_joins_alone(twin, tmp
     assert steps["prepare"]["changes"] == 0 and steps["control-plane"]["changes"] == 0, steps
     assert summary["cluster-master"]["reboots"] == 0
     assert pathlib.Path(pillar).exists()
+
+
+def _pillar_with(tmp_path, **cluster_keys):
+    dst = _pillar_copy(tmp_path)
+    data = yaml.safe_load((dst / "cluster.sls").read_text())
+    data["k8snvidia"].setdefault("cluster", {}).update(cluster_keys)
+    (dst / "cluster.sls").write_text(yaml.safe_dump(data, sort_keys=False))
+    return dst
+
+
+def _with_faults(faults):
+    cluster = copy.deepcopy(SEED)
+    for node in cluster["nodes"]:
+        if node["id"] in faults:
+            node["faults"] = faults[node["id"]]
+    return cluster
+
+
+def test_faults_name_the_nodes_the_others_finish_and_a_rerun_converges(twin, tmp_path):
+    """A minion down at the start, a node that comes back from its reboot
+    only after the others went on, a node joined to another cluster: each is
+    named with its reason, the others finish, the exit code is non-zero; once
+    the faults are cleared a re-run finishes them and changes nothing on the
+    healthy nodes."""
+    cluster = _with_faults({"node-109": {"minion_down_at_start": True},
+                            "node-110": {"returns_late_from_reboot": 90},
+                            "node-106": {"joined_to_another_cluster": True}})
+    pillar = _pillar_with(tmp_path, reboot_grace=15, node_timeout=30)
+    twin.up(cluster, pillar=pillar, fresh=True)
+    proc = _orchestrate(twin)
+    assert proc.returncode != 0
+    record = _run_record(twin)
+    summary = record["summary"]
+    failed = {n: v["failed"] for n, v in summary.items() if v["failed"]}
+    assert sorted(failed) == ["node-106", "node-109", "node-110"], failed
+    assert failed["node-109"].startswith("begin: not reachable at the start"), failed
+    assert failed["node-110"].startswith("reboot: not back 15s after the other rebooted nodes"), failed
+    assert failed["node-106"].startswith("join:") and "another cluster" in failed["node-106"], failed
+    assert "`kubeadm reset -f` on node-106" in failed["node-106"]
+    for node in ("cluster-master", "node-105"):
+        assert summary[node]["joined"] and not summary[node]["failed"], (node, summary[node])
+    assert not summary["node-106"]["joined"]  # trusts another CA: not a member here
+    # the finish step names them (the orchestration's own output)
+    for node in failed:
+        assert f"{node} failed at" in proc.stdout
+    # clear the faults: start the minion, reset the moved node, wait for the late one
+    twin.twin.start_minion("node-109")
+    twin.twin.wait_ready(timeout=120, nodes=["node-109"])
+    assert twin.node_exec("node-106", "kubeadm reset -f").returncode == 0
+    twin.wait_rebooted("node-110", 0, timeout=300)
+    proc = _orchestrate(twin)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    record = _run_record(twin)
+    summary = record["summary"]
+    assert all(v["joined"] and not v["failed"] for v in summary.values()), summary
+    assert summary["node-105"]["changes"] == 0, summary
+    # the control plane changes only the labels of the nodes that joined now
+    steps = record["nodes"]["cluster-master"]["steps"]
+    assert steps["prepare"]["changes"] == 0 and steps["control-plane"]["changes"] == 0, steps
+
+
+def test_one_run_at_a_time_and_ctrl_c_stops_between_steps(twin, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    twin.up(SEED, fresh=True)
+    cmd = twin.twin.salt_cmd("salt-run", "state.orchestrate", "cluster", "--out=json", "--log-level=quiet")
+    first = subprocess.Popen(cmd, cwd=twin.twin.run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, PYTHONPATH=""))
+    record_path = twin.run_dir / "master/var/cache/salt/master/k8snvidia/run.json"
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            try:
+                log = json.loads(record_path.read_text()).get("log") or []
+            except (OSError, ValueError):
+                log = []
+            if any("[prepare] applying" in line for line in log):
+                break
+            time.sleep(1)
+        else:
+            raise AssertionError("the first orchestration never reached its prepare step")
+        run_id = json.loads(record_path.read_text())["id"]
+        # a second orchestration meanwhile: refused at once, the first's record kept
+        second = _orchestrate(twin)
+        assert second.returncode != 0
+        assert "another orchestration is running (pid " in second.stdout, second.stdout[-2000:]
+        assert json.loads(record_path.read_text())["id"] == run_id
+        first.send_signal(signal.SIGINT)  # Ctrl-C
+        out, _ = first.communicate(timeout=900)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode != 0
+    record = json.loads(record_path.read_text())
+    assert record["stopped"].startswith("SIGINT received"), record.get("stopped")
+    assert record["not_done"] and "gpu-check" in record["not_done"], record["not_done"]
+    assert record["summary"] and any("not done:" in line for line in record["log"])
+    runs = sorted(p.name for p in (record_path.parent / "runs").iterdir())
+    assert f"{run_id}.json" in runs
+    assert not (record_path.parent / "orchestrate.lock").exists()
+    # the re-run finishes it
+    proc = _orchestrate(twin)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    summary = _run_record(twin)["summary"]
+    assert all(v["joined"] and not v["failed"] for v in summary.values()), summary

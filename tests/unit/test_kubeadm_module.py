@@ -8,6 +8,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from salt.exceptions import CommandExecutionError
 
 from tests.conftest import load_source
 
@@ -96,11 +97,63 @@ def test_join_data_is_encrypted_per_worker_and_decrypts_only_there(cluster):
     assert TOKEN not in repr(data) and HASH not in repr(data)
     assert list(data["for"]) == ["node-110"] and data["missing"] == []
     mine[("cluster-master", cp.MINE_JOIN)] = data
-    secret = worker.join_secret("cluster-master")
+    secret = worker._join_secret("cluster-master")
     assert secret["token"] == TOKEN and secret["ca_cert_hash"] == HASH
     assert secret["endpoint"] == "192.168.0.113:6443"
-    with pytest.raises(ValueError):
-        cp._decrypt(data["for"]["node-110"])  # the control plane's key cannot read it
+    with pytest.raises(CommandExecutionError, match="does not open with this minion's key"):
+        cp._decrypt(data["for"]["node-110"], "node-110")  # the control plane's key cannot read it
+    with pytest.raises(CommandExecutionError, match="does not open"):
+        worker._decrypt(data["for"]["node-110"], "node-105")  # bound to its recipient
+
+
+def test_join_data_with_a_dns_endpoint_fits(cluster):
+    """A real control-plane endpoint is a DNS name: the join data is then
+    longer than the 190 bytes RSA-OAEP takes with a 2048-bit key."""
+    cp, worker, mine, _ = cluster
+    endpoint = "k8s-control-plane.gpu-lab.datacenter.example-university.internal:6443"
+    line = JOIN_LINE.replace("192.168.0.113:6443", endpoint)
+    run_all = cp.__salt__["cmd.run_all"]
+    cp.__salt__["cmd.run_all"] = lambda args, **kw: (
+        {"retcode": 0, "stdout": line, "stderr": ""} if args[1:3] == ["token", "create"] else run_all(args, **kw)
+    )
+    data = cp.join_data()
+    assert "error" not in data and list(data["for"]) == ["node-110"]
+    mine[("cluster-master", cp.MINE_JOIN)] = data
+    secret = worker._join_secret("cluster-master")
+    assert secret["endpoint"] == endpoint and secret["token"] == TOKEN
+    assert TOKEN not in repr(data) and endpoint not in repr(data)
+
+
+def test_envelope_carries_a_large_payload(cluster):
+    cp, worker, _, _ = cluster
+    payload = {"blob": "x" * 65536, "endpoint": "a" * 253 + ":6443"}
+    sealed = cp._encrypt(worker.pubkey(), payload, "node-110")
+    assert sealed["alg"] == "RSA-OAEP-256+A256GCM" and "xxxx" not in repr(sealed)
+    assert worker._decrypt(sealed, "node-110") == payload
+    with pytest.raises(CommandExecutionError, match="not in the RSA-OAEP-256"):
+        worker._decrypt("bm90IGEgZW52ZWxvcGU=", "node-110")  # the old, RSA-only format
+
+
+def test_no_public_function_returns_the_token(cluster):
+    """Every public function's return lands in Salt's job cache: none may hand
+    out the join token (join data is only ever returned encrypted)."""
+    import inspect
+
+    cp, worker, mine, _ = cluster
+    mine[("cluster-master", cp.MINE_JOIN)] = cp.join_data()
+    public = {n: f for n, f in vars(worker).items()
+              if inspect.isfunction(f) and not n.startswith("_") and f.__module__ == worker.__name__}
+    assert "join_secret" not in public and "join" in public and "join_data" in public
+    for mod in (cp, worker):
+        for name in public:
+            fn = getattr(mod, name)
+            params = inspect.signature(fn).parameters
+            args = ["cluster-master"] * len([p for p in params.values() if p.default is p.empty])
+            try:
+                ret = fn(*args)
+            except Exception as exc:  # noqa: BLE001 - a failure returns nothing
+                ret = str(exc)
+            assert TOKEN not in repr(ret) and TOKEN.split(".")[1] not in repr(ret), (mod.__name__, name)
 
 
 def test_join_writes_config_then_removes_it_and_returns_no_secret(cluster, tmp_path, monkeypatch):
@@ -154,8 +207,8 @@ def test_states_predict_and_act(test_mode):
     acted = []
     st.__opts__ = {"test": test_mode}
     st.__salt__ = {
-        "kubeadm.initialized": lambda: False,
-        "kubeadm.joined": lambda: False,
+        "kubeadm.status": lambda: {"state": "absent", "detail": ""},
+        "kubeadm.cluster_check": lambda cp: {"state": "absent", "detail": ""},
         "kubeadm.init_config": lambda *a, **k: "cfg",
         "kubeadm.init": lambda cfg: acted.append("init") or {"result": True, "comment": "ok"},
         "kubeadm.join": lambda *a: acted.append("join") or {"result": True, "comment": "ok"},
@@ -167,8 +220,8 @@ def test_states_predict_and_act(test_mode):
     else:
         assert r1["result"] and r2["result"] and acted == ["init", "join"]
     assert r1["changes"] and r2["changes"]
-    st.__salt__["kubeadm.initialized"] = lambda: True
-    st.__salt__["kubeadm.joined"] = lambda: True
+    st.__salt__["kubeadm.status"] = lambda: {"state": "ready", "detail": ""}
+    st.__salt__["kubeadm.cluster_check"] = lambda cp: {"state": "member", "detail": ""}
     assert st.initialized("cluster-master", "a", "1.34.2", "p", "s", "c")["changes"] == {}
     assert st.joined("node-110", "cluster-master", "sock", "1.34.2")["changes"] == {}
 
@@ -202,3 +255,156 @@ def test_manifest_applied_only_when_changed_and_retried_after_a_failure(tmp_path
     assert ret["result"] is True and ret["changes"] == {} and len(applied) == 1
     manifest.write_text("kind: DaemonSet\nmetadata: {name: x}\n")
     assert st.manifest_applied(str(manifest))["changes"] and len(applied) == 2
+
+
+# ---------------------------------------------------------------- GPU labels
+def _labels_mod(with_table=True):
+    mod = load_source("_modules/kubeadm.py", "kubeadm_labels")
+    if with_table:
+        table = load_source("_utils/nvidia_gpu.py", "nvidia_gpu_for_labels")
+        mod.__utils__ = {"nvidia_gpu.compute_capability": table.compute_capability}
+    return mod
+
+
+GTX = {"driver_version": "580.95.05", "cuda_version": "13.0",
+       "gpus": [{"name": "NVIDIA GeForce GTX 1080 Ti", "pci_device_id": "0x1b06", "architecture": "Pascal",
+                 "memory_mib": 11264}]}
+
+
+def test_gpu_labels_are_gfds_for_a_pascal_card_without_nvml_compute_capability():
+    labels = _labels_mod().gpu_labels(GTX)
+    assert labels == {
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/gpu.count": "1",
+        "nvidia.com/gpu.product": "NVIDIA-GeForce-GTX-1080-Ti",
+        "nvidia.com/gpu.memory": "11264",
+        "nvidia.com/gpu.family": "pascal",
+        "nvidia.com/gpu.compute.major": "6",
+        "nvidia.com/gpu.compute.minor": "1",
+        "nvidia.com/cuda.driver-version.full": "580.95.05",
+        "nvidia.com/cuda.driver-version.major": "580",
+        "nvidia.com/cuda.driver-version.minor": "95",
+        "nvidia.com/cuda.driver-version.revision": "05",
+        "nvidia.com/cuda.runtime-version.major": "13",
+        "nvidia.com/cuda.runtime-version.minor": "0",
+        "nvidia.com/cuda.runtime-version.full": "13.0",
+    }
+
+
+@pytest.mark.parametrize(
+    ("gpu", "family", "cc"),
+    [
+        ({"name": "NVIDIA GeForce RTX 4090", "pci_device_id": "0x2684", "architecture": "Ada"}, "ada-lovelace", "8.9"),
+        ({"name": "NVIDIA H200", "architecture": "Hopper", "compute_capability": "9.0"}, "hopper", "9.0"),
+        ({"name": "NVIDIA A100-SXM4-80GB", "pci_device_id": "0x20b2", "architecture": "Ampere"}, "ampere", "8.0"),
+        ({"name": "NVIDIA GeForce RTX 3090", "pci_device_id": "0x2204", "architecture": "Ampere"}, "ampere", "8.6"),
+        ({"name": "Tesla T4", "pci_device_id": "0x1eb8", "architecture": "Turing"}, "turing", "7.5"),
+        ({"name": "Tesla V100-SXM2-16GB", "pci_device_id": "0x1db1", "architecture": "Volta"}, "volta", "7.0"),
+        ({"name": "NVIDIA GeForce RTX 5090", "pci_device_id": "0x2b85", "architecture": "Blackwell"}, "blackwell",
+         "12.0"),
+        ({"name": "NVIDIA B200", "pci_device_id": "0x2901", "architecture": "Blackwell"}, "blackwell", "10.0"),
+        ({"name": "NVIDIA GeForce GTX 750 Ti", "pci_device_id": "0x1380", "architecture": "Maxwell"}, "maxwell", "5.0"),
+        ({"name": "Tesla K80", "pci_device_id": "0x102d", "architecture": "Kepler"}, "kepler", "3.7"),
+    ],
+)
+def test_gpu_family_and_compute_capability_follow_gfd(gpu, family, cc):
+    labels = _labels_mod().gpu_labels({"gpus": [gpu]})
+    assert labels["nvidia.com/gpu.family"] == family
+    assert f"{labels['nvidia.com/gpu.compute.major']}.{labels['nvidia.com/gpu.compute.minor']}" == cc
+
+
+def test_nvml_compute_capability_wins_and_unknown_gives_no_family():
+    mod = _labels_mod()
+    gpu = dict(GTX["gpus"][0], compute_capability="6.1")
+    assert mod.gpu_labels({"gpus": [gpu]})["nvidia.com/gpu.compute.minor"] == "1"
+    unknown = {"gpus": [{"name": "Graphics Device", "pci_device_id": "0x0a20", "architecture": None}]}
+    labels = mod.gpu_labels(unknown)  # GFD: compute major 0 -> no family labels
+    assert "nvidia.com/gpu.family" not in labels and labels["nvidia.com/gpu.present"] == "true"
+    # no table loaded (utils not synced): NVML's value alone
+    assert "nvidia.com/gpu.family" not in _labels_mod(with_table=False).gpu_labels(GTX)
+
+
+def test_gpu_product_is_sanitised_like_gfd_and_shared_when_time_sliced():
+    mod = _labels_mod()
+    odd = {"gpus": [{"name": "NVIDIA  RTX A6000 (rev/2)", "architecture": "Ampere"}]}
+    assert mod.gpu_labels(odd)["nvidia.com/gpu.product"] == "NVIDIA-RTX-A6000-rev2"
+    shared = mod.gpu_labels(GTX, replicas=4)
+    assert shared["nvidia.com/gpu.product"] == "NVIDIA-GeForce-GTX-1080-Ti-SHARED"
+    assert shared["nvidia.com/gpu.replicas"] == "4" and shared["nvidia.com/gpu.sharing-strategy"] == "time-slicing"
+
+
+# ------------------------------------------------- joined, to which cluster
+def _ca_pem():
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def test_joined_is_checked_against_this_clusters_ca(cluster, tmp_path, monkeypatch):
+    import hashlib
+
+    from cryptography import x509
+
+    cp, worker, mine, _ = cluster
+    kube = tmp_path / "worker-kube"
+    (kube / "pki").mkdir(parents=True)
+    monkeypatch.setattr(worker, "KUBELET_CONF", str(kube / "kubelet.conf"))
+    monkeypatch.setattr(worker, "CA_CERT", str(kube / "pki/ca.crt"))
+    assert worker.cluster_check("cluster-master")["state"] == "absent"
+    ours, theirs = _ca_pem(), _ca_pem()
+    spki = x509.load_pem_x509_certificate(ours).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    our_hash = "sha256:" + hashlib.sha256(spki).hexdigest()
+    line = JOIN_LINE.replace(HASH, our_hash)
+    run_all = cp.__salt__["cmd.run_all"]
+    cp.__salt__["cmd.run_all"] = lambda args, **kw: (
+        {"retcode": 0, "stdout": line, "stderr": ""} if args[1:3] == ["token", "create"] else run_all(args, **kw))
+    (kube / "kubelet.conf").write_text("apiVersion: v1\nkind: Config\n")
+    (kube / "pki/ca.crt").write_bytes(theirs)
+    assert worker.cluster_check("cluster-master")["state"] == "unknown"  # no join data yet
+    mine[("cluster-master", cp.MINE_JOIN)] = cp.join_data()
+    check = worker.cluster_check("cluster-master")
+    assert check["state"] == "other" and "joined to another cluster" in check["detail"]
+    assert TOKEN not in repr(check)
+    st = load_source("_states/kubeadm.py", "kubeadm_state_cluster_check")
+    st.__opts__ = {"test": False}
+    st.__salt__ = {"kubeadm.cluster_check": worker.cluster_check,
+                   "kubeadm.join": lambda *a: pytest.fail("must not join a node of another cluster")}
+    ret = st.joined("node-110", "cluster-master", "sock", "1.34.2")
+    assert ret["result"] is False and "`kubeadm reset -f` on node-110" in ret["comment"] and not ret["changes"]
+    (kube / "pki/ca.crt").write_bytes(ours)
+    assert worker.cluster_check("cluster-master")["state"] == "member"
+    assert worker.ca_hash() == our_hash
+    ret = st.joined("node-110", "cluster-master", "sock", "1.34.2")
+    assert ret["result"] is True and ret["changes"] == {}
+
+
+def test_cluster_check_reaches_the_mine_from_a_loader_without_it(cluster, tmp_path, monkeypatch):
+    """Salt 3008's split loaders: after kubeadm.* served wire calls, a state
+    run's kubeadm module saw KeyError 'mine.get' (main job, second run). The
+    check then loads the mine module itself, and never fails a joined node."""
+    cp, worker, mine, _ = cluster
+    kube = tmp_path / "kube-split"
+    (kube / "pki").mkdir(parents=True)
+    monkeypatch.setattr(worker, "KUBELET_CONF", str(kube / "kubelet.conf"))
+    monkeypatch.setattr(worker, "CA_CERT", str(kube / "pki/ca.crt"))
+    (kube / "kubelet.conf").write_text("apiVersion: v1\nkind: Config\n")
+    (kube / "pki/ca.crt").write_bytes(_ca_pem())
+    mine[("cluster-master", cp.MINE_JOIN)] = cp.join_data()
+    real_get = worker.__salt__["mine.get"]
+    del worker.__salt__["mine.get"]
+    monkeypatch.setattr(worker.salt.loader, "minion_mods", lambda opts: {"mine.get": real_get}, raising=False)
+    assert worker.cluster_check("cluster-master")["state"] == "other"  # its CA is not the join data's
+    monkeypatch.setattr(worker.salt.loader, "minion_mods", lambda opts: {}, raising=False)
+    check = worker.cluster_check("cluster-master")
+    assert check["state"] == "unknown" and "KeyError" in check["detail"]

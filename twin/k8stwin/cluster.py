@@ -42,6 +42,8 @@ FAULTS = {
     "never_returns_from_reboot",
     "minion_down_at_start",
     "kubeadm_join_fails",
+    "returns_late_from_reboot",
+    "joined_to_another_cluster",
 }
 NODE_KEYS = {"id", "os", "kernel", "gpus", "faults", "ip", "role", "cpus", "memory_mib"}
 
@@ -293,6 +295,8 @@ class Twin:
                 "cluster_dir": self.path("cluster"),
             }
             _write_json(os.path.join(ndir, "node.json"), node_json)
+            if node["faults"].get("joined_to_another_cluster"):
+                self._join_elsewhere(nid)
             _write_json(os.path.join(ndir, "state.json"),
                         {"kernel": {"running": node["kernel"]}, "reboots": 0, "modules": [], "services": {}})
             open(os.path.join(ndir, "commands.jsonl"), "w").close()
@@ -315,6 +319,38 @@ class Twin:
         open(self.path("events.jsonl"), "w").close()
         open(self.path("runs.jsonl"), "w").close()
         return info
+
+    def _join_elsewhere(self, nid):
+        """The joined_to_another_cluster fault: the node comes with what
+        ``kubeadm join`` to another cluster leaves (kubelet.conf, the CA of
+        that cluster), as a machine moved from another room would."""
+        from . import kube
+        from .machine import layer_name
+
+        ca_pem, ca_hash = kube.new_ca()
+        other = {"control_plane": {"ca_pem": ca_pem, "ca_hash": ca_hash, "endpoint": "10.99.0.10:6443",
+                                   "cluster_name": "kubernetes"}}
+        etc = self.path("disks", nid, layer_name("/etc"), "upper", "kubernetes")
+        os.makedirs(os.path.join(etc, "pki"), exist_ok=True)
+        with open(os.path.join(etc, "kubelet.conf"), "w", encoding="utf-8") as fh:
+            fh.write(kube.kubeconfig_text(other, f"system:node:{nid}"))
+        os.chmod(os.path.join(etc, "kubelet.conf"), 0o600)
+        with open(os.path.join(etc, "pki", "ca.crt"), "w", encoding="utf-8") as fh:
+            fh.write(ca_pem)
+
+    def restart_master(self, wait=True, timeout=120):
+        """Restart the salt-master (the supervisor does it), as a master
+        host's reboot or a package upgrade would; minions reconnect."""
+        before = len(self._events(None, "master_up"))
+        open(self.path("master.restart"), "w").close()
+        if not wait:
+            return
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if len(self._events(None, "master_up")) > before:
+                return
+            time.sleep(0.5)
+        raise TwinError(f"the salt-master did not restart within {timeout}s")
 
     def _register_kube_nodes(self, nodes):
         """Tell the twin's Kubernetes emulation (k8stwin.kube, if there) where
@@ -769,6 +805,8 @@ class Supervisor:
         self.machines = {}  # id -> Popen
         self.boots = {}  # id -> number of boots started
         self.pending = {}  # id -> (request, first seen)
+        self.late = {}  # id -> when a node with returns_late_from_reboot boots again
+        self.late_done = set()
         owner = os.environ.get("K8STWIN_OWNER_PID", "")
         self.owner = int(owner) if owner.isdigit() else None
 
@@ -800,6 +838,23 @@ class Supervisor:
         time.sleep(1)
         open(self.twin.path("master.ready"), "w").close()
         self.event(None, "master_up", pid=self.master.pid)
+
+    def restart_master(self):
+        os.unlink(self.twin.path("master.restart"))
+        self.event(None, "master_restart", pid=self.master.pid)
+        try:
+            os.unlink(self.twin.path("master.ready"))
+        except FileNotFoundError:
+            pass
+        try:
+            os.killpg(self.master.pid, signal.SIGTERM)
+            self.master.wait(30)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(self.master.pid, signal.SIGKILL)
+            self.master.wait()
+        self.start_master()
 
     def spec(self, node, mode, start_minion):
         ni = self.info["node_info"][node]
@@ -933,6 +988,14 @@ class Supervisor:
             self.event(node, "poweroff")
             return
         self.event(node, "reboot", by=req.get("by"))
+        late = self.info["node_info"][node]["faults"].get("returns_late_from_reboot")
+        if late and node not in self.late_done:
+            # once: down for `late` seconds (true time), then it boots
+            self.late_done.add(node)
+            self.late[node] = now + float(late if not isinstance(late, bool) else 120)
+            self.set_state(node, "down")
+            self.event(node, "returns_late", after=round(self.late[node] - now, 1))
+            return
         if self.info["node_info"][node]["faults"].get("never_returns_from_reboot"):
             self.set_state(node, "down")
             self.event(node, "stays_down")
@@ -963,6 +1026,11 @@ class Supervisor:
                         self.event(node, "machine_exited", rc=proc.returncode)
                     if proc is not None or os.path.exists(os.path.join(self.twin.node_dir(node), "power.request")):
                         self.handle_power(node)
+                    if node in self.late and time.time() >= self.late[node]:
+                        self.late.pop(node)
+                        self.boot(node, "reboot")
+                if os.path.exists(self.twin.path("master.restart")):
+                    self.restart_master()
                 if self.master.poll() is not None:
                     self.event(None, "master_exited", rc=self.master.returncode)
                     break

@@ -77,6 +77,12 @@ def orchestrate(twin, label, timeout):
     rc = proc.returncode if proc is not None else 124
     if rc != 0:
         out = (proc.stdout if proc is not None else "") or ""
+        record = _load(path)
+        bad = {n: v.get("failed") for n, v in sorted((record.get("nodes") or {}).items()) if v.get("failed")}
+        if bad:
+            _say(f"   orchestration rc {rc}; failed nodes: " + "; ".join(f"{n} ({why})" for n, why in bad.items()))
+        if record.get("stopped"):
+            _say(f"   run stopped: {record['stopped']}")
         _say(f"   orchestration rc {rc}; failed steps:")
         try:
             data = json.loads(out)
@@ -153,6 +159,13 @@ def main(argv=None):
         changed = {n: v["changes_second_run"] for n, v in report["nodes"].items() if v["changes_second_run"]}
         _say("== second run: " + ("no changes" if not changed else f"changes on {changed}"))
         rc = first_rc or second_rc
+        failed = {n: v["failed"] for n, v in report["nodes"].items() if v["failed"]}
+        stopped = second.get("stopped") or (first.get("stopped") if not second else None)
+        if failed or stopped:
+            rc = rc or 1
+            _say("== FAILED: " + "; ".join([f"{n}: {why}" for n, why in sorted(failed.items())]
+                                            + ([f"run stopped: {stopped}"] if stopped else [])))
+        report["failed"] = failed
     except TwinError as exc:
         _say(f"twin: {exc}")
         rc = 1

@@ -638,6 +638,24 @@ def _kubelet_files(version, socket, extra_args=None):
     fs.write("/var/lib/kubelet/kubeadm-flags.env", 'KUBELET_KUBEADM_ARGS="' + " ".join(flags) + '"\n')
 
 
+KUBELET_CLIENT_PEM = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+
+
+def _kubelet_finalize(pseudo, node_name):
+    """kubeadm init's kubelet-finalize phase (phases/init/kubeletfinalize.go):
+    the kubelet's rotated client certificate, and kubelet.conf pointing at it
+    (user ``default-auth``, ``client-certificate``/``client-key`` paths instead
+    of embedded data). Only an init that got this far has it; reset removes
+    both (kubelet.conf, /var/lib/kubelet)."""
+    ca_hash = pseudo["control_plane"]["ca_hash"]
+    fs.write(KUBELET_CLIENT_PEM, f"-----BEGIN CERTIFICATE-----\n(twin system:node:{node_name} {ca_hash})\n"
+             "-----END CERTIFICATE-----\n", 0o600)
+    text = kube.kubeconfig_text(pseudo, "default-auth").split("users:\n")[0] + (
+        "users:\n- name: default-auth\n  user:\n"
+        f"    client-certificate: {KUBELET_CLIENT_PEM}\n    client-key: {KUBELET_CLIENT_PEM}\n")
+    fs.write("/etc/kubernetes/kubelet.conf", text, 0o600)
+
+
 def _start_kubelet(role, cluster_uid, healthy=True):
     """kubeadm's kubelet-start: (re)starts the kubelet service (not enabling it)."""
     with state.locked() as st:
@@ -870,6 +888,7 @@ def _do_init(opts, ver, st, node_name, socket, advertise, port, cp_endpoint, pod
     out('[bootstrap-token] Creating the "cluster-info" ConfigMap in the "kube-public" namespace')
     out('[kubelet-finalize] Updating "/etc/kubernetes/kubelet.conf" to point to a rotatable kubelet client '
         "certificate and key")
+    _kubelet_finalize(pseudo, node_name)
     out("[addons] Applied essential addon: CoreDNS")
     out("[addons] Applied essential addon: kube-proxy")
     with kube.locked() as cluster:
@@ -1224,6 +1243,25 @@ RESET_FLAGS = {"force": "bool", "cri-socket": "str", "ignore-preflight-errors": 
                "config": "str", **GLOBAL}
 
 
+def _reset_dirs(opts):
+    """cleanupnode.go: the manifests, the kubelet's run directory, the
+    certificates directory, and /etc/kubernetes/tmp with --cleanup-tmp-dir.
+    Everything else in /etc/kubernetes (files kubeadm did not write) stays."""
+    dirs = ["/etc/kubernetes/manifests", "/var/lib/kubelet", opts.get("cert-dir") or "/etc/kubernetes/pki"]
+    if opts.get("cleanup-tmp-dir"):
+        dirs.append("/etc/kubernetes/tmp")
+    return dirs
+
+
+def _reset_dry_run(opts):
+    out("[reset] Would stop the kubelet service")
+    out('[reset] Would unmount mounted directories in "/var/lib/kubelet"')
+    out("[reset] Would remove Kubernetes-managed containers")
+    out(f"[reset] Would delete contents of directories: [{' '.join(_reset_dirs(opts))}]")
+    out(f"[reset] Would delete files: [{' '.join(f'/etc/kubernetes/{c}' for c in KUBECONFIGS)}]")
+    return 0
+
+
 def cmd_reset(args, kver):
     opts, pos = parse(args, RESET_FLAGS, dict(GSHORT, f="force"))
     if not opts.get("force"):
@@ -1235,6 +1273,8 @@ def cmd_reset(args, kver):
     st = state.read()
     was_cp = (st.get("kubeadm") or {}).get("role") == "control-plane"
     out("[preflight] Running pre-flight checks")
+    if opts.get("dry-run"):
+        return _reset_dry_run(opts)
     if fs.exists("/var/lib/etcd"):
         fs.remove("/var/lib/etcd")
         fs.makedirs("/var/lib/etcd")
@@ -1246,7 +1286,7 @@ def cmd_reset(args, kver):
                 st["services"][unit]["active"] = False
         st.pop("kubeadm", None)
     out('[reset] Unmounting mounted directories in "/var/lib/kubelet"')
-    dirs = ["/etc/kubernetes/manifests", "/var/lib/kubelet", "/etc/kubernetes/pki"]
+    dirs = _reset_dirs(opts)
     out(f"[reset] Deleting contents of directories: [{' '.join(dirs)}]")
     for d in dirs:
         for name in fs.listdir(d):

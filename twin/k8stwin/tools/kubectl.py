@@ -584,8 +584,37 @@ def _collect(cluster, kind, ns, all_ns):
     return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])), namespaced
 
 
+RAW_OK = ("/readyz", "/livez", "/healthz")
+
+
+def _get_raw(opts, pos):
+    """``kubectl get --raw PATH``: the API server's health endpoints answer
+    ``ok`` (``?verbose`` lists the checks), ``/version`` its version; any other
+    path is NotFound."""
+    if pos:
+        raise Fail("error: arguments may not be passed when --raw is specified")
+    cluster = connect(opts)
+    path, _, query = opts["raw"].partition("?")
+    if path in RAW_OK:
+        if "verbose" in query:
+            for check in ("ping", "log", "etcd", "informer-sync", "poststarthook/start-apiextensions-controllers"):
+                out(f"[+]{check} ok")
+            out(f"{path[1:]} check passed")
+        else:
+            sys.stdout.write("ok")
+        return 0
+    if path == "/version":
+        major, minor, patch = kube.parse_version(cluster["control_plane"]["version"])
+        out(json.dumps({"major": str(major), "minor": str(minor), "gitVersion": f"v{major}.{minor}.{patch}"},
+                       indent=2))
+        return 0
+    raise Fail("Error from server (NotFound): the server could not find the requested resource")
+
+
 def cmd_get(args):
     opts, pos = parse(args, GET_FLAGS, GET_SHORT)
+    if opts.get("raw"):
+        return _get_raw(opts, pos)
     cluster = connect(opts)
     ns = opts.get("namespace") or "default"
     all_ns = bool(opts.get("all-namespaces"))
