@@ -331,42 +331,35 @@ def here_view():
 
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 DOCKER_DAEMON_JSON = "/etc/docker/daemon.json"
-CRI_PLUGIN = {1: "cri", 2: "io.containerd.grpc.v1.cri", 3: "io.containerd.cri.v1.runtime"}
+CRI_PLUGIN = {1: "cri", 2: "io.containerd.grpc.v1.cri", 3: "io.containerd.cri.v1.runtime",
+              4: "io.containerd.cri.v1.runtime"}
 
 
 def containerd_effective(v):
-    """(merged config dict, version, error) of a node's containerd: the main
-    file plus its ``imports`` globs (containerd merges them, later wins)."""
-    from . import tomlw
+    """(merged config, version, error) of a node's containerd: config.toml
+    and its imports loaded as the node's containerd release loads them
+    (tools/containerd.load: plugin sections replaced (1.x) or merged (2.x),
+    version and plugin-id checks, 2.x's migration of version 2 files);
+    ``error`` is the message containerd exits with."""
+    from .tools import containerd as ctd
 
-    text = v.read_file(CONTAINERD_CONFIG)
-    if text is None:
-        return {}, 2, None
+    ver = parse_version(package_version(v.state, "containerd.io", "containerd")) or (1, 7, 28)
     try:
-        main = tomlw.loads(text)
-    except Exception as exc:  # noqa: BLE001 - any parse error: containerd would not start
+        cfg, version = ctd.load(v.read_file, v.glob, ver)
+    except ctd.LoadError as exc:
         return {}, 2, str(exc)
-    merged = dict(main)
-    for pattern in main.get("imports") or []:
-        for rel in v.glob(pattern):
-            try:
-                merged = tomlw.merge(merged, tomlw.loads(v.read_file(rel) or ""))
-            except Exception as exc:  # noqa: BLE001
-                return merged, int(main.get("version") or 2), f"{rel}: {exc}"
-    version = main.get("version")
-    if not version:
-        # containerd 1.x reads an unversioned file as version 1 ("cri" plugin)
-        version = 2 if "io.containerd.grpc.v1.cri" in (main.get("plugins") or {}) else 1
-    return merged, int(version), None
+    return cfg, version, None
 
 
 def runtime_facts(v):
     """What the runtimes of a node would run containers with."""
     facts = {}
+    from .tools import containerd as ctd
+
     cfg, version, error = containerd_effective(v)
-    plugin = CRI_PLUGIN.get(version, "io.containerd.grpc.v1.cri")
-    plugins = cfg.get("plugins") or {}
-    cri = plugins.get(plugin) or {}
+    plugin = CRI_PLUGIN.get(version, "io.containerd.cri.v1.runtime")
+    ver = parse_version(package_version(v.state, "containerd.io", "containerd")) or (1, 7, 28)
+    cri = ctd.effective_cri(cfg, ver)[0] if not error else {}
     ctr = cri.get("containerd") or {}
     runtimes = ctr.get("runtimes") or {}
     disabled = cfg.get("disabled_plugins") or []
