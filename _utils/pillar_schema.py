@@ -230,7 +230,7 @@ SCHEMA = {
         "config": Str("containerd's config.toml", check="abs_path"),
         "dropin_dir": Str("the imported drop-in directory", check="abs_path"),
         "cri_dropin": Str("the CRI drop-in written by K8sNvidia", check="abs_path"),
-        "config_version": Int("the config version: 2 (containerd 1.x) or 3 (2.x)", choices=(2, 3)),
+        "packages": List("packages the installed containerd's version is read from (its config version follows)"),
         "systemd_cgroup": Bool("SystemdCgroup = true for runc and nvidia"),
         "sandbox_image": Str("the pause image; null: containerd's default", check="image", null=True),
     }),

@@ -1,88 +1,45 @@
 {#- containerd (the containerd.io package of the docker repository) ready
-    for Kubernetes, without rewriting its config.toml: that file only gains
-    `version` (when it has none), an `imports` entry for the drop-in
-    directory, and, when containerd is the Kubernetes CRI, loses "cri" from
-    disabled_plugins (containerd.io ships it disabled). The CRI settings
-    (runc with SystemdCgroup = true, the sandbox image) are a drop-in;
-    nvidia.container_toolkit adds the nvidia runtime in a later one.
-    containerd restarts only when one of these files changed. -#}
+    for Kubernetes, without rewriting its config.toml: that file gets the
+    config version of the installed containerd (2 for 1.x, 3 for 2.0-2.2,
+    4 from 2.3; chosen when the state runs, after the package is in), an
+    `imports` entry for the drop-in directory, and full plugin ids in
+    disabled_plugins, without the CRI when containerd is the Kubernetes
+    CRI (containerd.io ships "cri" disabled, a short id containerd >= 1.6
+    refuses in a versioned file). The CRI settings (runc with
+    SystemdCgroup = true, the sandbox image) are a drop-in at the same
+    version; nvidia.container_toolkit adds the nvidia runtime in a later
+    one. containerd restarts only when one of these files changed. -#}
 {%- from "map.jinja" import k8s with context %}
 {%- set ctd = k8s.containerd %}
-{%- set glob = ctd.dropin_dir ~ "/*.toml" %}
 
 include:
   - docker
 
 k8snvidia-containerd-config:
-  file.managed:
+  k8snvidia.containerd_config:
     - name: {{ ctd.config | json }}
-    - contents: {{ ("version = " ~ ctd.config_version) | json }}
-    - replace: false
-    - makedirs: true
-    - mode: '0644'
+    - imports: {{ (ctd.dropin_dir ~ "/*.toml") | json }}
+    - cri: {{ (k8s.kubernetes.cri == "containerd") | json }}
+    - packages: {{ ctd.packages | json }}
 {%- if k8s.docker.manage %}
     - require:
       - pkg: k8snvidia-docker-packages
 {%- endif %}
 
-k8snvidia-containerd-config-version:
-  file.replace:
-    - name: {{ ctd.config | json }}
-    - pattern: '^version\s*=.*$'
-    - repl: '\g<0>'
-    - not_found_content: {{ ("version = " ~ ctd.config_version) | json }}
-    - prepend_if_not_found: true
-    - backup: false
-    - require:
-      - file: k8snvidia-containerd-config
-
-k8snvidia-containerd-config-imports-extend:
-  file.replace:
-    - name: {{ ctd.config | json }}
-    - pattern: {{ ('^imports\s*=\s*\[(?!.*"' ~ (glob | regex_escape) ~ '")\s*') | json }}
-    - repl: {{ ('imports = [' ~ (glob | json) ~ ', ') | json }}
-    - backup: false
-    - require:
-      - file: k8snvidia-containerd-config-version
-
-k8snvidia-containerd-config-imports:
-  file.replace:
-    - name: {{ ctd.config | json }}
-    - pattern: '^imports\s*=.*$'
-    - repl: '\g<0>'
-    - not_found_content: {{ ('imports = [' ~ (glob | json) ~ ']') | json }}
-    - prepend_if_not_found: true
-    - backup: false
-    - require:
-      - file: k8snvidia-containerd-config-imports-extend
-{%- if k8s.kubernetes.cri == "containerd" %}
-
-k8snvidia-containerd-config-cri-enabled:
-  file.replace:
-    - name: {{ ctd.config | json }}
-    - pattern: '^(disabled_plugins\s*=\s*\[[^\]\n]*?)"(?:io\.containerd\.grpc\.v1\.)?cri"\s*,?\s*'
-    - repl: '\1'
-    - backup: false
-    - require:
-      - file: k8snvidia-containerd-config
-    - watch_in:
-      - service: k8snvidia-containerd-service
-{%- endif %}
-
 k8snvidia-containerd-cri-dropin:
-  file.managed:
+  k8snvidia.containerd_dropin:
     - name: {{ ctd.cri_dropin | json }}
+    - config: {{ ctd.config | json }}
     - source: salt://docker/files/containerd-cri.toml.jinja
-    - template: jinja
-    - makedirs: true
-    - mode: '0644'
+    - packages: {{ ctd.packages | json }}
     - context:
-        version: {{ ctd.config_version | json }}
         systemd_cgroup: {{ ctd.systemd_cgroup | json }}
         sandbox_image: {{ ctd.sandbox_image | json }}
         nvidia: false
         nvidia_binary: null
         nvidia_default: false
+    - require:
+      - k8snvidia: k8snvidia-containerd-config
 
 k8snvidia-containerd-service:
   service.running:
@@ -92,8 +49,5 @@ k8snvidia-containerd-service:
 {%- if k8s.docker.manage %}
       - pkg: k8snvidia-docker-packages
 {%- endif %}
-      - file: k8snvidia-containerd-config
-      - file: k8snvidia-containerd-config-version
-      - file: k8snvidia-containerd-config-imports-extend
-      - file: k8snvidia-containerd-config-imports
-      - file: k8snvidia-containerd-cri-dropin
+      - k8snvidia: k8snvidia-containerd-config
+      - k8snvidia: k8snvidia-containerd-cri-dropin

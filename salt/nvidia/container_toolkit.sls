@@ -3,9 +3,13 @@
     `nvidia-ctk runtime configure` would do it:
     - docker: daemon.json gains runtimes.nvidia and, by pillar,
       "default-runtime": "nvidia"; merged, other keys are kept;
-    - containerd: a drop-in (the layout nvidia-ctk >= 1.19 writes) with the
-      nvidia runtime and SystemdCgroup = true, imported by config.toml
-      (docker.containerd edits that file).
+    - containerd: a drop-in (the layout nvidia-ctk >= 1.19 writes: the whole
+      CRI plugin section, runc's options copied into the nvidia runtime,
+      BinaryName set) at the config version of the installed containerd,
+      imported by config.toml (docker.containerd edits that file).
+      containerd 1.x replaces a plugin's whole section with a later file's,
+      so this drop-in repeats everything docker.containerd's CRI drop-in
+      sets.
     docker and containerd restart only when their configuration changed. -#}
 {%- from "map.jinja" import k8s with context %}
 {%- from "docker/pkgrepo.jinja" import pkgrepo with context %}
@@ -57,14 +61,12 @@ k8snvidia-nvidia-ctk-docker-daemon-json:
 {%- endif %}
 
 k8snvidia-nvidia-ctk-containerd-dropin:
-  file.managed:
+  k8snvidia.containerd_dropin:
     - name: {{ ctk.containerd_dropin | json }}
+    - config: {{ k8s.containerd.config | json }}
     - source: salt://docker/files/containerd-cri.toml.jinja
-    - template: jinja
-    - makedirs: true
-    - mode: '0644'
+    - packages: {{ k8s.containerd.packages | json }}
     - context:
-        version: {{ k8s.containerd.config_version | json }}
         systemd_cgroup: {{ k8s.containerd.systemd_cgroup | json }}
         sandbox_image: {{ k8s.containerd.sandbox_image | json }}
         nvidia: true
@@ -72,6 +74,7 @@ k8snvidia-nvidia-ctk-containerd-dropin:
         nvidia_default: {{ ctk.containerd_default_runtime | json }}
     - require:
       - pkg: k8snvidia-nvidia-ctk-packages
+      - k8snvidia: k8snvidia-containerd-config
     - watch_in:
       - service: k8snvidia-containerd-service
 {%- else %}

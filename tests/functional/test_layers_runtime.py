@@ -179,24 +179,26 @@ def test_nvidia_runtime_in_docker_and_containerd(rendered, os_name, profile):
     }
     assert ("service", "k8snvidia-docker-service") in reqs(daemon, "watch_in")
     assert ("pkg", "k8snvidia-nvidia-ctk-packages") in reqs(daemon, "require")
-    dropin = args(high["k8snvidia-nvidia-ctk-containerd-dropin"], "file")
+    dropin = args(high["k8snvidia-nvidia-ctk-containerd-dropin"], "k8snvidia")
+    assert dropin["__fun__"] == "k8snvidia.containerd_dropin"
     assert dropin["name"] == "/etc/containerd/conf.d/99-nvidia.toml"
+    assert dropin["config"] == "/etc/containerd/config.toml"
     assert dropin["context"]["nvidia"] is True and dropin["context"]["systemd_cgroup"] is True
     assert dropin["context"]["nvidia_binary"] == "/usr/bin/nvidia-container-runtime"
+    # the config version is not chosen at render time: the state reads it from the installed containerd
+    assert "version" not in dropin["context"]
     assert ("service", "k8snvidia-containerd-service") in reqs(dropin, "watch_in")
+    assert ("k8snvidia", "k8snvidia-containerd-config") in reqs(dropin, "require")
     ctd = args(high["k8snvidia-containerd-service"], "service")
     assert ctd["name"] == "containerd" and ctd["enable"] is True
-    for sid in (
-        "k8snvidia-containerd-config",
-        "k8snvidia-containerd-config-version",
-        "k8snvidia-containerd-config-imports",
-        "k8snvidia-containerd-cri-dropin",
-    ):
-        assert ("file", sid) in reqs(ctd, "watch")
-    imports = args(high["k8snvidia-containerd-config-imports"], "file")
-    assert imports["not_found_content"] == 'imports = ["/etc/containerd/conf.d/*.toml"]'
+    for sid in ("k8snvidia-containerd-config", "k8snvidia-containerd-cri-dropin"):
+        assert ("k8snvidia", sid) in reqs(ctd, "watch")
+    config = args(high["k8snvidia-containerd-config"], "k8snvidia")
+    assert config["__fun__"] == "k8snvidia.containerd_config"
+    assert config["imports"] == "/etc/containerd/conf.d/*.toml"
+    assert config["packages"] == ["containerd.io", "containerd"]
     # the CRI plugin is enabled only where containerd is the Kubernetes CRI
-    assert ("k8snvidia-containerd-config-cri-enabled" in high) == (profile == "modern")
+    assert config["cri"] is (profile == "modern")
     repo = args(high["k8snvidia-nvidia-ctk-repo"], "pkgrepo")
     if family(os_name) == "RedHat":
         assert repo["repo_gpgcheck"] == 1 and repo["baseurl"].endswith("/stable/rpm/$basearch")
@@ -268,15 +270,33 @@ disabled_plugins = ["cri"]
 
 
 def _file_states(high):
-    """Only the file states that edit configuration, without requisites on
-    states left out (packages, services)."""
+    """Only the file states that edit configuration (file.* and the
+    k8snvidia containerd states), without requisites on states left out
+    (packages, services)."""
     keep = {}
     for sid, state in high.items():
-        if "file" not in state or sid.endswith("-keyring"):
+        mod = "file" if "file" in state else "k8snvidia" if "k8snvidia" in state else None
+        if mod is None or sid.endswith("-keyring"):
             continue
-        body = [a for a in state["file"] if not (isinstance(a, dict) and set(a) & set(REQUISITES))]
-        keep[sid] = {**{k: v for k, v in state.items() if k.startswith("__")}, "file": body}
+        body = [a for a in state[mod] if not (isinstance(a, dict) and set(a) & set(REQUISITES))]
+        keep[sid] = {**{k: v for k, v in state.items() if k.startswith("__")}, mod: body}
     return keep
+
+
+@pytest.fixture(autouse=True)
+def containerd_version(tmp_path, monkeypatch):
+    """A `containerd --version` first in PATH (the states read the config
+    version from it; the real ones are judged in tests/judges)."""
+    def use(release="1.7.24"):
+        bindir = tmp_path / "fake-bin"
+        bindir.mkdir(exist_ok=True)
+        exe = bindir / "containerd"
+        exe.write_text(f"#!/bin/sh\necho 'containerd github.com/containerd/containerd {release} deadbeef'\n")
+        exe.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+
+    use()
+    return use
 
 
 def _apply(os_name, high, pillar, test=False):
@@ -300,6 +320,7 @@ def _scratch_pillar(tmp):
                 "config": f"{tmp}/containerd/config.toml",
                 "dropin_dir": f"{tmp}/containerd/conf.d",
                 "cri_dropin": f"{tmp}/containerd/conf.d/10-k8snvidia-cri.toml",
+                "packages": [],
             },
             "container_toolkit": {"containerd_dropin": f"{tmp}/containerd/conf.d/99-nvidia.toml"},
         }
@@ -331,11 +352,11 @@ def test_config_files_merge_and_settle(tmp_path, os_name="rocky9"):
     # test=True predicts the changes and touches nothing
     before = daemon_json.read_text(), config.read_text()
     predicted = _apply(os_name, files, pillar, test=True)
-    assert predicted["k8snvidia-docker-daemon-json"] and predicted["k8snvidia-containerd-config-imports"]
+    assert predicted["k8snvidia-docker-daemon-json"] and predicted["k8snvidia-containerd-config"]
     assert (daemon_json.read_text(), config.read_text()) == before
     assert not (tmp_path / "containerd/conf.d").exists() and not (tmp_path / "dockerData").exists()
     first = _apply(os_name, files, pillar)
-    assert first["k8snvidia-nvidia-ctk-docker-daemon-json"] and first["k8snvidia-containerd-config-imports"]
+    assert first["k8snvidia-nvidia-ctk-docker-daemon-json"] and first["k8snvidia-containerd-config"]
 
     daemon = json.loads(daemon_json.read_text())
     assert daemon == {
@@ -540,3 +561,66 @@ def test_repositories_written_and_settled(tmp_path, os_name):
         assert lists["/etc/apt/sources.list.d/nvidia-container-toolkit.list"].endswith("/stable/deb/$(ARCH) /")
         assert "(Release.key)" in files["/etc/apt/keyrings/kubernetes.asc"]
         assert "(public)" in files["/etc/apt/keyrings/salt-repo.asc"]
+
+
+def _containerd_files(tmp_path, cri, seed):
+    pillar = _scratch_pillar(tmp_path)
+    pillar["k8snvidia"]["kubernetes"] = {"cri": cri}
+    (tmp_path / "containerd").mkdir(exist_ok=True)
+    if seed is not None:
+        (tmp_path / "containerd/config.toml").write_text(seed)
+    rc, high, err = render.salt_call(
+        "rocky9", "state.show_sls", "docker,nvidia.container_toolkit", "pillar=" + json.dumps(pillar)
+    )
+    assert rc == 0, err
+    files = {k: v for k, v in _file_states(high).items() if "containerd" in k}
+    return pillar, files
+
+
+@pytest.mark.parametrize("release,version", [("1.6.33", 2), ("2.1.5", 3), ("2.3.1", 4)])
+def test_config_version_follows_installed_containerd(tmp_path, containerd_version, release, version):
+    # containerd not the CRI (cri-dockerd, or seed2020's docker): containerd.io's "cri" stays disabled, as
+    # the full id a versioned file needs (containerd refuses the short one)
+    containerd_version(release)
+    pillar, files = _containerd_files(tmp_path, "cri-dockerd", CONTAINERD_IO_CONFIG)
+    _apply("rocky9", files, pillar)
+    main = tomllib.loads((tmp_path / "containerd/config.toml").read_text())
+    assert main["version"] == version and main["disabled_plugins"] == ["io.containerd.grpc.v1.cri"]
+    for name in ("10-k8snvidia-cri.toml", "99-nvidia.toml"):
+        dropin = tomllib.loads((tmp_path / "containerd/conf.d" / name).read_text())
+        assert dropin["version"] == version
+        plugin = "io.containerd.grpc.v1.cri" if version == 2 else "io.containerd.cri.v1.runtime"
+        assert dropin["plugins"][plugin]["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
+    assert not any(_apply("rocky9", files, pillar).values())
+
+
+def test_config_version_too_high_is_refused(tmp_path, containerd_version):
+    # a version 3 file on containerd 1.7 is refused by containerd (1.6 ignores
+    # it and loses every setting): the state says so and changes nothing
+    containerd_version("1.7.28")
+    seed = 'version = 3\n\n[plugins."io.containerd.cri.v1.runtime"]\n  enable_cdi = true\n'
+    pillar, files = _containerd_files(tmp_path, "containerd", seed)
+    rc, out, err = render.salt_call("rocky9", "state.high", json.dumps(files), "pillar=" + json.dumps(pillar))
+    res = {k.split("_|-")[1]: v for k, v in out.items()}
+    assert res["k8snvidia-containerd-config"]["result"] is False
+    assert "has version = 3 but the installed containerd 1.7 reads config versions up to 2" in (
+        res["k8snvidia-containerd-config"]["comment"]
+    )
+    assert (tmp_path / "containerd/config.toml").read_text() == seed
+
+
+def test_no_containerd_yet(tmp_path, monkeypatch):
+    # test=True on a fresh node predicts; a real run without containerd fails clearly
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    pillar, files = _containerd_files(tmp_path, "containerd", None)
+    rc, out, err = render.salt_call(
+        "rocky9", "state.high", json.dumps(files), "pillar=" + json.dumps(pillar), "test=True"
+    )
+    res = {k.split("_|-")[1]: v for k, v in out.items()}
+    assert res["k8snvidia-containerd-config"]["result"] is None
+    assert "not installed yet" in res["k8snvidia-containerd-config"]["comment"]
+    rc, out, err = render.salt_call("rocky9", "state.high", json.dumps(files), "pillar=" + json.dumps(pillar))
+    res = {k.split("_|-")[1]: v for k, v in out.items()}
+    assert res["k8snvidia-containerd-config"]["result"] is False
+    assert "containerd is not installed" in res["k8snvidia-containerd-config"]["comment"]
+    assert not (tmp_path / "containerd/config.toml").exists()

@@ -39,12 +39,7 @@ metadata:
   namespace: kube-system
 data:
   config.yaml: |
-    version: v1
-    sharing:
-      timeSlicing:
-        resources:
-        - name: nvidia.com/gpu
-          replicas: {replicas}
+    version: v1{sharing}
 ---
 apiVersion: apps/v1
 kind: DaemonSet
@@ -66,6 +61,19 @@ spec:
       - name: config
         configMap: {{name: nvidia-device-plugin-config}}
 """
+
+SHARING = """
+    sharing:
+      timeSlicing:
+        resources:
+        - name: nvidia.com/gpu
+          replicas: {replicas}"""
+
+
+def plugin(replicas=1):
+    """The plugin manifest; replicas 1: no sharing (the plugin refuses < 2)."""
+    return PLUGIN.format(sharing=SHARING.format(replicas=replicas) if replicas != 1 else "")
+
 
 POD = """apiVersion: v1
 kind: Pod
@@ -102,7 +110,7 @@ def cluster(twin):
 
 def deploy(master, replicas=1):
     assert kubectl(master, "apply", "-f", "-", stdin=FLANNEL)[0] == 0
-    rc, out, err = kubectl(master, "apply", "-f", "-", stdin=PLUGIN.format(replicas=replicas))
+    rc, out, err = kubectl(master, "apply", "-f", "-", stdin=plugin(replicas))
     assert rc == 0, err
     return out
 
@@ -189,10 +197,27 @@ def test_time_slicing_replicas(cluster):
     assert out.splitlines() == ["cluster-master=", "node-109=4", "node-110=4"]
 
 
+def test_time_slicing_one_replica_crash_loops(cluster):
+    # k8s-device-plugin refuses replicas < 2 (api/config/v1/replicas.go) and
+    # exits: the pod crash-loops and the node never offers nvidia.com/gpu
+    master, _ = cluster
+    assert kubectl(master, "apply", "-f", "-", stdin=FLANNEL)[0] == 0
+    bad = PLUGIN.format(sharing=SHARING.format(replicas=1))
+    assert kubectl(master, "apply", "-f", "-", stdin=bad)[0] == 0
+    assert allocatable(master, "node-110") == ""
+    rc, out, _ = kubectl(master, "logs", "-n", "kube-system", "ds/nvidia-device-plugin-daemonset")
+    assert rc == 0 and "number of replicas must be >= 2" in out
+    rc, out, _ = kubectl(master, "get", "pods", "-n", "kube-system", "-o",
+                         "jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[0].state.waiting.reason}"
+                         "{\"\\n\"}{end}")
+    plugin_pods = [line for line in out.splitlines() if line.startswith("nvidia-device-plugin-daemonset-")]
+    assert plugin_pods and all(line.endswith("=CrashLoopBackOff") for line in plugin_pods), out
+
+
 def test_plugin_configmap_missing(cluster):
     master, _ = cluster
     assert kubectl(master, "apply", "-f", "-", stdin=FLANNEL)[0] == 0
-    ds_only = PLUGIN.format(replicas=1).split("---\n", 1)[1]
+    ds_only = plugin(1).split("---\n", 1)[1]
     assert kubectl(master, "apply", "-f", "-", stdin=ds_only)[0] == 0
     assert allocatable(master, "node-110") == ""
 
@@ -337,7 +362,7 @@ def test_taint_and_toleration(cluster):
 
 def test_device_plugin_node_selector(cluster):
     master, _ = cluster
-    selective = PLUGIN.format(replicas=1).replace(
+    selective = plugin(1).replace(
         "      tolerations:", "      nodeSelector: {nvidia.com/gpu.present: \"true\"}\n      tolerations:")
     assert kubectl(master, "apply", "-f", "-", stdin=FLANNEL)[0] == 0
     assert kubectl(master, "apply", "-f", "-", stdin=selective)[0] == 0
@@ -372,7 +397,7 @@ def test_firewall_blocks_join_and_logs(twin):
 
 def test_daemonset_status_and_rollout(cluster):
     master, workers = cluster
-    rc, out, err = kubectl(master, "apply", "-f", "-", stdin=PLUGIN.format(replicas=1))
+    rc, out, err = kubectl(master, "apply", "-f", "-", stdin=plugin(1))
     rc, out, err = kubectl(master, "rollout", "status", "ds/nvidia-device-plugin-daemonset", "-n", "kube-system",
                            "--timeout=120s")
     assert rc == 1 and "0 of 2 updated pods are available" in out   # no CNI yet

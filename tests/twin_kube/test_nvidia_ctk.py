@@ -134,3 +134,23 @@ def test_crictl_info(twin):
     n.edit(lambda st: st["services"]["containerd"].update(active=False))
     rc, _, err = n.run("crictl", "info")
     assert rc == 1 and "validate service connection" in err
+
+
+def test_containerd_version_choice_as_real_ctk(twin):
+    # pkg/config/engine/containerd parseVersion: a non-empty config without
+    # `version` is version 1 (edited in place, plugin "cri"); with
+    # --config-source=command the running containerd's dump decides (3 on 2.x)
+    n = twin.add("node-110")
+    n.edit(lambda st: st["packages"]["nvidia-container-toolkit"].update(version="1.20.0"))
+    n.write("/etc/containerd/config.toml", 'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n')
+    rc, _, err = n.run("nvidia-ctk", "runtime", "configure", "--runtime=containerd")
+    assert rc == 0 and "Using config version 1" in err, err
+    main = tomlw.loads(n.read("/etc/containerd/config.toml"))
+    assert main["plugins"]["cri"]["containerd"]["runtimes"]["nvidia"]["options"]["BinaryName"]
+    assert n.read("/etc/containerd/conf.d/99-nvidia.toml") is None
+    n.write("/etc/containerd/config.toml", 'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n')
+    n.edit(lambda st: st["packages"]["containerd.io"].update(version="2.1.5"))
+    rc, _, err = n.run("nvidia-ctk", "runtime", "configure", "--runtime=containerd", "--config-source=command")
+    assert rc == 0 and "Using config version 3" in err, err
+    drop = tomlw.loads(n.read("/etc/containerd/conf.d/99-nvidia.toml"))
+    assert drop["version"] == 3 and "io.containerd.cri.v1.runtime" in drop["plugins"]

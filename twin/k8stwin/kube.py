@@ -331,42 +331,35 @@ def here_view():
 
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 DOCKER_DAEMON_JSON = "/etc/docker/daemon.json"
-CRI_PLUGIN = {1: "cri", 2: "io.containerd.grpc.v1.cri", 3: "io.containerd.cri.v1.runtime"}
+CRI_PLUGIN = {1: "cri", 2: "io.containerd.grpc.v1.cri", 3: "io.containerd.cri.v1.runtime",
+              4: "io.containerd.cri.v1.runtime"}
 
 
 def containerd_effective(v):
-    """(merged config dict, version, error) of a node's containerd: the main
-    file plus its ``imports`` globs (containerd merges them, later wins)."""
-    from . import tomlw
+    """(merged config, version, error) of a node's containerd: config.toml
+    and its imports loaded as the node's containerd release loads them
+    (tools/containerd.load: plugin sections replaced (1.x) or merged (2.x),
+    version and plugin-id checks, 2.x's migration of version 2 files);
+    ``error`` is the message containerd exits with."""
+    from .tools import containerd as ctd
 
-    text = v.read_file(CONTAINERD_CONFIG)
-    if text is None:
-        return {}, 2, None
+    ver = parse_version(package_version(v.state, "containerd.io", "containerd")) or (1, 7, 28)
     try:
-        main = tomlw.loads(text)
-    except Exception as exc:  # noqa: BLE001 - any parse error: containerd would not start
+        cfg, version = ctd.load(v.read_file, v.glob, ver)
+    except ctd.LoadError as exc:
         return {}, 2, str(exc)
-    merged = dict(main)
-    for pattern in main.get("imports") or []:
-        for rel in v.glob(pattern):
-            try:
-                merged = tomlw.merge(merged, tomlw.loads(v.read_file(rel) or ""))
-            except Exception as exc:  # noqa: BLE001
-                return merged, int(main.get("version") or 2), f"{rel}: {exc}"
-    version = main.get("version")
-    if not version:
-        # containerd 1.x reads an unversioned file as version 1 ("cri" plugin)
-        version = 2 if "io.containerd.grpc.v1.cri" in (main.get("plugins") or {}) else 1
-    return merged, int(version), None
+    return cfg, version, None
 
 
 def runtime_facts(v):
     """What the runtimes of a node would run containers with."""
     facts = {}
+    from .tools import containerd as ctd
+
     cfg, version, error = containerd_effective(v)
-    plugin = CRI_PLUGIN.get(version, "io.containerd.grpc.v1.cri")
-    plugins = cfg.get("plugins") or {}
-    cri = plugins.get(plugin) or {}
+    plugin = CRI_PLUGIN.get(version, "io.containerd.cri.v1.runtime")
+    ver = parse_version(package_version(v.state, "containerd.io", "containerd")) or (1, 7, 28)
+    cri = ctd.effective_cri(cfg, ver)[0] if not error else {}
     ctr = cri.get("containerd") or {}
     runtimes = ctr.get("runtimes") or {}
     disabled = cfg.get("disabled_plugins") or []
@@ -566,49 +559,180 @@ def cni_deployed(cluster):
 
 
 def device_plugins(cluster):
-    """The NVIDIA device plugin DaemonSets: [{"obj", "replicas", "resource", "config_missing"}]."""
+    """The NVIDIA device plugin DaemonSets:
+    [{"obj", "replicas", "resource", "config_missing", "config_error"}]."""
     found = []
     for o in objects(cluster, "DaemonSet"):
         imgs = " ".join(_images(o))
         if "k8s-device-plugin" not in imgs and "nvidia-device-plugin" not in o["metadata"].get("name", ""):
             continue
-        replicas, resource, missing = 1, GPU, None
+        replicas, resource, missing, error = 1, GPU, None, None
         spec = _pod_spec(o)
         ns = o["metadata"].get("namespace") or "default"
         for vol in spec.get("volumes") or []:
             cm = (vol.get("configMap") or {}).get("name")
-            if not cm:
-                continue
-            cmo = (cluster.get("objects") or {}).get(obj_key("ConfigMap", ns, cm))
-            if cmo is None:
+            if cm and (cluster.get("objects") or {}).get(obj_key("ConfigMap", ns, cm)) is None:
                 if not (vol.get("configMap") or {}).get("optional"):
                     missing = cm
-                continue
-            r, res = time_slicing(cmo)
-            if r:
-                replicas, resource = r, res
-        found.append({"obj": o, "replicas": replicas, "resource": resource, "config_missing": missing})
+        text = _plugin_config_text(cluster, ns, spec)
+        if text is not None:
+            try:
+                replicas, resource = plugin_config(text)
+            except PluginConfigError as exc:
+                error = str(exc)
+        found.append({"obj": o, "replicas": replicas, "resource": resource, "config_missing": missing,
+                      "config_error": error})
     return found
 
 
-def time_slicing(configmap):
-    """(replicas, resource name) from a device plugin config in a ConfigMap
-    (``sharing.timeSlicing.resources[{name: nvidia.com/gpu, replicas: N}]``)."""
+def _plugin_config_text(cluster, ns, spec):
+    """The text of the plugin's ``--config-file`` (flag or ``CONFIG_FILE``),
+    read from the ConfigMap volume mounted at its directory; None when the
+    plugin has no config file (or it cannot be mounted)."""
+    for ctr in spec.get("containers") or []:
+        path = None
+        args = [str(a) for a in (ctr.get("args") or []) + (ctr.get("command") or [])[1:]]
+        for i, a in enumerate(args):
+            if a.lstrip("-").startswith("config-file="):
+                path = a.split("=", 1)[1]
+            elif a.lstrip("-") == "config-file" and i + 1 < len(args):
+                path = args[i + 1]
+        for env in ctr.get("env") or []:
+            if env.get("name") == "CONFIG_FILE" and path is None:
+                path = env.get("value")
+        if not path:
+            continue
+        mdir, key = path.rsplit("/", 1)
+        for mount in ctr.get("volumeMounts") or []:
+            if mount.get("mountPath", "").rstrip("/") != mdir:
+                continue
+            for vol in spec.get("volumes") or []:
+                cm = (vol.get("configMap") or {}).get("name")
+                if vol.get("name") != mount.get("name") or not cm:
+                    continue
+                cmo = (cluster.get("objects") or {}).get(obj_key("ConfigMap", ns, cm))
+                items = {i.get("path"): i.get("key") for i in (vol.get("configMap") or {}).get("items") or []}
+                data = (cmo or {}).get("data") or {}
+                return data.get(items.get(key, key)) if cmo is not None else None
+    return None
+
+
+class PluginConfigError(Exception):
+    """The device plugin's config file is refused: the plugin exits 1."""
+
+
+# k8s-device-plugin v0.20 api/config/v1 (config.go, replicas.go, resources.go)
+# and cmd/nvidia-device-plugin/main.go: the error chain the plugin logs
+# (klog.Error) before os.Exit(1).
+_PLUGIN_ERR = ("error starting plugins: unable to load config: unable to finalize config: unable to parse config file: "
+               "error parsing config file: unmarshal error: ")
+_RESOURCE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _go_json_type(value):
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def _replicated(rrs):
+    """Validate a ``sharing.timeSlicing`` / ``sharing.mps`` block like
+    ReplicatedResources.UnmarshalJSON; (max replicas, rename by default)."""
+    def bad(msg):
+        raise PluginConfigError(_PLUGIN_ERR + "error unmarshaling JSON: while decoding JSON: " + msg)
+
+    if not isinstance(rrs, dict):
+        bad(f"json: cannot unmarshal {_go_json_type(rrs)} into Go value of type map[string]json.RawMessage")
+    for key in ("renameByDefault", "failRequestsGreaterThanOne"):
+        if key in rrs and not isinstance(rrs[key], bool) and rrs[key] is not None:
+            bad(f"json: cannot unmarshal {_go_json_type(rrs[key])} into Go value of type bool")
+    resources = rrs.get("resources")
+    if "resources" not in rrs:
+        bad("no resources specified")
+    if resources is not None and not isinstance(resources, list):
+        bad(f"json: cannot unmarshal {_go_json_type(resources)} into Go value of type []v1.ReplicatedResource")
+    if not resources:
+        bad("no resources specified")
+    top = 1
+    for r in resources:
+        if not isinstance(r, dict):
+            bad(f"json: cannot unmarshal {_go_json_type(r)} into Go value of type map[string]json.RawMessage")
+        if "name" not in r:
+            bad("no resource name specified")
+        name = r["name"]
+        if not isinstance(name, str):
+            bad(f"json: cannot unmarshal {_go_json_type(name)} into Go value of type string")
+        full = name if name.startswith("nvidia.com/") else "nvidia.com/" + name
+        if len(full) > 63:
+            bad(f"fully-qualified resource name must be 63 characters or less: {full}")
+        short = full.split("/", 1)[1]
+        if len(short) > 253 or not _RESOURCE_RE.match(short):
+            bad(f"incorrect format for resource name '{full}': [a lowercase RFC 1123 subdomain must consist of lower "
+                "case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character "
+                "(e.g. 'example.com', regex used for validation is "
+                "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')]")
+        devices = r.get("devices", "all")
+        if isinstance(devices, str) and devices != "all":
+            bad(f"devices set as '{devices}' but the only valid string input is 'all'")
+        if isinstance(devices, int) and not isinstance(devices, bool) and devices <= 0:
+            bad(f"devices set as '{devices}' but a count of devices must be > 0")
+        if "replicas" not in r:
+            bad("no replicas specified")
+        replicas = r["replicas"]
+        if isinstance(replicas, bool) or not isinstance(replicas, int):
+            if isinstance(replicas, float) and replicas.is_integer():
+                replicas = int(replicas)
+            else:
+                kind = _go_json_type(replicas) if not isinstance(replicas, float) else f"number {replicas}"
+                bad(f"json: cannot unmarshal {kind} into Go value of type int")
+        if replicas < 2:
+            bad("number of replicas must be >= 2")
+        if full == GPU:
+            top = max(top, replicas)
+    return top, bool(rrs.get("renameByDefault"))
+
+
+def plugin_config(text):
+    """(replicas, resource name) the device plugin advertises for a config
+    file; raises PluginConfigError with the plugin's own message where
+    the real plugin refuses the file (and exits)."""
     import yaml
 
-    for text in (configmap.get("data") or {}).values():
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError:
-            continue
-        ts = ((doc or {}).get("sharing") or {}).get("timeSlicing") if isinstance(doc, dict) else None
-        if not ts:
-            continue
-        for res in ts.get("resources") or []:
-            if res.get("name") == GPU and int(res.get("replicas") or 1) > 1:
-                name = GPU + ".shared" if (res.get("rename") is None and ts.get("renameByDefault")) else GPU
-                return int(res["replicas"]), name
-    return None, GPU
+    try:
+        doc = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        raise PluginConfigError(_PLUGIN_ERR + f"error converting YAML to JSON: yaml: {exc}") from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise PluginConfigError(_PLUGIN_ERR + "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal "
+                                f"{_go_json_type(doc)} into Go value of type v1.Config")
+    version = doc.get("version") or ""
+    if version not in ("", "v1"):
+        raise PluginConfigError(_PLUGIN_ERR.rsplit("unmarshal error: ", 1)[0] + f"unknown version: {version}")
+    sharing = doc.get("sharing") or {}
+    if not isinstance(sharing, dict):
+        raise PluginConfigError(_PLUGIN_ERR + "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal "
+                                f"{_go_json_type(sharing)} into Go struct field Config.sharing of type v1.Sharing")
+    replicas, rename = 1, False
+    if "timeSlicing" in sharing:
+        replicas, rename = _replicated(sharing["timeSlicing"])
+    if sharing.get("mps") is not None:
+        mps, mrename = _replicated(sharing["mps"])
+        if mps > 1:
+            # MPS wins over timeSlicing (Sharing.SharingStrategy); it needs the
+            # plugin's --mps-root (validateFlags), which our DaemonSet lacks
+            raise PluginConfigError("error starting plugins: unable to validate flags: "
+                                    "using MPS requires --mps-root to be specified")
+    return replicas, (GPU + ".shared" if rename and replicas > 1 else GPU)
 
 
 def tolerates(taints, tolerations):
@@ -745,6 +869,14 @@ def gpu_status(cluster, name):
     if chosen["config_missing"]:
         out["reasons"].append(f'device plugin pod stuck: MountVolume.SetUp failed for volume: configmap "{chosen["config_missing"]}" not found')
         return out
+    if chosen["config_error"]:
+        # main.go: klog.Error(err); os.Exit(1) -> the pod crash-loops and
+        # never registers nvidia.com/gpu
+        out["registered"] = False
+        out["crashloop"] = True
+        out["reasons"].append(f"device plugin pod CrashLoopBackOff: {chosen['config_error']}")
+        out["plugin_log"] = _plugin_log(True, "config", error=chosen["config_error"])
+        return out
     if not gpus:
         out["reasons"].append("no NVIDIA GPU in this node")
         out["plugin_log"] = _plugin_log(False, "nvml")
@@ -776,12 +908,15 @@ def gpu_status(cluster, name):
     return out
 
 
-def _plugin_log(gpu_node, problem, count=0, replicas=1):
+def _plugin_log(gpu_node, problem, count=0, replicas=1, error=None):
     # The shape of k8s-device-plugin's log lines (main.go / factory.go, v0.14+),
     # condensed.
     lines = ["I0000 00:00:00.000000       1 main.go:235] Starting NVIDIA Device Plugin",
              "I0000 00:00:00.000000       1 main.go:324] Retrieving plugins."]
-    if problem == "runtime" or problem == "nvml" or problem == "driver":
+    if problem == "config":
+        lines = lines[:1] + ["I0000 00:00:00.000000       1 main.go:351] Loading configuration.",
+                             f"E0000 00:00:00.000000       1 main.go:198] {error}"]
+    elif problem == "runtime" or problem == "nvml" or problem == "driver":
         lines += [
             "E0000 00:00:00.000000       1 factory.go:112] Incompatible strategy detected auto",
             "E0000 00:00:00.000000       1 factory.go:113] If this is a GPU node, did you configure the NVIDIA Container Toolkit?",

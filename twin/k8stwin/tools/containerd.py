@@ -8,11 +8,14 @@ verbatim: ``SystemdCgroup = false``, ``sandbox_image``, ``default_runtime_name``
 The daemon itself runs as the ``containerd`` service (systemctl).
 """
 
+import copy
 import os
 import sys
 
 from k8stwin import kube, state, tomlw
 from k8stwin.goflags import FlagError, parse
+
+CONFIG = "/etc/containerd/config.toml"
 
 V2 = """disabled_plugins = []
 imports = []
@@ -286,6 +289,225 @@ def default_config(ver):
     return V2.replace("{pause}", PAUSE.get(ver[:2], "registry.k8s.io/pause:3.8"))
 
 
+# ---------------------------------------------------------------------------
+# config loading, as the real containerd does it (checked against Debian's
+# containerd 1.6.20, 1.7.24 and 2.1.9 in tests/judges/test_containerd_twin.py):
+# containerd services/server/config/config.go (1.x) and
+# cmd/containerd/server/config/config.go (2.x) LoadConfig / mergeConfig /
+# ValidateV2 / ValidateVersion, and the CRI plugins' config migration.
+
+# v1MigratePluginName
+V1_PLUGINS = {
+    "cri": "io.containerd.grpc.v1.cri", "cgroups": "io.containerd.monitor.v1.cgroups",
+    "linux": "io.containerd.runtime.v1.linux", "scheduler": "io.containerd.gc.v1.scheduler",
+    "bolt": "io.containerd.metadata.v1.bolt", "task": "io.containerd.runtime.v2.task",
+    "opt": "io.containerd.internal.v1.opt", "restart": "io.containerd.internal.v1.restart",
+    "tracing": "io.containerd.internal.v1.tracing", "otlp": "io.containerd.tracing.processor.v1.otlp",
+    "aufs": "io.containerd.snapshotter.v1.aufs", "btrfs": "io.containerd.snapshotter.v1.btrfs",
+    "devmapper": "io.containerd.snapshotter.v1.devmapper", "native": "io.containerd.snapshotter.v1.native",
+    "overlayfs": "io.containerd.snapshotter.v1.overlayfs", "zfs": "io.containerd.snapshotter.v1.zfs",
+}
+# keys of the 2.x CRI grpc plugin that move to the images plugin (plugins/cri/images configMigration)
+_IMAGE_KEYS = ("snapshotter", "disable_snapshot_annotations", "discard_unpacked_layers", "max_concurrent_downloads",
+               "image_pull_progress_timeout", "image_pull_with_sync_fs", "stats_collect_period", "registry",
+               "image_decryption")
+
+
+class LoadError(Exception):
+    """containerd refuses its configuration (``containerd: <message>``, rc 1)."""
+
+
+def native_version(ver):
+    """The config version a containerd release writes and reads natively."""
+    if ver[0] < 2:
+        return 2
+    return 3 if tuple(ver[:2]) < (2, 3) else 4
+
+
+def _v1_name(name):
+    if "." in name:
+        return name
+    if name in V1_PLUGINS:
+        return V1_PLUGINS[name]
+    if name.endswith("-service"):
+        return "io.containerd.service.v1." + name
+    return "io.containerd.grpc.v1." + name
+
+
+def _deep(base, over):
+    """mergo.Merge(WithOverride): maps key by key, empty values do not override."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep(out[k], v)
+        elif v in (None, "", 0, False, [], {}) and k in out:
+            continue
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _merge(to, frm, ver):
+    """mergeConfig: 1.x appends lists and replaces each plugin's whole
+    section; 2.x appends unique list items and merges plugins key by key."""
+    out = dict(to)
+    for k, v in frm.items():
+        if k == "plugins" and isinstance(v, dict):
+            plugins = dict(out.get("plugins") or {})
+            for name, section in v.items():
+                if ver[0] < 2 or not isinstance(section, dict) or not isinstance(plugins.get(name), dict):
+                    plugins[name] = copy.deepcopy(section)
+                else:
+                    plugins[name] = _deep(plugins[name], section)
+            out["plugins"] = plugins
+        elif isinstance(v, list):
+            old = list(out.get(k) or [])
+            out[k] = old + [x for x in v if ver[0] < 2 or x not in old]
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep(out[k], v)
+        elif v in (None, "", 0, False) and k in out:
+            continue
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _migrate_cri(cfg):
+    """CRI plugins' ConfigMigration (2.x reading a version 2 config): the
+    grpc CRI section is split into cri.v1.runtime and cri.v1.images."""
+    plugins = cfg.setdefault("plugins", {})
+    src = plugins.pop("io.containerd.grpc.v1.cri", None)
+    if not isinstance(src, dict):
+        return
+    runtime = dict(plugins.get("io.containerd.cri.v1.runtime") or {})
+    images = dict(plugins.get("io.containerd.cri.v1.images") or {})
+    server = {}
+    for k, v in src.items():
+        if k == "sandbox_image":
+            images.setdefault("pinned_images", {})["sandbox"] = v
+        elif k in _IMAGE_KEYS:
+            images[k] = v
+        elif k == "containerd" and isinstance(v, dict):
+            ctr = dict(v)
+            for ik in ("snapshotter", "disable_snapshot_annotations", "discard_unpacked_layers"):
+                if ik in ctr:
+                    images[ik] = ctr.pop(ik)
+            runtime["containerd"] = _deep(runtime.get("containerd") or {}, ctr)
+        elif k in ("disable_tcp_service", "stream_server_address", "stream_server_port", "stream_idle_timeout",
+                   "enable_tls_streaming", "x509_key_pair_streaming"):
+            server[k] = v
+        else:
+            runtime[k] = v
+    plugins["io.containerd.cri.v1.runtime"] = runtime
+    plugins["io.containerd.cri.v1.images"] = images
+    if server:
+        plugins["io.containerd.grpc.v1.cri"] = server
+
+
+def load(read, glob, ver, path=CONFIG):
+    """The effective configuration of containerd ``ver`` started with
+    ``--config path``: (merged config, version). ``read(path)`` -> text or
+    None, ``glob(pattern)`` -> sorted paths. Raises LoadError with the real
+    message where containerd refuses to start."""
+    native = native_version(ver)
+    out = {"version": native} if ver[0] >= 2 else {}
+    loaded, pending = [], [path]
+    last = path
+    while pending:
+        last, pending = pending[0], pending[1:]
+        if last in loaded:
+            continue
+        text = read(last)
+        if text is None:
+            if last == path and not loaded:
+                break
+            raise LoadError(f"failed to load TOML: open {last}: no such file or directory" if ver[0] < 2
+                            else f"open {last}: no such file or directory")
+        try:
+            cfg = tomlw.loads(text)
+        except Exception as exc:  # noqa: BLE001 - containerd refuses any TOML error
+            raise LoadError(f"failed to load TOML: {last}: {exc}" if ver[0] < 2
+                            else f"failed to unmarshal TOML: {exc}") from None
+        if ver[0] >= 2 and int(cfg.get("version") or 0) in (0, 1):
+            # 2.x migrates version 0/1 files (plugin names) to the running version
+            cfg["plugins"] = {_v1_name(k): v for k, v in (cfg.get("plugins") or {}).items()}
+            for key in ("disabled_plugins", "required_plugins"):
+                if key in cfg:
+                    cfg[key] = [_v1_name(x) for x in cfg[key]]
+            cfg["version"] = int(out.get("version") or native)
+        imports = list(cfg.get("imports") or [])
+        out = _merge(out, {k: v for k, v in cfg.items() if k != "imports"}, ver)
+        loaded.append(last)
+        for imp in imports:
+            imp = imp if imp.startswith("/") else os.path.join(os.path.dirname(last), imp)
+            pending += glob(imp) if "*" in imp else [imp]
+    out["imports"] = loaded
+    version = int(out.get("version") or 0)
+    if ver[0] < 2:
+        version = version or 1
+        strict = tuple(ver) >= ((1, 6, 32) if ver[:2] == (1, 6) else (1, 7, 17))
+        if version > 2 and strict:
+            raise LoadError(f"failed to load TOML from {last}: unsupported config version `{version}`")
+        if version >= 2:
+            def ok(p):
+                return len(p.split(".")) >= 4 and (not strict or p.startswith("io.containerd."))
+
+            for key, what in (("disabled_plugins", "disabled plugin"), ("required_plugins", "required plugin")):
+                for p in out.get(key) or []:
+                    if not ok(p):
+                        raise LoadError(f'failed to load TOML from {last}: invalid {what} URI "{p}" '
+                                        "expect io.containerd.x.vx")
+            for p in out.get("plugins") or {}:
+                if not ok(p):
+                    raise LoadError(f'failed to load TOML from {last}: invalid plugin key URI "{p}" '
+                                    "expect io.containerd.x.vx")
+        else:
+            # a version 1 file: short plugin names, read as their full ids
+            # (disabled_plugins keep theirs: V1DisabledFilter matches both)
+            out["plugins"] = {_v1_name(k): v for k, v in (out.get("plugins") or {}).items()}
+        # 1.x reads (and dumps) every config as version 2; the plugin sections
+        # of a higher version are unknown plugins to it, ignored
+        version = 2
+    else:
+        if version > native:
+            raise LoadError(f"failed to load TOML from {last}: expected containerd config version equal to or "
+                            f"less than `{native}`, got `{version}`")
+        for key, what in (("disabled_plugins", "disabled plugin"), ("required_plugins", "required plugin")):
+            for p in out.get(key) or []:
+                if "." not in p:
+                    raise LoadError(f'failed to load TOML from {last}: invalid {what} URI "{p}" '
+                                    "expect io.containerd.x.vx")
+        if version < native:
+            _migrate_cri(out)
+            out["version"] = version = native
+    out["version"] = version
+    return out, version
+
+
+def effective_cri(cfg, ver):
+    """(CRI section with the plugin's defaults under it, plugin name) of a
+    loaded config: what the CRI plugin runs with."""
+    version = int(cfg.get("version") or 1)
+    defaults = tomlw.loads(default_config(ver))
+    plugins = cfg.get("plugins") or {}
+    if version >= 3:
+        name = "io.containerd.cri.v1.runtime"
+        sect = _deep(defaults["plugins"].get(name) or {}, plugins.get(name) or {})
+        images = _deep(defaults["plugins"].get("io.containerd.cri.v1.images") or {},
+                       plugins.get("io.containerd.cri.v1.images") or {})
+        sect["sandbox_image"] = (images.get("pinned_images") or {}).get("sandbox")
+        return sect, name
+    name = "io.containerd.grpc.v1.cri"
+    base = (defaults.get("plugins") or {}).get(name) or {}
+    given = plugins.get(name) or {}
+    sect = _deep(base, given)
+    runtimes = (given.get("containerd") or {}).get("runtimes")
+    if isinstance(runtimes, dict):
+        # decoding into the plugin's defaults replaces the runtimes map
+        sect["containerd"]["runtimes"] = copy.deepcopy(runtimes)
+    return sect, name
+
+
 def _version(st):
     text = kube.package_version(st, "containerd.io", "containerd")
     return text, kube.parse_version(text)
@@ -313,9 +535,11 @@ def main(argv):
         sys.stdout.write(default_config(ver))
         return 0
     if pos[:2] == ["config", "dump"]:
-        cfg, _, error = kube.containerd_effective(kube.here_view())
-        if error:
-            sys.stderr.write(f'containerd: failed to load TOML: {error}\n')
+        v = kube.here_view()
+        try:
+            cfg, _ = load(v.read_file, v.glob, ver, opts.get("config") or CONFIG)
+        except LoadError as exc:
+            sys.stderr.write(f"containerd: {exc}\n")
             return 1
         sys.stdout.write(tomlw.dumps(cfg))
         return 0

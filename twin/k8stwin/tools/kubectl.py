@@ -234,6 +234,10 @@ def pods(cluster):
             if "k8s-device-plugin" in " ".join(kube._images(ds)) or "nvidia-device-plugin" in ds["metadata"]["name"]:
                 gs = kube.gpu_status(cluster, n)
                 pod["_logs"] = gs.get("plugin_log") or ""
+                if gs.get("crashloop") and phase == "Running":
+                    # the plugin exits 1 on a config it refuses
+                    pod["status"] = _pod_status({"phase": "Running", "reason": "CrashLoopBackOff", "exitCode": 1,
+                                                 "last": "Error", "message": "back-off restarting failed container"})
             result.append(pod)
     for o in kube.objects(cluster, "Pod"):
         st = o.get("status") or {}
@@ -253,7 +257,8 @@ def ds_status(cluster, ds):
     ns = ds["metadata"].get("namespace") or "default"
     owned = [p for p in pods(cluster) if p["metadata"]["namespace"] == ns
              and any(r.get("name") == name for r in p["metadata"].get("ownerReferences") or [])]
-    ready = sum(1 for p in owned if (p.get("status") or {}).get("phase") == "Running")
+    ready = sum(1 for p in owned if (p.get("status") or {}).get("phase") == "Running"
+                and all(c.get("ready", True) for c in (p.get("status") or {}).get("containerStatuses") or []))
     return {"currentNumberScheduled": len(owned), "desiredNumberScheduled": len(owned), "numberAvailable": ready,
             "numberMisscheduled": 0, "numberReady": ready, "observedGeneration": 1,
             "updatedNumberScheduled": len(owned)}

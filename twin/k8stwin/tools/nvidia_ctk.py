@@ -118,7 +118,7 @@ def configure_docker(opts, ver):
 
 
 def _cri_plugin(cfg, version):
-    return cfg.setdefault("plugins", {}).setdefault(kube.CRI_PLUGIN.get(version, "io.containerd.grpc.v1.cri"), {})
+    return cfg.setdefault("plugins", {}).setdefault(kube.CRI_PLUGIN.get(version, "io.containerd.cri.v1.runtime"), {})
 
 
 def _add_runtime(cri, opts):
@@ -150,19 +150,44 @@ def configure_containerd(opts, ver):
         except Exception as exc:  # noqa: BLE001 - any TOML error
             log("error", f"unable to load config for runtime: failed to load config: {exc}")
             return 1
-    version = int(cfg.get("version") or 2)
+    main_file = cfg
+    if opts.get("config-source") == "command":
+        # `containerd config dump`: the running containerd's effective config
+        from k8stwin.tools import containerd as ctd
+
+        v = kube.here_view()
+        cver = kube.parse_version(kube.package_version(v.state, "containerd.io", "containerd")) or (1, 7, 28)
+        try:
+            cfg, _ = ctd.load(v.read_file, v.glob, cver, path)
+        except ctd.LoadError as exc:
+            log("error", f"unable to load config for runtime containerd: failed to load config: {exc}")
+            return 1
+    # pkg/config/engine/containerd parseVersion: an empty config is version
+    # 2, a non-empty one without `version` is version 1 (edited in place,
+    # plugin "cri"), a non-integer version is refused
+    if not cfg:
+        version = 2
+    elif "version" not in cfg:
+        version = 1
+    elif isinstance(cfg["version"], int) and not isinstance(cfg["version"], bool):
+        version = cfg["version"]
+    else:
+        log("error", "unable to load config for runtime containerd: failed to parse config version: "
+                     f"unsupported type for version field: {cfg['version']}")
+        return 1
     log("info", f"Using config version {version}")
-    if ver < (1, 18, 0):
+    log("info", f'Using CRI runtime plugin name "{kube.CRI_PLUGIN.get(version, "io.containerd.cri.v1.runtime")}"')
+    if ver < (1, 18, 0) or version == 1:
         dropin = None
     else:
         dropin = opts.get("drop-in") or (DROPIN_DIR.get(ver[:2], "/etc/containerd/conf.d") + "/99-nvidia.toml")
     if dropin:
-        cri_src = (cfg.get("plugins") or {}).get(kube.CRI_PLUGIN.get(version, "io.containerd.grpc.v1.cri")) or {}
-        drop = {"version": version, "plugins": {kube.CRI_PLUGIN.get(version, "io.containerd.grpc.v1.cri"):
+        cri_src = (cfg.get("plugins") or {}).get(kube.CRI_PLUGIN.get(version, "io.containerd.cri.v1.runtime")) or {}
+        drop = {"version": version, "plugins": {kube.CRI_PLUGIN.get(version, "io.containerd.cri.v1.runtime"):
                                                 copy.deepcopy(cri_src)}}
         _add_runtime(_cri_plugin(drop, version), opts)
         pattern = os.path.dirname(dropin) + "/*.toml"
-        main_cfg = dict(cfg)
+        main_cfg = dict(main_file)
         imports = list(main_cfg.get("imports") or [])
         if pattern not in imports:
             imports.append(pattern)

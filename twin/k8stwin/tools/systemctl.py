@@ -100,14 +100,13 @@ def config_problem(unit):
             except ValueError:
                 problem = "invalid daemon.json"
     elif unit == "containerd.service":
-        text = fs.read("/etc/containerd/config.toml")
-        if text is not None:
-            try:
-                import tomllib
+        # containerd loads config.toml and its imports as the real release
+        # does, and exits on what it refuses (tools/containerd.load)
+        from k8stwin import kube
 
-                tomllib.loads(text)
-            except Exception:  # noqa: BLE001 - any parse error fails the start
-                problem = "invalid config.toml"
+        error = kube.containerd_effective(kube.here_view())[2]
+        if error:
+            problem = f"containerd: {error}"
     return problem
 
 
