@@ -202,7 +202,8 @@ def test_unknown_keys_get_the_closest_known_key(mutate, needle):
         (lambda c: c.update(ports={"worker": ["10250/sctp"]}), "k8snvidia:ports:worker: '10250/sctp' is invalid"),
         (lambda c: c["cluster"].update(cni="flanel"), "k8snvidia:cluster:cni: 'flanel' is invalid; expected one of flannel, "
          "calico (did you mean flannel?)"),
-        (lambda c: c.update(containerd={"config_version": 4}), "k8snvidia:containerd:config_version: 4 is invalid"),
+        (lambda c: c.update(containerd={"config_version": 4}), "k8snvidia:containerd:config_version: unknown key"),
+        (lambda c: c.update(containerd={"packages": "containerd.io"}), "k8snvidia:containerd:packages: 'containerd.io' is invalid"),
         (lambda c: c["cluster"].update(cni="calico"), "k8snvidia:cni:calico:manifest_url: None is invalid"),
         (lambda c: c["kubernetes"].update(cri="cri-dockerd"), "k8snvidia:kubernetes:cri_dockerd:source: None is invalid"),
     ],
