@@ -42,6 +42,7 @@ FAULTS = {
     "never_returns_from_reboot",
     "minion_down_at_start",
     "kubeadm_join_fails",
+    "dkms_build_fails",
 }
 NODE_KEYS = {"id", "os", "kernel", "gpus", "faults", "ip", "role", "cpus", "memory_mib"}
 

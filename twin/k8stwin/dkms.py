@@ -120,6 +120,15 @@ def build_install(module, version, kernel):
             f"or /lib/modules/{kernel}/source.\nPlease install the linux-headers-{kernel} package or use the "
             "--kernelsourcedir option to tell DKMS where it's located."
         )
+    if state.fault("dkms_build_fails"):
+        # the build itself fails (a compiler or kernel API mismatch): DKMS's own text
+        fs.write(f"/var/lib/dkms/{module}/{version}/build/make.log",
+                 f"DKMS make.log for {module}-{version} for kernel {kernel} ({ARCH})\n"
+                 "error: k8stwin fault dkms_build_fails\n")
+        return False, (
+            f"Error! Bad return status for module build on kernel: {kernel} ({ARCH})\n"
+            f"Consult /var/lib/dkms/{module}/{version}/build/make.log for more information."
+        )
     mtype = conf.get("K8STWIN_MODULE_TYPE", "proprietary")
     write_kos(f"/var/lib/dkms/{module}/{version}/{kernel}/{ARCH}/module", version, mtype, kernel)
     write_kos(f"/lib/modules/{kernel}/updates/dkms", version, mtype, kernel)
