@@ -155,14 +155,18 @@ def _facts(want):
         for p in pre:
             facts["precompiled_available"][p] = bool(facts["packages"][p] or _fact("pkg.latest_version", p))
         facts["dkms"] = _fact("nvidia_driver.dkms_status") if want.get("dkms") else None
-    # what holds the GPU: read only when a module is loaded
-    facts["holders"] = _fact("nvidia.holders") if facts["nvidia_loaded"] else {"processes": [], "busy": False}
-    facts["services"] = {}
-    if facts["nvidia_loaded"]:
-        for svc in want.get("stop_services") or []:
-            if "service.available" in __salt__ and not _fact("service.available", svc):
-                continue
-            facts["services"][svc] = bool(_fact("service.status", svc))
+    return facts
+
+
+def _gpu_facts(want):
+    """What holds the GPU, read only when a change is planned while an
+    NVIDIA module is loaded (nvidia-smi and systemctl are not run for a
+    node that is in place)."""
+    facts = {"holders": _fact("nvidia.holders"), "services": {}}
+    for svc in want.get("stop_services") or []:
+        if "service.available" in __salt__ and not _fact("service.available", svc):
+            continue
+        facts["services"][svc] = bool(_fact("service.status", svc))
     return facts
 
 
@@ -612,10 +616,13 @@ def installed(
         return ret
     try:
         facts = _facts(want)
+        plan = decide(facts, want)
+        if plan["action"] != "none" and not plan["refusals"] and facts["nvidia_loaded"]:
+            facts.update(_gpu_facts(want))
+            plan = decide(facts, want)
     except FactError as exc:
         ret["comment"] = f"Cannot plan the NVIDIA driver: {exc}. Nothing was changed."
         return ret
-    plan = decide(facts, want)
     notes = plan["notes"]
     if plan["refusals"]:
         ret["comment"] = f"Refusing to install NVIDIA driver {plan.get('version') or name}: " + "; ".join(

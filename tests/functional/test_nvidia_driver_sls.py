@@ -57,6 +57,10 @@ def test_state_through_salt_call(tmp_path, monkeypatch):
     monkeypatch.setenv("K8STWIN_ROOT", str(root))
     monkeypatch.setenv("K8STWIN_PYTHON", sys.executable)
     monkeypatch.setenv("PYTHONPATH", str(ROOT / "twin"))
+    # the twin's dkms on PATH: the state checks `dkms status` after the install
+    (node / "bin").mkdir()
+    os.symlink(ROOT / "twin/bin/_dispatch", node / "bin" / "dkms")
+    monkeypatch.setenv("PATH", f"{node / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
     extra = {
         "nvidia_driver.root": str(root),
         "nvidia.procfs_root": str(node / "proc"),
@@ -73,11 +77,11 @@ def test_state_through_salt_call(tmp_path, monkeypatch):
     assert not (node / "commands.jsonl").exists()
     rc, out, err = salt_call("centos7", *args, extra=extra)
     ret = next(iter(out.values()))
-    assert rc == 0 and ret["result"] is True, (out, err)
+    assert rc == 0 and ret["result"] is True, (ret["comment"], err)
     assert ret["changes"]["version"] == {"old": None, "new": VERSION}
     assert ret["changes"]["kernel_module_type"] == "proprietary"  # nvidia.recommended: a Pascal GPU
     assert (root / "var/lib/nvidia/log").read_text().startswith("1.0-5809505 (580.95.05)")
     assert "nvidia" in json.loads((node / "state.json").read_text())["modules"]
     rc, out, err = salt_call("centos7", *args, extra=extra)
     ret = next(iter(out.values()))
-    assert ret["result"] is True and ret["changes"] == {}
+    assert ret["result"] is True and ret["changes"] == {}, ret["comment"]

@@ -514,3 +514,45 @@ def test_plan_runfile_upgrade_on_a_held_gpu_asks_for_a_drain():
     assert plan["refusals"] == [] and plan["action"] == "upgrade" and plan["drain"] is True
     assert plan["stop_services"] == ["nvidia-persistenced"] and plan["holders"] == []
     assert plan["reboot"] is None  # the module is swapped in place once nothing holds it
+
+
+def test_holders_scan_proc_fd_links_and_module_use_counts(tmp_path):
+    """nvidia.holders: every process with /dev/nvidia* open (one pass over
+    /proc/*/fd readlinks) and the use count of the loaded modules."""
+    mod = load_source("_modules/nvidia.py", "test_nvidia_holders")
+    proc, sys_ = tmp_path / "proc", tmp_path / "sys"
+    (proc).mkdir()
+    (proc / "modules").write_text(
+        "nvidia_uvm 1437696 0 - Live 0x0000000000000000 (POE)\n"
+        "nvidia_drm 77824 0 - Live 0x0000000000000000 (POE)\n"
+        "nvidia_modeset 1306624 1 nvidia_drm, Live 0x0000000000000000 (POE)\n"
+        "nvidia 56692736 4 nvidia_uvm,nvidia_modeset, Live 0x0000000000000000 (POE)\n"
+        "ext4 1081344 1 - Live 0x0000000000000000\n")
+    for pid, comm, targets in ((900, "nvidia-device-plugin", ["/dev/nvidiactl", "/dev/nvidia0"]),
+                               (77, "nvidia-persistenced", ["/dev/nvidiactl"]),
+                               (12, "sshd", ["/dev/null", "socket:[1234]"])):
+        fd = proc / str(pid) / "fd"
+        fd.mkdir(parents=True)
+        (proc / str(pid) / "comm").write_text(comm + "\n")
+        for i, target in enumerate(targets):
+            os.symlink(target, fd / str(i))
+    (sys_ / "module/nvidia/holders/nvidia_modeset").mkdir(parents=True)
+    mod.__opts__ = {"nvidia.procfs_root": str(proc), "nvidia.sysfs_root": str(sys_)}
+    mod.processes = lambda: [{"pid": 4242, "name": "python"}]
+    got = mod.holders()
+    assert [(p["pid"], p["command"], p["devices"]) for p in got["processes"]] == [
+        (77, "nvidia-persistenced", ["/dev/nvidiactl"]),
+        (900, "nvidia-device-plugin", ["/dev/nvidia0", "/dev/nvidiactl"]),
+        (4242, "python", ["(nvidia-smi: GPU process)"]),
+    ]
+    assert got["modules"]["nvidia"] == {"refcount": 4, "used_by": ["nvidia_modeset", "nvidia_uvm"]}
+    assert got["busy"] is True
+    # nothing open, only the NVIDIA modules stacked on each other: not busy
+    for pid in (900, 77):
+        for link in (proc / str(pid) / "fd").iterdir():
+            link.unlink()
+    (proc / "modules").write_text("nvidia_modeset 1306624 0 - Live 0x0\nnvidia 56692736 1 nvidia_modeset, Live 0x0\n")
+    mod.processes = lambda: []
+    assert mod.holders()["busy"] is False
+    (proc / "modules").write_text("ext4 1081344 1 - Live 0x0\n")
+    assert mod.holders() == {"processes": [], "modules": {}, "busy": False}
