@@ -108,12 +108,15 @@ def _fmt(template, **values):
     return str(template).format(**values)
 
 
-def _package_names(want, branch, module_type, boot):
-    """(packages, precompiled candidates) of the package method, templates filled."""
+def _names(want, field, branch, module_type, boot):
     key = "open" if module_type == "open" else "proprietary"
-    pkgs = [_fmt(p, branch=branch, kernel=boot) for p in ((want.get("packages") or {}).get(key) or [])]
-    pre = [_fmt(p, branch=branch, kernel=boot) for p in ((want.get("precompiled") or {}).get(key) or [])]
-    return pkgs, pre
+    return [_fmt(p, branch=branch, kernel=boot) for p in ((want.get(field) or {}).get(key) or [])]
+
+
+def _package_names(want, branch, module_type, boot):
+    """(packages, precompiled candidates, DKMS packages) of the package
+    method, templates filled."""
+    return tuple(_names(want, f, branch, module_type, boot) for f in ("packages", "precompiled", "dkms_packages"))
 
 
 def _facts(want):
@@ -149,8 +152,8 @@ def _facts(want):
         mtype = want.get("kernel_module_type")
         if mtype in (None, "", "auto"):
             mtype = facts["recommended"].get("module_type") or "proprietary"
-        pkgs, pre = _package_names(want, branch, mtype, facts["boot"])
-        facts["packages"] = {p: (_fact("pkg.version", p) or "") for p in pkgs + pre}
+        pkgs, pre, dkms_pkgs = _package_names(want, branch, mtype, facts["boot"])
+        facts["packages"] = {p: (_fact("pkg.version", p) or "") for p in pkgs + pre + dkms_pkgs}
         facts["precompiled_available"] = {}
         for p in pre:
             facts["precompiled_available"][p] = bool(facts["packages"][p] or _fact("pkg.latest_version", p))
@@ -307,15 +310,16 @@ def decide(facts, want):
             }[plan["action"]]
             plan["download"] = {"url": want["url"], "sha256": want["sha256"], "cache_dir": want["cache_dir"]}
     else:
-        pkgs, pre = _package_names(want, branch, mtype, boot)
+        pkgs, pre, dkms_pkgs = _package_names(want, branch, mtype, boot)
         use_pre = bool(pre) and all((facts.get("precompiled_available") or {}).get(p) for p in pre)
-        chosen = pkgs + (pre if use_pre else [])
+        chosen = pkgs + (pre if use_pre else dkms_pkgs)
         if pre and not use_pre:
             plan["notes"].append(f"no precompiled module package for kernel {boot} ({', '.join(pre)}): "
                                  "the DKMS packages build it")
         plan["packages"] = chosen
         plan["precompiled"] = use_pre
-        plan["stream"] = _fmt(want["module_stream"], branch=branch) if want.get("module_stream") else None
+        stream = (want.get("module_stream") or {}).get("open" if mtype == "open" else "proprietary")
+        plan["stream"] = _fmt(stream, branch=branch) if stream else None
         missing = [p for p in chosen if not (facts.get("packages") or {}).get(p)]
         dkms_ok = use_pre or not want.get("dkms") or _dkms_installed(
             facts.get("dkms"), want.get("dkms_module") or "nvidia", boot, branch=branch)
@@ -561,6 +565,7 @@ def installed(
     branch=None,
     packages=None,
     precompiled=None,
+    dkms_packages=None,
     dkms_module="nvidia",
     module_stream=None,
     stop_services=None,
@@ -592,12 +597,14 @@ def installed(
         and its headers exist).
     kernel, boot_tool, grub_config
         The kernel to build for (default ``bootkernel.default`` with these).
-    branch, packages, precompiled, dkms_module, module_stream
-        package: the branch the repositories ship; ``{proprietary: [...],
-        open: [...]}`` package names (``{branch}``, ``{kernel}`` filled in);
-        precompiled module packages used when all exist for the boot kernel;
-        the DKMS module name the packages register; a dnf module stream to
-        enable first.
+    branch, packages, precompiled, dkms_packages, dkms_module, module_stream
+        package: the branch the repositories ship; then, each as
+        ``{proprietary: [...], open: [...]}`` with ``{branch}`` and
+        ``{kernel}`` (the boot kernel) filled in: the driver packages, the
+        precompiled module packages (used when all exist for the boot
+        kernel), the DKMS packages (used otherwise); the DKMS module name
+        the packages register; ``{proprietary: stream, open: stream}``, a
+        dnf module stream enabled first.
     stop_services
         GPU services (nvidia-persistenced, nvidia-dcgm) stopped for the
         install while an NVIDIA module is loaded, started again after.
@@ -608,7 +615,8 @@ def installed(
         "method": method, "version": str(name), "url": url, "sha256": sha256,
         "kernel_module_type": kernel_module_type, "force": bool(force), "cache_dir": cache_dir, "dkms": bool(dkms),
         "kernel": kernel, "boot_tool": boot_tool, "grub_config": grub_config, "branch": branch,
-        "packages": packages or {}, "precompiled": precompiled or {}, "dkms_module": dkms_module,
+        "packages": packages or {}, "precompiled": precompiled or {}, "dkms_packages": dkms_packages or {},
+        "dkms_module": dkms_module,
         "module_stream": module_stream, "stop_services": list(stop_services or []), "test": test,
     }
     if method == "runfile" and (not url or not sha256):
@@ -688,7 +696,7 @@ def installed(
     return ret
 
 
-def removed(name="nvidia", force=False, method="runfile", packages=None):
+def removed(name="nvidia", force=False, method="runfile", packages=None, dkms_packages=None, branch=None):
     """
     Remove the driver: the ``.run`` driver with ``nvidia-uninstall`` (DKMS
     registrations included; refused while processes use the GPUs unless
@@ -703,7 +711,9 @@ def removed(name="nvidia", force=False, method="runfile", packages=None):
     test = bool(__opts__.get("test"))
     try:
         if method == "package":
-            names = sorted({p for group in (packages or {}).values() for p in group if "{" not in p})
+            names = sorted({p.format(branch=branch, kernel=__grains__.get("kernelrelease", ""))
+                            for field in (packages, dkms_packages) for group in (field or {}).values()
+                            for p in group})
             present = [p for p in names if _fact("pkg.version", p)]
             if not present:
                 ret["result"] = True

@@ -300,7 +300,16 @@ def validate_node(cfg):
         _repo(f"{section}:repo", (cfg.get(section) or {}).get("repo"), problems)
     _repo("driver:extra_repo", (cfg.get("driver") or {}).get("extra_repo"), problems)
     driver = cfg.get("driver") or {}
-    if driver.get("manage", True):
+    method = driver.get("method", "runfile")
+    if driver.get("manage", True) and method not in ("runfile", "package"):
+        problems.append(problem("driver:method", method, "one of runfile, package"))
+    if driver.get("manage", True) and method == "package":
+        package = driver.get("package") or {}
+        _repo("driver:package:repo", package.get("repo"), problems)
+        if not re.match(r"^\d{3}$", str(package.get("branch"))):
+            problems.append(problem("driver:package:branch", package.get("branch"),
+                                    "the driver branch the OS's repositories ship, such as 580"))
+    elif driver.get("manage", True):
         ver = driver.get("version")
         if not DRIVER_VERSION_RE.match(str(ver)):
             problems.append(problem("driver:version", ver, "an NVIDIA driver version such as 580.95.05"))
@@ -333,7 +342,9 @@ def validate(cfg, pillar_cfg, gpu_check=None):
         problems += gpu_check(
             node.get("id"),
             node.get("gpus") or [],
-            (cfg.get("driver") or {}).get("version"),
+            # the package method's branch is checked by the driver state
+            (cfg.get("driver") or {}).get("version") if (cfg.get("driver") or {}).get("method", "runfile") == "runfile"
+            else None,
             (cfg.get("driver") or {}).get("kernel_module_type"),
         )
     # keep order, drop repeats (cluster-wide problems show once per report)

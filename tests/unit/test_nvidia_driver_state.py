@@ -457,7 +457,8 @@ def _facts(**kw):
 
 PKG_WANT = {
     "method": "package", "branch": 535, "kernel_module_type": "auto", "dkms": True, "dkms_module": "nvidia-current",
-    "packages": {"proprietary": ["nvidia-kernel-dkms", "nvidia-smi"], "open": ["nvidia-open-kernel-dkms"]},
+    "packages": {"proprietary": ["nvidia-driver"], "open": ["nvidia-driver"]},
+    "dkms_packages": {"proprietary": ["nvidia-kernel-dkms"], "open": ["nvidia-open-kernel-dkms"]},
     "precompiled": {}, "module_stream": None, "stop_services": [],
 }
 
@@ -475,9 +476,9 @@ def test_plan_package_method_installs_and_verifies_dkms():
     mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
     plan = mod.decide(_facts(), dict(PKG_WANT))
     assert plan["refusals"] == [] and plan["action"] == "install"
-    assert plan["packages"] == ["nvidia-kernel-dkms", "nvidia-smi"] and plan["dkms_kernels"] == [RUNNING]
+    assert plan["packages"] == ["nvidia-driver", "nvidia-kernel-dkms"] and plan["dkms_kernels"] == [RUNNING]
     assert plan["reboot"]  # packages do not load the module
-    done = _facts(packages={"nvidia-kernel-dkms": "535.247.01-1~deb12u1", "nvidia-smi": "535.247.01-1~deb12u1"},
+    done = _facts(packages={"nvidia-kernel-dkms": "535.247.01-1~deb12u1", "nvidia-driver": "535.247.01-1~deb12u1"},
                   dkms=[{"module": "nvidia-current", "version": "535.247.01", "kernel": RUNNING, "arch": "x86_64",
                          "status": "installed"}], loaded="535.247.01", nvidia_loaded=True)
     assert mod.decide(done, dict(PKG_WANT))["action"] == "none"
@@ -490,13 +491,15 @@ def test_plan_package_method_prefers_precompiled_modules():
     mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
     want = dict(PKG_WANT, branch=580, dkms_module="nvidia",
                 packages={"proprietary": ["nvidia-headless-no-dkms-{branch}", "nvidia-utils-{branch}"]},
+                dkms_packages={"proprietary": ["nvidia-dkms-{branch}"]},
                 precompiled={"proprietary": ["linux-modules-nvidia-{branch}-{kernel}"]})
     pre = f"linux-modules-nvidia-580-{RUNNING}"
     plan = mod.decide(_facts(precompiled_available={pre: True}), want)
     assert plan["packages"] == ["nvidia-headless-no-dkms-580", "nvidia-utils-580", pre]
     assert plan["precompiled"] is True and plan["dkms_kernels"] == []
     plan = mod.decide(_facts(precompiled_available={pre: False}), want)
-    assert pre not in plan["packages"] and plan["dkms_kernels"] == [RUNNING]
+    assert plan["packages"] == ["nvidia-headless-no-dkms-580", "nvidia-utils-580", "nvidia-dkms-580"]
+    assert plan["dkms_kernels"] == [RUNNING]
     assert "no precompiled module package" in plan["notes"][0]
 
 
