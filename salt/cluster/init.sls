@@ -80,6 +80,13 @@ k8snvidia-orchestrate-reboot:
     - name: k8snvidia.reboot
     - timeout: {{ reboot_timeout }}
 
+{#- a driver replaced on a joined node: cordon, drain, device plugin off
+    (k8snvidia_driver runner, docs/driver.md); given back after the step #}
+k8snvidia-orchestrate-driver-drain:
+  salt.runner:
+    - name: k8snvidia_driver.drain
+    - namespace: {{ (cfg.get("device_plugin") or {}).get("namespace", "kube-system") | json }}
+
 k8snvidia-orchestrate-driver:
   salt.runner:
     - name: k8snvidia.step
@@ -91,6 +98,10 @@ k8snvidia-orchestrate-reboot-after-driver:
   salt.runner:
     - name: k8snvidia.reboot
     - timeout: {{ reboot_timeout }}
+
+k8snvidia-orchestrate-driver-uncordon:
+  salt.runner:
+    - name: k8snvidia_driver.uncordon
 
 k8snvidia-orchestrate-control-plane:
   salt.runner:
