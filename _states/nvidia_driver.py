@@ -156,7 +156,9 @@ def _facts(want):
         facts["packages"] = {p: (_fact("pkg.version", p) or "") for p in pkgs + pre + dkms_pkgs}
         facts["precompiled_available"] = {}
         for p in pre:
-            facts["precompiled_available"][p] = bool(facts["packages"][p] or _fact("pkg.latest_version", p))
+            # the package lists as they are (no refresh: the kernel layer refreshed them)
+            facts["precompiled_available"][p] = bool(facts["packages"][p] or _fact("pkg.latest_version", p,
+                                                                                    refresh=False))
         facts["dkms"] = _fact("nvidia_driver.dkms_status") if want.get("dkms") else None
     return facts
 
@@ -696,7 +698,8 @@ def installed(
     return ret
 
 
-def removed(name="nvidia", force=False, method="runfile", packages=None, dkms_packages=None, branch=None):
+def removed(name="nvidia", force=False, method="runfile", packages=None, dkms_packages=None, precompiled=None,
+            branch=None):
     """
     Remove the driver: the ``.run`` driver with ``nvidia-uninstall`` (DKMS
     registrations included; refused while processes use the GPUs unless
@@ -712,7 +715,7 @@ def removed(name="nvidia", force=False, method="runfile", packages=None, dkms_pa
     try:
         if method == "package":
             names = sorted({p.format(branch=branch, kernel=__grains__.get("kernelrelease", ""))
-                            for field in (packages, dkms_packages) for group in (field or {}).values()
+                            for field in (packages, dkms_packages, precompiled) for group in (field or {}).values()
                             for p in group})
             present = [p for p in names if _fact("pkg.version", p)]
             if not present:

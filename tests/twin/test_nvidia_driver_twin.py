@@ -64,3 +64,46 @@ def test_driver_on_a_twin_node(twin):
     runs = [c["argv"] for c in cmds if c["argv"][0].endswith(".run")]
     assert runs[-1] == [f"NVIDIA-Linux-x86_64-{VERSION}.run", "--silent", "--dkms", f"--kernel-name={KERNEL}",
                         "--kernel-module-type=proprietary"]
+
+
+def _failed(ret):
+    return [f"{v.get('__id__', k)}: {str(v.get('comment', ''))[:400]}" for k, v in ret.items() if not v.get("result")]
+
+
+def test_package_method_on_ubuntu_2204(twin, tmp_path):
+    """driver:method: package (the Ubuntu 22.04 map default): Ubuntu's R580
+    with the signed precompiled module for the HWE kernel the kernel layer
+    installs, through the twin's apt; the module loads at the next boot."""
+    import shutil
+
+    import yaml
+
+    pillar = tmp_path / "pillar"
+    shutil.copytree(ROOT / "pillar", pillar)
+    cluster = yaml.safe_load((pillar / "cluster.sls").read_text())
+    cluster["k8snvidia"]["nodes"]["node-105"]["os"] = "Ubuntu-22.04"
+    (pillar / "cluster.sls").write_text(yaml.safe_dump(cluster, sort_keys=False))
+    twin.up({"nodes": [{"id": "node-105", "os": "ubuntu2204", "gpus": ["NVIDIA GeForce GTX 1080 Ti"]}]},
+            pillar=pillar, fresh=True)
+    twin.salt("node-105", "saltutil.sync_all", timeout=300)
+    ret = twin.salt("node-105", "state.apply", "host,kernel,nouveau", timeout=900)["node-105"]
+    assert _failed(ret) == []
+    twin.reboot("node-105")
+    boot = twin.node_state("node-105")["kernel"]["running"]
+    assert boot == "6.8.0-87-generic"
+    out = twin.salt("node-105", "state.apply", "nvidia.driver", "test=True", timeout=900)["node-105"]
+    drv = next(v for k, v in out.items() if k.startswith("nvidia_driver_|-"))
+    assert drv["result"] is None, drv["comment"]
+    assert drv["changes"]["packages"] == ["nvidia-headless-no-dkms-580", "nvidia-utils-580",
+                                          f"linux-modules-nvidia-580-{boot}"]
+    ret = twin.salt("node-105", "state.apply", "nvidia.driver", timeout=900)["node-105"]
+    assert _failed(ret) == []
+    drv = next(v for k, v in ret.items() if k.startswith("nvidia_driver_|-"))
+    assert "reboot pending" in drv["comment"]
+    st = twin.node_state("node-105")
+    assert st["nvidia_driver"]["version"] == "580.95.05" and "nvidia" not in st["modules"]
+    twin.reboot("node-105")
+    smi = twin.node_exec("node-105", "nvidia-smi -L")
+    assert smi.returncode == 0 and "GeForce GTX 1080 Ti" in smi.stdout, smi.stderr
+    ret = twin.salt("node-105", "state.apply", "nvidia.driver", timeout=900)["node-105"]
+    assert _failed(ret) == [] and not [k for k, v in ret.items() if v.get("changes")]

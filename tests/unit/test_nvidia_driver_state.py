@@ -559,3 +559,26 @@ def test_holders_scan_proc_fd_links_and_module_use_counts(tmp_path):
     assert mod.holders()["busy"] is False
     (proc / "modules").write_text("ext4 1081344 1 - Live 0x0\n")
     assert mod.holders() == {"processes": [], "modules": {}, "busy": False}
+
+
+def test_removed_package_method_removes_the_installed_packages():
+    mod = load_source("_states/nvidia_driver.py", "test_nvd_removed")
+    have = {"nvidia-utils-580": "580.95.05-0ubuntu0.22.04.2", f"linux-modules-nvidia-580-{RUNNING}": "1"}
+    removed = []
+    mod.__salt__ = {
+        "nvidia_driver.installed_version": lambda: None,
+        "pkg.version": lambda name: have.get(name, ""),
+        "pkg.remove": lambda pkgs: removed.extend(pkgs) or {p: {"old": have[p], "new": ""} for p in pkgs},
+    }
+    mod.__grains__ = {"kernelrelease": RUNNING}
+    mod.__opts__ = {"test": True}
+    kw = {"method": "package", "branch": 580, "packages": {"proprietary": ["nvidia-utils-{branch}"]},
+          "dkms_packages": {"proprietary": ["nvidia-dkms-{branch}"]},
+          "precompiled": {"proprietary": ["linux-modules-nvidia-{branch}-{kernel}"]}}
+    ret = mod.removed(**kw)
+    assert ret["result"] is None and ret["changes"]["removed"] == [f"linux-modules-nvidia-580-{RUNNING}",
+                                                                   "nvidia-utils-580"]
+    assert removed == []
+    mod.__opts__ = {"test": False}
+    ret = mod.removed(**kw)
+    assert ret["result"] is True and sorted(removed) == sorted(have)

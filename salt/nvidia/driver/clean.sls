@@ -16,6 +16,7 @@ k8snvidia-driver-clean-removed:
     - branch: {{ package.branch | json }}
     - packages: {{ package.packages | json }}
     - dkms_packages: {{ package.dkms_packages | json }}
+    - precompiled: {{ package.precompiled | json }}
 {%- endif %}
 
 k8snvidia-driver-clean-cache:
