@@ -107,3 +107,21 @@ def test_package_method_on_ubuntu_2204(twin, tmp_path):
     assert smi.returncode == 0 and "GeForce GTX 1080 Ti" in smi.stdout, smi.stderr
     ret = twin.salt("node-105", "state.apply", "nvidia.driver", timeout=900)["node-105"]
     assert _failed(ret) == [] and not [k for k, v in ret.items() if v.get("changes")]
+
+
+def test_dkms_build_failure_fails_the_state_on_a_twin_node(twin):
+    """Fault dkms_build_fails: the installer warns and exits 0 (as NVIDIA's
+    does); the state checks `dkms status` and fails, saying what to do."""
+    cluster = {"name": "driver", "nodes": [dict(CLUSTER["nodes"][0], faults={"dkms_build_fails": True})]}
+    twin.up(cluster, fresh=True)
+    twin.salt("node-110", "saltutil.sync_all", timeout=300)
+    out = twin.salt("node-110", "state.apply", "nouveau", timeout=300)
+    assert all(r["result"] for r in out["node-110"].values()), out
+    twin.reboot("node-110")
+    twin.node_exec("node-110", PREPARE, check=True)
+    ret = _single(twin)
+    assert ret["result"] is False
+    assert f"DKMS does not list nvidia/{VERSION} as installed for kernel {KERNEL}" in ret["comment"]
+    cmds = twin.records()["nodes"]["node-110"]["commands"]
+    run = [c for c in cmds if c["argv"][0].endswith(".run")][-1]
+    assert run["rc"] == 0  # the installer itself reported success
