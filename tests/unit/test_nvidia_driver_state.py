@@ -3,12 +3,14 @@ dunders injected, against the twin's emulated .run installer run as a real
 subprocess in a scratch node (see test_twin_installer.Node). The modules of
 other components (nvidia, bootkernel, k8snvidia) are mocked."""
 
+import copy
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT, load_source
 
@@ -582,3 +584,31 @@ def test_removed_package_method_removes_the_installed_packages():
     mod.__opts__ = {"test": False}
     ret = mod.removed(**kw)
     assert ret["result"] is True and sorted(removed) == sorted(have)
+
+
+def test_driver_method_keys_are_validated():
+    """driver:method and the package method's branch are checked before
+    anything changes; the package method needs no url/sha256."""
+    util = load_source("_utils/k8snvidia.py", "test_nvd_validate")
+    params = {n: yaml.safe_load((ROOT / f"salt/parameters/{n}.yaml").read_text())
+              for n in ("defaults", "os_family", "osfinger")}
+    cluster = yaml.safe_load((ROOT / "pillar/cluster.sls").read_text())["k8snvidia"]
+    profile = yaml.safe_load((ROOT / "pillar/profiles/modern.sls").read_text())["k8snvidia"]
+    shipped = util.merge(profile, cluster)
+    jammy = {"id": "node-105", "os_family": "Debian", "osfinger": "Ubuntu-22.04", "os": "Ubuntu",
+             "osmajorrelease": 22, "oscodename": "jammy"}
+
+    def problems(pillar, grains=jammy):
+        return util.validate(util.build(params, pillar, grains["id"], grains), pillar)
+
+    assert problems(shipped) == []
+    cfg = util.build(params, shipped, "node-105", jammy)
+    assert cfg["driver"]["method"] == "package" and cfg["driver"]["package"]["branch"] == 580
+    bad = copy.deepcopy(shipped)
+    bad.setdefault("driver", {})["method"] = "rpm"
+    assert any("k8snvidia:driver:method: 'rpm' is invalid; expected one of runfile, package" in p
+               for p in problems(bad))
+    bad = copy.deepcopy(shipped)
+    bad["driver"].update(sha256=None, package={"branch": "latest"})
+    got = problems(bad)
+    assert any("driver:package:branch" in p for p in got) and not any("driver:sha256" in p for p in got)
