@@ -19,14 +19,15 @@ CLUSTER = {
     "nodes": [{"id": "node-110", "os": "centos7", "kernel": KERNEL, "gpus": ["NVIDIA GeForce GTX 1080 Ti"]}],
 }
 # What the kernel layer and the driver prerequisites leave on a node: the
-# headers of the boot kernel and gcc/make/dkms (done by hand here so that
-# this test exercises the driver state alone).
+# headers of the boot kernel and gcc/make/dkms, dkms on PATH (done by hand
+# here so that this test exercises the driver state alone).
 PREPARE = (
     f"mkdir -p /usr/src/kernels/{KERNEL} && ln -sfn /usr/src/kernels/{KERNEL} /lib/modules/{KERNEL}/build && "
-    "$K8STWIN_PYTHON -c 'from k8stwin import state\n"
+    "$K8STWIN_PYTHON -c 'from k8stwin import pkgdb, state\n"
     "with state.locked() as st:\n"
     "    p = st.setdefault(\"packages\", {})\n"
-    "    for n in (\"gcc\", \"make\", \"dkms\"): p.setdefault(n, {\"version\": \"1\"})'"
+    "    for n in (\"gcc\", \"make\", \"dkms\"): p.setdefault(n, {\"version\": \"1\"})\n"
+    "pkgdb.sync_tool_links()'"
 )
 
 
