@@ -10,6 +10,7 @@ options ``nvidia.sysfs_root`` (default ``/sys``) and ``nvidia.procfs_root``
 """
 
 import logging
+import os
 
 import salt.utils.path
 from salt.exceptions import CommandExecutionError
@@ -208,3 +209,107 @@ def driver_problems(driver_version, kernel_module_type="auto"):
     """
     names = [g["name"] or g["pci_device_id"] for g in recommended()["gpus"]]
     return __utils__["nvidia_gpu.driver_problems"](__grains__.get("id"), names, driver_version, kernel_module_type)
+
+
+NVIDIA_MODULES = ("nvidia", "nvidia_uvm", "nvidia_modeset", "nvidia_drm", "nvidia_peermem")
+
+
+def _module_use(procfs):
+    """``{module: {"refcount": int, "used_by": [...]}}`` for the loaded NVIDIA
+    modules, from one read of ``/proc/modules`` (``name size refcount
+    users, state addr``)."""
+    out = {}
+    try:
+        with open(os.path.join(procfs, "modules"), encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 4 or fields[0] not in NVIDIA_MODULES:
+            continue
+        try:
+            count = int(fields[2])
+        except ValueError:
+            count = 0
+        users = [u for u in fields[3].split(",") if u and u != "-"]
+        out[fields[0]] = {"refcount": count, "used_by": users}
+    return out
+
+
+def _sysfs_holders(sysfs, name="nvidia"):
+    try:
+        return sorted(os.listdir(os.path.join(sysfs, "module", name, "holders")))
+    except OSError:
+        return []
+
+
+def _device_openers(procfs):
+    """Processes with ``/dev/nvidia*`` open: one pass over ``/proc/*/fd``
+    (readlink only; nothing is opened). A process that vanishes or cannot be
+    read is skipped."""
+    found = {}
+    try:
+        pids = [p for p in os.listdir(procfs) if p.isdigit()]
+    except OSError:
+        return []
+    for pid in pids:
+        fd_dir = os.path.join(procfs, pid, "fd")
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        devices = set()
+        for fd in fds:
+            try:
+                target = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if target.startswith("/dev/nvidia"):
+                devices.add(target)
+        if not devices:
+            continue
+        try:
+            with open(os.path.join(procfs, pid, "comm"), encoding="utf-8", errors="replace") as fh:
+                command = fh.read().strip()
+        except OSError:
+            command = "?"
+        found[int(pid)] = {"pid": int(pid), "command": command, "devices": sorted(devices)}
+    return [found[p] for p in sorted(found)]
+
+
+def holders():
+    """
+    Everything that keeps the NVIDIA kernel modules from being unloaded (and
+    so makes the ``.run`` installer abort an upgrade): ``processes``, the
+    processes with a ``/dev/nvidia*`` device open (pid, command, devices;
+    the device plugin, nvidia-persistenced, DCGM's nv-hostengine, CUDA jobs),
+    plus those nvidia-smi lists as using the GPUs; ``modules``, the loaded
+    NVIDIA modules with their use count and the modules using them
+    (``/proc/modules``, ``/sys/module/nvidia/holders``); and ``busy``, true
+    when anything holds them. Empty when no NVIDIA module is loaded.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' nvidia.holders
+    """
+    sysfs, procfs = _roots()
+    modules = _module_use(procfs)
+    ret = {"processes": [], "modules": modules, "busy": False}
+    if not modules:
+        return ret
+    extra = _sysfs_holders(sysfs)
+    if extra and "nvidia" in modules:
+        modules["nvidia"]["used_by"] = sorted(set(modules["nvidia"]["used_by"]) | set(extra))
+    procs = {p["pid"]: p for p in _device_openers(procfs)}
+    for proc in processes():
+        pid = proc.get("pid")
+        if pid is not None and pid not in procs:
+            procs[pid] = {"pid": pid, "command": proc.get("name") or "?", "devices": ["(nvidia-smi: GPU process)"]}
+    ret["processes"] = [procs[p] for p in sorted(procs)]
+    # a module whose count exceeds the NVIDIA modules stacked on it is held by something outside them
+    stacked = {m: len([u for u in v["used_by"] if u in NVIDIA_MODULES]) for m, v in modules.items()}
+    ret["busy"] = bool(ret["processes"]) or any(v["refcount"] > stacked[m] for m, v in modules.items())
+    return ret

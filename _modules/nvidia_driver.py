@@ -33,6 +33,7 @@ import shutil
 import urllib.parse
 import urllib.request
 
+import salt.utils.path
 from salt.exceptions import CommandExecutionError
 
 log = logging.getLogger(__name__)
@@ -531,3 +532,124 @@ def uninstall(timeout=600):
         reason = explain_failure(res.get("stdout"), res.get("stderr"))
         raise CommandExecutionError(f"nvidia-uninstall did not remove driver {before}: {reason}")
     return {"removed": before}
+
+
+# ------------------------------------------------------------------ DKMS
+DKMS_LINE_RE = re.compile(
+    r"^(?P<module>[^/,\s]+)(?:/|,\s*)(?P<version>[^,:\s]+)(?:,\s*(?P<kernel>[^,:\s]+)(?:,\s*(?P<arch>[^:\s]+))?)?"
+    r":\s*(?P<status>[a-z-]+)"
+)
+
+
+def parse_dkms_status(text):
+    """
+    ``dkms status`` output as a list of ``{"module", "version", "kernel",
+    "arch", "status"}`` (``kernel`` None for a module only added). Reads
+    both formats: ``nvidia/580.95.05, 5.15.0-76-generic, x86_64: installed``
+    (dkms 2.8.6 and later) and ``nvidia, 580.95.05, 5.15.0-76-generic,
+    x86_64: installed`` (older); a trailing ``(Original modules exist)`` or
+    WARNING line is ignored.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call nvidia_driver.parse_dkms_status "nvidia/580.95.05, 6.1.0-25-amd64, x86_64: installed"
+    """
+    out = []
+    for line in (text or "").splitlines():
+        match = DKMS_LINE_RE.match(line.strip())
+        if match:
+            out.append(match.groupdict())
+    return out
+
+
+def dkms_status():
+    """
+    What DKMS has registered and built (``dkms status``, parsed by
+    ``parse_dkms_status``); None when dkms is not installed. Raises when
+    dkms fails.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' nvidia_driver.dkms_status
+    """
+    exe = salt.utils.path.which("dkms")
+    if not exe:
+        return None
+    res = __salt__["cmd.run_all"]([exe, "status"], python_shell=False, ignore_retcode=True, output_loglevel="debug")
+    if res.get("retcode") != 0:
+        raise CommandExecutionError(
+            f"dkms status failed (rc {res.get('retcode')}): {(res.get('stderr') or res.get('stdout') or '').strip()}"
+        )
+    return parse_dkms_status(res.get("stdout", ""))
+
+
+def dkms_install(module, version, kernel, timeout=1800):
+    """
+    Build and install DKMS module ``module/version`` for ``kernel`` (``dkms
+    install -m M -v V -k K``); raises with DKMS's message on failure.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' nvidia_driver.dkms_install nvidia 580.178.04 6.1.0-25-amd64
+    """
+    exe = salt.utils.path.which("dkms")
+    if not exe:
+        raise CommandExecutionError("dkms is not installed (k8snvidia:driver:prerequisites)")
+    cmd = [exe, "install", "-m", str(module), "-v", str(version), "-k", str(kernel)]
+    res = __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True, timeout=timeout)
+    if res.get("retcode") != 0:
+        text = (res.get("stderr") or res.get("stdout") or "").strip().splitlines()
+        raise CommandExecutionError(f"{' '.join(cmd)} failed (rc {res.get('retcode')}): {' '.join(text[-3:])}")
+    return {"module": module, "version": version, "kernel": kernel}
+
+
+def upstream_version(package_version):
+    """
+    The driver version in a distribution package version: epoch and
+    packaging revision dropped (``535.247.01-1~deb12u1`` -> ``535.247.01``,
+    ``3:580.105.08-1.el9`` -> ``580.105.08``, ``580.95.05-0ubuntu0.24.04.2``
+    -> ``580.95.05``); None for an empty value.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call nvidia_driver.upstream_version 535.247.01-1~deb12u1
+    """
+    text = str(package_version or "").strip()
+    if not text:
+        return None
+    text = text.split(":", 1)[-1]
+    match = VERSION_RE.search(text)
+    return match.group(1) if match else text.split("-", 1)[0]
+
+
+def enable_stream(stream, timeout=600):
+    """
+    Enable a dnf module stream (``dnf -y module enable <stream>``, e.g.
+    ``nvidia-driver:580-dkms``), as NVIDIA's CUDA repository on EL needs
+    before its driver packages install; raises with dnf's message.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' nvidia_driver.enable_stream nvidia-driver:580-dkms
+    """
+    exe = salt.utils.path.which("dnf")
+    if not exe:
+        raise CommandExecutionError(f"cannot enable module stream {stream}: dnf is not installed")
+    res = __salt__["cmd.run_all"]([exe, "-y", "module", "enable", str(stream)], python_shell=False,
+                                  ignore_retcode=True, timeout=timeout)
+    if res.get("retcode") != 0:
+        raise CommandExecutionError(
+            f"dnf module enable {stream} failed (rc {res.get('retcode')}): "
+            f"{(res.get('stderr') or res.get('stdout') or '').strip()}"
+        )
+    return True

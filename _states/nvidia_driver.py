@@ -1,34 +1,34 @@
 """
-The NVIDIA driver from NVIDIA's ``.run`` installer, built with DKMS for the
-kernel that boots next.
+The NVIDIA driver, from NVIDIA's ``.run`` installer or from distribution
+packages, built (with DKMS) for the kernel that boots next.
 
 .. code-block:: yaml
 
     nvidia-driver:
       nvidia_driver.installed:
-        - name: 580.95.05
-        - url: https://us.download.nvidia.com/XFree86/Linux-x86_64/580.95.05/NVIDIA-Linux-x86_64-580.95.05.run
-        - sha256: 849ef0ef8e842b9806b2cde9f11c1303d54f1a9a769467e4e5d961b2fe1182a7
+        - name: 580.178.04
+        - url: https://us.download.nvidia.com/XFree86/Linux-x86_64/580.178.04/NVIDIA-Linux-x86_64-580.178.04.run
+        - sha256: 5975a86ee45bffcb626f51ae33d1169b108186a2ea47ad651e72f13fa4b6d6f9
         - kernel_module_type: auto
 
-What it does, in order (every refusal happens before anything is changed):
+Three steps, each on its own (docs/driver.md):
 
-1. the kernel is ``bootkernel.default`` (the one that boots next; it may not
-   be running yet); the module type ``auto`` is ``nvidia.recommended``'s
-   (Pascal and older: proprietary);
-2. nothing to do when that version is installed and built for that kernel;
-3. refuse while nouveau is loaded (the ``nouveau`` SLS and a reboot come
-   first), when the kernel's headers are missing, and when the node's GPUs
-   need an older branch;
-4. an upgrade from another version is refused while processes use the GPUs,
-   unless ``force``;
-5. download (artifact mirror first) with the sha256 checked, then
-   ``sh <run> --silent --dkms --kernel-name=<K> [--kernel-module-type=<T>]``;
-6. "reboot pending" (``k8snvidia.set_reboot_pending``) when the new module
-   cannot be loaded now: the kernel is not running yet, or another module is
-   still loaded.
-
-With ``test=True`` it predicts all of this without downloading or installing.
+1. **facts** (:func:`_facts`): the installed driver, the kernel that boots
+   next and the running one, the GPUs' branch and module rules
+   (``nvidia.recommended``), nouveau, what holds the GPU
+   (``nvidia.holders``), the kernel headers, the packages. A called module
+   that is missing or fails stops the state with its message: no fact is
+   guessed.
+2. **plan** (:func:`decide`, pure): refusals, branch and module type, what
+   to download or install, which kernel to build for, the DKMS kernels to
+   verify, the services to stop, whether the node must be drained and
+   whether a reboot is needed.
+3. **act** on that plan: ``test=True`` returns the plan as the predicted
+   changes; a real run does it (runfile: download with sha256, stop the GPU
+   services, run the installer; package: enable the module stream, install
+   the packages), then verifies the result, DKMS included (the installer
+   only *warns* when DKMS registration fails and exits 0), and marks the
+   reboot pending. Every failure says what failed and what to do.
 """
 
 import logging
@@ -41,6 +41,14 @@ log = logging.getLogger(__name__)
 __virtualname__ = "nvidia_driver"
 
 BLACKLIST_DIRS = ("/etc/modprobe.d", "/usr/lib/modprobe.d", "/lib/modprobe.d")
+# the process each GPU service runs (what nvidia.holders shows for it)
+SERVICE_COMMANDS = {
+    "nvidia-persistenced": "nvidia-persistenced",
+    "nvidia-dcgm": "nv-hostengine",
+    "dcgm": "nv-hostengine",
+    "nvidia-fabricmanager": "nv-fabricmanager",
+}
+METHODS = ("runfile", "package")
 
 
 def __virtual__():
@@ -49,40 +57,30 @@ def __virtual__():
     return (False, "nvidia_driver state: the nvidia_driver execution module is not loaded")
 
 
-# ------------------------------------------------------------------ helpers
-def _call(fun, *args, default=None, **kwargs):
-    """Call another module's function when it is loaded; ``default`` when it
-    is not or when it fails (it is written by another component)."""
+class FactError(Exception):
+    """A fact could not be read: the state stops with this message."""
+
+
+# ------------------------------------------------------------------ facts
+def _fact(fun, *args, **kwargs):
+    """Call ``fun``; a missing module or a failure becomes a FactError that
+    names the function and its message (never a silent default)."""
     func = __salt__.get(fun)
     if func is None:
-        return default
+        raise FactError(f"{fun} is not available (run saltutil.sync_all so the custom modules are on the minion)")
     try:
         return func(*args, **kwargs)
     except Exception as exc:  # pylint: disable=broad-except
-        log.warning("nvidia_driver: %s failed: %s", fun, exc)
-        return default
-
-
-def _running_kernel():
-    return _call("bootkernel.running") or __grains__.get("kernelrelease") or os.uname().release
-
-
-def _boot_kernel(boot_tool=None, grub_config=None):
-    kwargs = {k: v for k, v in (("boot_tool", boot_tool), ("grub_config", grub_config)) if v}
-    return _call("bootkernel.default", **kwargs) or _running_kernel()
+        raise FactError(f"{fun} failed: {exc}") from exc
 
 
 def _loaded_modules():
-    """Names of the loaded kernel modules, from /proc/modules (procfs root
-    option honoured), else from kmod.lsmod."""
-    path = os.path.join(__opts__.get("nvidia.procfs_root", "/proc") or "/proc", "modules")
+    procfs = __opts__.get("nvidia.procfs_root", "/proc") or "/proc"
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(os.path.join(procfs, "modules"), encoding="utf-8") as fh:
             return [line.split()[0] for line in fh if line.strip()]
-    except OSError:
-        pass
-    mods = _call("kmod.lsmod", default=[]) or []
-    return [m.get("module") for m in mods if isinstance(m, dict)]
+    except OSError as exc:
+        raise FactError(f"cannot read the loaded kernel modules ({procfs}/modules): {exc}") from exc
 
 
 def _nouveau_blacklisted():
@@ -106,74 +104,458 @@ def _nouveau_blacklisted():
     return None
 
 
+def _fmt(template, **values):
+    return str(template).format(**values)
+
+
+def _names(want, field, branch, module_type, boot):
+    key = "open" if module_type == "open" else "proprietary"
+    return [_fmt(p, branch=branch, kernel=boot) for p in ((want.get(field) or {}).get(key) or [])]
+
+
+def _package_names(want, branch, module_type, boot):
+    """(packages, precompiled candidates, DKMS packages) of the package
+    method, templates filled."""
+    return tuple(_names(want, f, branch, module_type, boot) for f in ("packages", "precompiled", "dkms_packages"))
+
+
+def _facts(want):
+    """Everything the plan needs, read once. Raises FactError."""
+    facts = {}
+    if want.get("kernel"):
+        facts["boot"] = want["kernel"]
+    else:
+        kw = {k: want[k] for k in ("boot_tool", "grub_config") if want.get(k)}
+        facts["boot"] = _fact("bootkernel.default", **kw)
+        if not facts["boot"]:
+            raise FactError("bootkernel.default found no boot-default kernel: check k8snvidia:kernel:boot_tool")
+    facts["running"] = _fact("bootkernel.running") if "bootkernel.running" in __salt__ else (
+        __grains__.get("kernelrelease") or os.uname().release)
+    rec = _fact("nvidia.recommended")
+    facts["recommended"] = rec if isinstance(rec, dict) else {}
+    modules = _loaded_modules()
+    facts["nouveau_loaded"] = "nouveau" in modules
+    facts["nouveau_blacklist"] = _nouveau_blacklisted() if facts["nouveau_loaded"] else None
+    facts["nvidia_loaded"] = any(m.startswith("nvidia") for m in modules)
+    facts["loaded"] = _fact("nvidia_driver.loaded_version")
+    facts["installed"] = _fact("nvidia_driver.installed_version")
+    facts["built"] = _fact("nvidia_driver.built_for", facts["boot"])
+    facts["headers_boot"] = _fact("nvidia_driver.kernel_source", facts["boot"])
+    facts["headers_running"] = (
+        facts["headers_boot"] if facts["running"] == facts["boot"]
+        else _fact("nvidia_driver.kernel_source", facts["running"])
+    )
+    if want["method"] == "runfile":
+        facts["url_version"] = _fact("nvidia_driver.version_from_runfile", want["url"])
+    else:
+        branch = want.get("branch")
+        mtype = want.get("kernel_module_type")
+        if mtype in (None, "", "auto"):
+            mtype = facts["recommended"].get("module_type") or "proprietary"
+        pkgs, pre, dkms_pkgs = _package_names(want, branch, mtype, facts["boot"])
+        facts["packages"] = {p: (_fact("pkg.version", p) or "") for p in pkgs + pre + dkms_pkgs}
+        facts["precompiled_available"] = {}
+        for p in pre:
+            # the package lists as they are (no refresh: the kernel layer refreshed them)
+            facts["precompiled_available"][p] = bool(facts["packages"][p] or _fact("pkg.latest_version", p,
+                                                                                    refresh=False))
+        facts["dkms"] = _fact("nvidia_driver.dkms_status") if want.get("dkms") else None
+    return facts
+
+
+def _gpu_facts(want):
+    """What holds the GPU, read only when a change is planned while an
+    NVIDIA module is loaded (nvidia-smi and systemctl are not run for a
+    node that is in place)."""
+    facts = {"holders": _fact("nvidia.holders"), "services": {}}
+    for svc in want.get("stop_services") or []:
+        if "service.available" in __salt__ and not _fact("service.available", svc):
+            continue
+        facts["services"][svc] = bool(_fact("service.status", svc))
+    return facts
+
+
+# ------------------------------------------------------------------ plan
 def _vt(version):
-    return __salt__["nvidia_driver.version_tuple"](version)
+    out = []
+    for part in str(version or "").split("."):
+        try:
+            out.append(int(part))
+        except ValueError:
+            out.append(0)
+    return tuple(out)
 
 
-def _module_type(requested, version):
-    """(type or None, problem or None). None: let the installer choose
-    (drivers before 555 have no --kernel-module-type)."""
-    rec = _call("nvidia.recommended", default=None) or {}
-    max_branch = rec.get("max_branch") if isinstance(rec, dict) else None
+def _branch_problems(branch, rec, what):
+    """Refusals for a driver branch given the node's GPUs."""
+    out = []
+    for conflict in rec.get("conflicts") or []:
+        out.append(f"no single NVIDIA driver serves this node's GPUs: {conflict}")
+    archs = ", ".join(rec.get("architectures") or []) or "its GPUs"
+    if rec.get("max_branch") and branch and branch > int(rec["max_branch"]):
+        out.append(
+            f"{what} is newer than this node's GPUs support ({archs}: branch R{rec['max_branch']} is the last one "
+            f"for them); set k8snvidia:driver:version to an R{rec['max_branch']} release"
+        )
+    if rec.get("min_branch") and branch and branch < int(rec["min_branch"]):
+        out.append(
+            f"{what} is older than this node's GPUs need ({archs}: branch R{rec['min_branch']} or newer)"
+        )
+    return out
+
+
+def _module_type(requested, version, rec, method):
+    """(type or None, refusals). None: the installer chooses (no
+    --kernel-module-type before 555)."""
     vt = _vt(version)
-    if max_branch and vt[0] > int(max_branch):
-        return None, (
-            f"driver {version} is newer than this node's GPUs support (branch R{max_branch} is the last one "
-            f"for them); set k8snvidia:driver:version to an R{max_branch} release"
-        )
-    min_branch = rec.get("min_branch") if isinstance(rec, dict) else None
-    if min_branch and vt[0] < int(min_branch):
-        return None, (
-            f"driver {version} is older than this node's GPUs need (branch R{min_branch} or newer); "
-            "set k8snvidia:driver:version to a newer release"
-        )
     if requested in (None, "", "auto"):
-        chosen = rec.get("module_type") if isinstance(rec, dict) else None
-        if chosen not in ("open", "proprietary"):
-            chosen = "proprietary"  # supported by every GPU the driver supports
-        if vt < (555,):
-            return None, None  # the installer builds its proprietary module
-        return chosen, None
+        chosen = rec.get("module_type") if rec.get("module_type") in ("open", "proprietary") else "proprietary"
+        if method == "runfile" and vt < (555,):
+            return None, []
+        return chosen, []
     if requested not in ("open", "proprietary"):
-        return None, f"kernel_module_type {requested!r} is not one of auto, open, proprietary"
-    if requested == "open" and vt < (555,):
-        return None, (
-            f"the open kernel module cannot be chosen with driver {version}: the installer's "
-            "--kernel-module-type exists from 555; use a newer driver or 'proprietary'"
-        )
+        return None, [f"kernel_module_type {requested!r} is not one of auto, open, proprietary"]
     if requested == "open" and rec.get("module_type") == "proprietary":
-        return None, (
-            "the open kernel module does not support this node's GPUs (Turing and newer only); "
-            "use kernel_module_type: proprietary or auto"
-        )
-    if vt < (555,):
-        return None, None
-    return requested, None
-
-
-def _gpu_processes():
-    """(processes using the GPUs, None), or (None, why) when they cannot be
-    listed: then nobody can say the GPUs are idle, and replacing the driver
-    is refused like a busy node's."""
-    func = __salt__.get("nvidia.processes")
-    if func is None:
-        return None, "the nvidia execution module is not loaded (run saltutil.sync_modules)"
-    try:
-        procs = func() or []
-    except Exception as exc:  # pylint: disable=broad-except
-        return None, f"nvidia.processes failed: {exc}"
-    return [p for p in procs if isinstance(p, dict)], None
+        return None, ["the open kernel module does not support this node's GPUs (Turing and newer only); "
+                      "use kernel_module_type: proprietary or auto"]
+    if requested == "proprietary" and rec.get("module_type") == "open" and "Blackwell" in (rec.get("architectures") or []):
+        return None, ["this node's Blackwell GPUs need the open kernel module; use kernel_module_type: open or auto"]
+    if method == "runfile" and vt < (555,):
+        if requested == "open":
+            return None, [f"the open kernel module cannot be chosen with driver {version}: the installer's "
+                          "--kernel-module-type exists from 555; use a newer driver or 'proprietary'"]
+        return None, []
+    return requested, []
 
 
 def _describe(procs):
-    return ", ".join(f"{p.get('name', '?')} (pid {p.get('pid', '?')})" for p in procs)
+    return ", ".join(
+        f"{p.get('command') or p.get('name') or '?'} (pid {p.get('pid', '?')}, {', '.join(p.get('devices') or ['?'])})"
+        for p in procs
+    )
 
 
-# ------------------------------------------------------------------ states
+def _dkms_installed(entries, module, kernel, version=None, branch=None):
+    """The version DKMS lists as installed for ``kernel``, or None."""
+    for e in entries or []:
+        if e.get("module") != module or e.get("kernel") != kernel or e.get("status") != "installed":
+            continue
+        if version and e.get("version") != version:
+            continue
+        if branch and not str(e.get("version", "")).startswith(f"{branch}."):
+            continue
+        return e.get("version")
+    return None
+
+
+def decide(facts, want):
+    """
+    The plan, from the facts and the wanted driver; pure (no Salt call, no
+    I/O), so every branch of it is a unit test.
+
+    Returns ``{"action": "none"|"install"|"upgrade"|"rebuild", "refusals",
+    "notes", "method", "version", "branch", "module_type", "kernel",
+    "running", "download", "packages", "stream", "dkms_kernels",
+    "stop_services", "allow_running", "drain", "reboot"}``. ``refusals``
+    non-empty: nothing may change.
+    """
+    method = want["method"]
+    rec = facts.get("recommended") or {}
+    boot, running = facts["boot"], facts["running"]
+    plan = {
+        "action": "none", "refusals": [], "notes": [], "method": method, "kernel": boot, "running": running,
+        "download": None, "packages": [], "stream": None, "dkms_kernels": [], "stop_services": [],
+        "allow_running": False, "drain": False, "reboot": None,
+    }
+    refuse = plan["refusals"]
+    if method not in METHODS:
+        refuse.append(f"k8snvidia:driver:method {method!r} is not one of {', '.join(METHODS)}")
+        return plan
+    if method == "runfile":
+        version = str(want["version"])
+        branch = _vt(version)[0] or None
+        if facts.get("url_version") and facts["url_version"] != version:
+            refuse.append(f"{want['url']} is driver {facts['url_version']}, not {version}: check k8snvidia:driver:url")
+        refuse += _branch_problems(branch, rec, f"driver {version}")
+    else:
+        branch = int(want.get("branch") or 0) or None
+        version = f"R{branch}" if branch else None
+        if not branch:
+            refuse.append("k8snvidia:driver:package:branch is not set: the map names the branch this OS's "
+                          "repositories ship; set it or use driver:method: runfile")
+        else:
+            refuse += [f"{p}: use k8snvidia:driver:method: runfile with a suitable driver" for p in
+                       _branch_problems(branch, rec, f"the distribution's driver branch R{branch}")]
+    mtype, problems = _module_type(want.get("kernel_module_type"), version if method == "runfile" else "999",
+                                   rec, method)
+    refuse += problems
+    plan.update(version=version, branch=branch, module_type=mtype)
+    if refuse:
+        return plan
+
+    loaded = facts.get("loaded")
+    if method == "runfile":
+        built = facts.get("built") or {}
+        installed = facts.get("installed")
+        type_ok = mtype is None or built.get("module_type") in (None, mtype)
+        dkms_ok = not want.get("dkms") or built.get("dkms")
+        in_place = installed == version and built.get("version") == version and type_ok and dkms_ok
+        if not in_place:
+            plan["action"] = "upgrade" if installed and installed != version else (
+                "rebuild" if installed == version else "install")
+            plan["why"] = {
+                "install": "not installed",
+                "upgrade": f"{installed} is installed",
+                "rebuild": (f"installed but not built for kernel {boot}" if built.get("version") != version
+                            else f"installed with the {built.get('module_type')} module" if not type_ok
+                            else "installed but not registered with DKMS"),
+            }[plan["action"]]
+            plan["download"] = {"url": want["url"], "sha256": want["sha256"], "cache_dir": want["cache_dir"]}
+    else:
+        pkgs, pre, dkms_pkgs = _package_names(want, branch, mtype, boot)
+        use_pre = bool(pre) and all((facts.get("precompiled_available") or {}).get(p) for p in pre)
+        chosen = pkgs + (pre if use_pre else dkms_pkgs)
+        if pre and not use_pre:
+            plan["notes"].append(f"no precompiled module package for kernel {boot} ({', '.join(pre)}): "
+                                 "the DKMS packages build it")
+        plan["packages"] = chosen
+        plan["precompiled"] = use_pre
+        stream = (want.get("module_stream") or {}).get("open" if mtype == "open" else "proprietary")
+        plan["stream"] = _fmt(stream, branch=branch) if stream else None
+        missing = [p for p in chosen if not (facts.get("packages") or {}).get(p)]
+        dkms_ok = use_pre or not want.get("dkms") or _dkms_installed(
+            facts.get("dkms"), want.get("dkms_module") or "nvidia", boot, branch=branch)
+        if missing or not dkms_ok:
+            plan["action"] = "install" if missing else "rebuild"
+            plan["missing"] = missing
+            plan["why"] = (f"{', '.join(missing)} not installed" if missing
+                           else f"DKMS lists no {want.get('dkms_module') or 'nvidia'}/{branch}.* for kernel {boot}")
+
+    if plan["action"] == "none":
+        if loaded and (loaded != version if method == "runfile" else not str(loaded).startswith(f"{branch}.")):
+            plan["reboot"] = f"NVIDIA driver {version} is installed but module {loaded} is still loaded"
+        return plan
+
+    # ---- refusals: nothing has been changed yet
+    if method == "runfile" and facts.get("nouveau_loaded"):
+        if facts.get("nouveau_blacklist"):
+            todo = (f"nouveau is blacklisted in {facts['nouveau_blacklist']} but the node has not rebooted since: "
+                    "reboot it (the `nouveau` SLS rebuilt the initramfs), then apply nvidia.driver again")
+        else:
+            todo = "apply the `nouveau` SLS (blacklist + initramfs rebuild), reboot, then apply nvidia.driver again"
+        refuse.append(f"the nouveau kernel module is loaded and the NVIDIA installer cannot replace it; {todo}")
+        return plan
+    needs_headers = method == "runfile" or (want.get("dkms") and not plan.get("precompiled"))
+    if needs_headers and not facts.get("headers_boot"):
+        msg = (f"the kernel headers for {boot} (the kernel that boots next) are missing: the module cannot be "
+               f"built; install them (k8snvidia:kernel:devel_package, or the headers package for {boot})")
+        if not want.get("test"):
+            refuse.append(msg)
+            return plan
+        plan["notes"].append(f"note: {msg} -- an earlier state in this run must install them")
+    if want.get("dkms") and not plan.get("precompiled"):
+        plan["dkms_kernels"] = [boot] + ([running] if running != boot and facts.get("headers_running") else [])
+
+    # ---- what holds the GPU (an NVIDIA module is loaded)
+    if facts.get("nvidia_loaded"):
+        plan["drain"] = True  # GPU pods would lose the driver (runfile) or its libraries (package)
+        services = [s for s, up in (facts.get("services") or {}).items() if up]
+        plan["stop_services"] = services
+        if method == "runfile":
+            freed = {SERVICE_COMMANDS.get(s, s) for s in services}
+            holders = facts.get("holders") or {}
+            left = [p for p in holders.get("processes") or [] if (p.get("command") or p.get("name")) not in freed]
+            plan["holders"] = left
+            if left or (holders.get("busy") and not holders.get("processes")):
+                what = _describe(left) if left else "the kernel reports users of the nvidia module"
+                if not want.get("force"):
+                    refuse.append(
+                        f"the NVIDIA driver in use cannot be replaced while the GPU is held: {what}. On a joined "
+                        "node run the orchestration (it cordons and drains the node and moves the device plugin "
+                        "off it) or `salt-run k8snvidia_driver.drain <node>`; stop other holders, or set "
+                        "k8snvidia:driver:force: true (the old module then stays loaded until a reboot)"
+                    )
+                    return plan
+                plan["allow_running"] = True
+                plan["notes"].append(f"forced while the GPU is held: {what}")
+        if loaded and (plan["allow_running"] or method == "package"):
+            plan["reboot"] = f"NVIDIA driver {version} replaces module {loaded}, which stays loaded until a reboot"
+    if boot != running:
+        plan["reboot"] = f"NVIDIA driver {version} is built for kernel {boot}, which is not running yet"
+    elif method == "package" and not plan["reboot"]:
+        plan["reboot"] = f"NVIDIA driver {version} from packages is loaded at the next boot"
+    return plan
+
+
+def _changes(plan, facts):
+    out = {
+        "method": plan["method"],
+        "action": plan["action"],
+        "version": {"old": facts.get("installed") if plan["method"] == "runfile" else None, "new": plan["version"]},
+        "kernel": plan["kernel"],
+        "kernel_module_type": plan["module_type"] or "default",
+        "dkms": bool(plan["dkms_kernels"]) or bool(plan.get("dkms")),
+    }
+    for key in ("packages", "stream", "stop_services", "drain", "dkms_kernels"):
+        if plan.get(key):
+            out[key] = plan[key]
+    if plan.get("reboot"):
+        out["reboot_pending"] = plan["reboot"]
+    return out
+
+
+def _summary(plan, want):
+    mdesc = f"{plan['module_type']} kernel module" if plan["module_type"] else "the installer's default kernel module"
+    what = f"NVIDIA driver {plan['version']}" if plan["method"] == "runfile" else (
+        f"NVIDIA driver branch {plan['branch']} from packages ({', '.join(plan['packages'])})")
+    return (f"{plan['action']} {what} ({plan.get('why')}) for kernel {plan['kernel']} with {mdesc}"
+            + (", registered with DKMS" if plan["dkms_kernels"] else "")
+            + ("" if want.get("dkms") or plan["method"] == "package" else ", without DKMS"))
+
+
+# ------------------------------------------------------------------ act
+def _mark_reboot(reason):
+    """Mark the reboot pending; a failure is returned, never dropped."""
+    try:
+        _fact("k8snvidia.set_reboot_pending", reason)
+    except FactError as exc:
+        return f"could not mark the reboot pending ({reason}): {exc}; reboot the node by hand"
+    return None
+
+
+def _verify_dkms(plan, module, version=None):
+    """Check ``dkms status`` lists the module installed for every plan
+    kernel, building it for a non-boot kernel that lacks it. Returns
+    (built versions by kernel, error or None)."""
+    try:
+        entries = _fact("nvidia_driver.dkms_status")
+    except FactError as exc:
+        return {}, str(exc)
+    if entries is None:
+        return {}, ("dkms is not installed, so the driver was not registered with DKMS (the installer skips that "
+                    "without a word) and a new kernel will have no NVIDIA module: install dkms "
+                    "(k8snvidia:driver:prerequisites) and apply nvidia.driver again, or set k8snvidia:driver:dkms: false")
+    found = {}
+    for kernel in plan["dkms_kernels"]:
+        got = _dkms_installed(entries, module, kernel, version=version, branch=None if version else plan["branch"])
+        if not got and kernel != plan["kernel"]:
+            src = version or next((e.get("version") for e in entries if e.get("module") == module
+                                   and str(e.get("version", "")).startswith(f"{plan['branch']}.")), None)
+            if src:
+                try:
+                    _fact("nvidia_driver.dkms_install", module, src, kernel)
+                    entries = _fact("nvidia_driver.dkms_status") or []
+                    got = _dkms_installed(entries, module, kernel, version=src)
+                except FactError as exc:
+                    return found, f"DKMS could not build {module}/{src} for the running kernel {kernel}: {exc}"
+        if not got:
+            listed = "; ".join(f"{e['module']}/{e['version']}, {e.get('kernel')}: {e['status']}" for e in entries
+                               if e.get("module") == module) or "nothing for " + module
+            want = f"{module}/{version}" if version else f"{module}/{plan['branch']}.*"
+            return found, (
+                f"DKMS does not list {want} as installed for kernel {kernel} (dkms status: {listed}); the NVIDIA "
+                "installer only warns when DKMS registration fails and exits 0. See /var/log/nvidia-installer.log "
+                f"and /var/lib/dkms/{module}/*/build/make.log, fix the cause (kernel headers for {kernel}, gcc, "
+                f"dkms), then apply nvidia.driver again (or `dkms install -m {module} -v <version> -k {kernel}`)"
+            )
+        found[kernel] = got
+    return found, None
+
+
+def _services(action, names):
+    errors = []
+    for name in names:
+        try:
+            _fact(f"service.{action}", name)
+        except FactError as exc:
+            errors.append(str(exc))
+    return errors
+
+
+def _act_runfile(plan, want, ret):
+    changes = ret["changes"]
+    stopped = plan["stop_services"]
+    errors = _services("stop", stopped)
+    if errors:
+        _services("start", stopped)
+        ret["comment"] = "could not stop the GPU services before the install: " + "; ".join(errors)
+        return False
+    if stopped:
+        changes["stopped_services"] = stopped
+        holders = _fact("nvidia.holders")
+        freed = {SERVICE_COMMANDS.get(s, s) for s in stopped}
+        left = [p for p in holders.get("processes") or [] if p.get("command") not in freed]
+        if left and not want.get("force"):
+            _services("start", stopped)
+            ret["comment"] = (f"the GPU is still held after stopping {', '.join(stopped)}: {_describe(left)}; "
+                              "nothing was installed (services started again)")
+            return False
+    try:
+        got = _fact("nvidia_driver.fetch", want["url"], want["sha256"], want["cache_dir"])
+        runfile_ver = _fact("nvidia_driver.version_from_runfile", got["path"])
+        if runfile_ver and runfile_ver != plan["version"]:
+            raise FactError(f"{want['url']} is driver {runfile_ver}, not {plan['version']}: check k8snvidia:driver:url")
+        res = _fact("nvidia_driver.install", got["path"], plan["kernel"], plan["module_type"], bool(want.get("dkms")),
+                    plan["version"], plan["allow_running"])
+    except FactError as exc:
+        _services("start", stopped)
+        ret["comment"] = f"{exc}. Nothing was installed" + (" (GPU services started again)" if stopped else "")
+        return False
+    changes["source"] = got["source"]
+    if res.get("warnings"):
+        changes["warnings"] = res["warnings"]
+    now_installed = _fact("nvidia_driver.installed_version")
+    now_built = _fact("nvidia_driver.built_for", plan["kernel"])
+    if now_installed != plan["version"] or not now_built:
+        ret["comment"] = (f"the NVIDIA installer exited 0 but driver {plan['version']} is not in place (installed: "
+                          f"{now_installed}, module for {plan['kernel']}: {now_built}); see /var/log/nvidia-installer.log")
+        return False
+    if plan["dkms_kernels"]:
+        found, err = _verify_dkms(plan, "nvidia", plan["version"])
+        if err:
+            ret["comment"] = f"NVIDIA driver {plan['version']} was installed, but {err}"
+            return False
+        changes["dkms"] = found
+    now_loaded = _fact("nvidia_driver.loaded_version")
+    if plan["kernel"] == plan["running"]:
+        plan["reboot"] = None if now_loaded == plan["version"] else (
+            f"NVIDIA driver {plan['version']} is installed but "
+            + (f"module {now_loaded} is still loaded" if now_loaded else "its module is not loaded"))
+    if stopped and now_loaded == plan["version"]:
+        errors = _services("start", stopped)
+        if errors:
+            ret["comment"] = "the driver is installed but the GPU services did not start again: " + "; ".join(errors)
+            return False
+    return True
+
+
+def _act_package(plan, want, ret):
+    changes = ret["changes"]
+    try:
+        if plan["stream"]:
+            _fact("nvidia_driver.enable_stream", plan["stream"])
+        if plan.get("missing"):
+            changes["installed"] = _fact("pkg.install", pkgs=list(plan["packages"]))
+    except FactError as exc:
+        ret["comment"] = f"{exc}. The NVIDIA driver packages are not (all) installed"
+        return False
+    still = [p for p in plan["packages"] if not _fact("pkg.version", p)]
+    if still:
+        ret["comment"] = f"the package manager reported success but {', '.join(still)} is not installed"
+        return False
+    if plan["dkms_kernels"]:
+        found, err = _verify_dkms(plan, want.get("dkms_module") or "nvidia")
+        if err:
+            ret["comment"] = f"the NVIDIA driver packages were installed, but {err}"
+            return False
+        changes["dkms"] = found
+    return True
+
+
 def installed(
     name,
-    url,
-    sha256,
+    url=None,
+    sha256=None,
     kernel_module_type="auto",
     force=False,
     cache_dir="/var/cache/k8snvidia",
@@ -181,200 +563,147 @@ def installed(
     kernel=None,
     boot_tool=None,
     grub_config=None,
+    method="runfile",
+    branch=None,
+    packages=None,
+    precompiled=None,
+    dkms_packages=None,
+    dkms_module="nvidia",
+    module_stream=None,
+    stop_services=None,
 ):
     """
-    Make driver ``name`` (e.g. ``580.95.05``) the installed ``.run`` driver,
-    built for the kernel that boots next.
+    Make the NVIDIA driver ``name`` installed, built for the kernel that
+    boots next, by ``method``.
 
     name
-        The driver version; the ``.run`` at ``url`` must be that version.
-    url
-        Where the ``.run`` file is (https://, http:// or file://). The minion
-        option ``k8snvidia.artifact_mirror`` is looked in first, by basename.
-    sha256
-        Required; a mismatch removes the file and installs nothing.
+        runfile: the driver version (e.g. ``580.178.04``); package: a label
+        (the branch comes from ``branch``).
+    method
+        ``runfile`` (NVIDIA's ``.run``) or ``package`` (distribution or
+        NVIDIA repository packages).
+    url, sha256
+        runfile: where the ``.run`` is (https://, http://, file://; the
+        minion option ``k8snvidia.artifact_mirror`` is looked in first) and
+        its required sha256.
     kernel_module_type
         ``auto`` (``nvidia.recommended``'s choice), ``open`` or ``proprietary``.
-        Passed to the installer from driver 555 on.
     force
-        Upgrade (or downgrade) even while processes use the GPUs.
+        runfile: replace a driver even while the GPU is held (the old module
+        stays loaded until a reboot).
     cache_dir
         Where the ``.run`` file is kept.
     dkms
-        Register the module with DKMS so that new kernels get it at boot.
-    kernel
-        Build for this kernel release instead of ``bootkernel.default``.
-    boot_tool, grub_config
-        Passed to ``bootkernel.default`` (the map's ``kernel`` section).
+        Register with DKMS and verify ``dkms status`` lists the module
+        installed for the boot kernel (and the running kernel, if different
+        and its headers exist).
+    kernel, boot_tool, grub_config
+        The kernel to build for (default ``bootkernel.default`` with these).
+    branch, packages, precompiled, dkms_packages, dkms_module, module_stream
+        package: the branch the repositories ship; then, each as
+        ``{proprietary: [...], open: [...]}`` with ``{branch}`` and
+        ``{kernel}`` (the boot kernel) filled in: the driver packages, the
+        precompiled module packages (used when all exist for the boot
+        kernel), the DKMS packages (used otherwise); the DKMS module name
+        the packages register; ``{proprietary: stream, open: stream}``, a
+        dnf module stream enabled first.
+    stop_services
+        GPU services (nvidia-persistenced, nvidia-dcgm) stopped for the
+        install while an NVIDIA module is loaded, started again after.
     """
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
-    version = str(name)
     test = bool(__opts__.get("test"))
-    boot = kernel or _boot_kernel(boot_tool, grub_config)
-    running = _running_kernel()
-    notes = []
-
-    url_ver = __salt__["nvidia_driver.version_from_runfile"](url)
-    if url_ver and url_ver != version:
-        ret["comment"] = f"{url} is driver {url_ver}, not {version}: check k8snvidia:driver:url. Nothing was installed."
-        return ret
-    mtype, problem = _module_type(kernel_module_type, version)
-    if problem:
-        ret["comment"] = problem
-        return ret
-    installed_ver = __salt__["nvidia_driver.installed_version"]()
-    built = __salt__["nvidia_driver.built_for"](boot)
-    loaded = __salt__["nvidia_driver.loaded_version"]()
-    type_ok = mtype is None or built is None or built.get("module_type") in (None, mtype)
-
-    if installed_ver == version and built and built.get("version") == version and type_ok:
-        ret["result"] = True
-        ret["comment"] = f"NVIDIA driver {version} is installed and built for kernel {boot}"
-        if loaded and loaded != version:
-            reason = f"NVIDIA driver {version} is installed but module {loaded} is still loaded"
-            if test:
-                ret["comment"] += f"; would mark reboot pending: {reason}"
-            else:
-                _call("k8snvidia.set_reboot_pending", reason)
-                ret["comment"] += f"; reboot pending: {reason}"
-        return ret
-
-    # ---- refusals: nothing has been changed yet
-    if "nouveau" in _loaded_modules():
-        blacklist = _nouveau_blacklisted()
-        if blacklist:
-            todo = (
-                f"nouveau is blacklisted in {blacklist} but the node has not rebooted since: reboot it "
-                "(the `nouveau` SLS rebuilt the initramfs), then apply nvidia.driver again"
-            )
-        else:
-            todo = "apply the `nouveau` SLS (blacklist + initramfs rebuild), reboot, then apply nvidia.driver again"
-        ret["comment"] = (
-            f"Refusing to install NVIDIA driver {version}: the nouveau kernel module is loaded and the "
-            f"NVIDIA installer cannot replace it; {todo}. Nothing was installed."
-        )
-        return ret
-
-    source = __salt__["nvidia_driver.kernel_source"](boot)
-    if source is None:
-        msg = (
-            f"the kernel headers for {boot} (the kernel that boots next) are missing: the installer would fail "
-            f"with 'Unable to find the kernel source tree'; install them (k8snvidia:kernel:devel_package, "
-            f"or the headers package for {boot})"
-        )
-        if not test:
-            ret["comment"] = f"Refusing to install NVIDIA driver {version}: {msg}. Nothing was installed."
-            return ret
-        notes.append(f"note: {msg} -- an earlier state in this run must install them")
-
-    upgrade_from = installed_ver if installed_ver and installed_ver != version else None
-    allow_running = False
-    if upgrade_from:
-        procs, unknown = _gpu_processes()
-        if unknown and not force:
-            ret["comment"] = (
-                f"Refusing to replace NVIDIA driver {upgrade_from} with {version}: cannot tell whether processes "
-                f"use the GPUs ({unknown}). Fix that or set k8snvidia:driver:force: true. Nothing was installed."
-            )
-            return ret
-        if procs and not force:
-            ret["comment"] = (
-                f"Refusing to replace NVIDIA driver {upgrade_from} with {version}: processes are using the "
-                f"GPUs: {_describe(procs)}. Stop them or set k8snvidia:driver:force: true. Nothing was installed."
-            )
-            return ret
-        if procs:
-            allow_running = True
-            notes.append(f"forced while processes use the GPUs: {_describe(procs)}")
-
-    # ---- what will happen
-    action = "upgrade" if upgrade_from else ("rebuild" if installed_ver == version else "install")
-    why = {
-        "install": "not installed",
-        "upgrade": f"{upgrade_from} is installed",
-        "rebuild": f"installed but not built for kernel {boot}" if not built or built.get("version") != version
-        else f"installed with the {built.get('module_type')} module",
-    }[action]
-    mdesc = f"{mtype} kernel module" if mtype else "the installer's default kernel module"
-    plan = (
-        f"{action} NVIDIA driver {version} ({why}) for kernel {boot} with {mdesc}"
-        + (", registered with DKMS" if dkms else ", without DKMS")
-    )
-    reboot_reason = None
-    if boot != running:
-        reboot_reason = f"NVIDIA driver {version} is built for kernel {boot}, which is not running yet"
-    elif loaded and loaded != version:
-        reboot_reason = f"NVIDIA driver {version} is installed but module {loaded} is still loaded"
-    changes = {
-        "version": {"old": installed_ver, "new": version},
-        "kernel": boot,
-        "kernel_module_type": mtype or "default",
-        "dkms": bool(dkms),
+    want = {
+        "method": method, "version": str(name), "url": url, "sha256": sha256,
+        "kernel_module_type": kernel_module_type, "force": bool(force), "cache_dir": cache_dir, "dkms": bool(dkms),
+        "kernel": kernel, "boot_tool": boot_tool, "grub_config": grub_config, "branch": branch,
+        "packages": packages or {}, "precompiled": precompiled or {}, "dkms_packages": dkms_packages or {},
+        "dkms_module": dkms_module,
+        "module_stream": module_stream, "stop_services": list(stop_services or []), "test": test,
     }
+    if method == "runfile" and (not url or not sha256):
+        ret["comment"] = "method runfile needs url and sha256 (k8snvidia:driver:url, k8snvidia:driver:sha256)"
+        return ret
+    try:
+        facts = _facts(want)
+        plan = decide(facts, want)
+        if plan["action"] != "none" and not plan["refusals"] and facts["nvidia_loaded"]:
+            facts.update(_gpu_facts(want))
+            plan = decide(facts, want)
+    except FactError as exc:
+        ret["comment"] = f"Cannot plan the NVIDIA driver: {exc}. Nothing was changed."
+        return ret
+    notes = plan["notes"]
+    if plan["refusals"]:
+        ret["comment"] = f"Refusing to install NVIDIA driver {plan.get('version') or name}: " + "; ".join(
+            plan["refusals"]) + ". Nothing was installed."
+        return ret
 
+    if plan["action"] == "none":
+        ret["result"] = True
+        what = (f"NVIDIA driver {plan['version']} is installed and built for kernel {plan['kernel']}"
+                if method == "runfile" else
+                f"NVIDIA driver branch {plan['branch']} packages are installed for kernel {plan['kernel']}")
+        ret["comment"] = what
+        if plan["reboot"]:
+            if test:
+                ret["comment"] += f"; would mark reboot pending: {plan['reboot']}"
+            else:
+                err = _mark_reboot(plan["reboot"])
+                if err:
+                    ret["result"] = False
+                    ret["comment"] += f"; {err}"
+                else:
+                    ret["comment"] += f"; reboot pending: {plan['reboot']}"
+        return ret
+
+    changes = _changes(plan, facts)
+    summary = _summary(plan, want)
     if test:
-        cached = __salt__["nvidia_driver.cached_path"](url, cache_dir)
-        mirror = __salt__["nvidia_driver.mirror_source"](url)
-        where = (
-            f"use cached {cached} if its sha256 matches, else " if os.path.isfile(cached) else ""
-        ) + (f"copy {mirror} (artifact mirror)" if mirror else f"download {url}")
         ret["result"] = None
         ret["changes"] = changes
-        lines = [f"Would {where}, check sha256 {sha256}, then {plan}"]
-        if reboot_reason:
-            lines.append(f"would mark reboot pending: {reboot_reason}")
+        if method == "runfile":
+            cached = _fact("nvidia_driver.cached_path", url, cache_dir)
+            mirror = _fact("nvidia_driver.mirror_source", url)
+            where = (f"use cached {cached} if its sha256 matches, else " if os.path.isfile(cached) else "") + (
+                f"copy {mirror} (artifact mirror)" if mirror else f"download {url}")
+            lines = [f"Would {where}, check sha256 {sha256}, then {summary}"]
+        else:
+            lines = [f"Would {'enable module stream ' + plan['stream'] + ', then ' if plan['stream'] else ''}{summary}"]
+        if plan["stop_services"]:
+            lines.append(f"would stop {', '.join(plan['stop_services'])} for the install")
+        if plan["dkms_kernels"]:
+            lines.append(f"would verify DKMS lists the module for {', '.join(plan['dkms_kernels'])}")
+        if plan["reboot"]:
+            lines.append(f"would mark reboot pending: {plan['reboot']}")
         ret["comment"] = "; ".join(lines + notes)
         return ret
 
-    # ---- act
-    try:
-        got = __salt__["nvidia_driver.fetch"](url, sha256, cache_dir)
-    except CommandExecutionError as exc:
-        ret["comment"] = f"{exc}"
-        return ret
-    runfile_ver = __salt__["nvidia_driver.version_from_runfile"](got["path"])
-    if runfile_ver and runfile_ver != version:
-        ret["comment"] = f"{url} is driver {runfile_ver}, not {version}: check k8snvidia:driver:url. Nothing was installed."
-        return ret
-    try:
-        res = __salt__["nvidia_driver.install"](got["path"], boot, mtype, dkms, version, allow_running)
-    except CommandExecutionError as exc:
-        ret["comment"] = str(exc)
-        return ret
-    now_installed = __salt__["nvidia_driver.installed_version"]()
-    now_built = __salt__["nvidia_driver.built_for"](boot)
-    if now_installed != version or not now_built:
-        ret["comment"] = (
-            f"the NVIDIA installer exited 0 but driver {version} is not in place "
-            f"(installed: {now_installed}, module for {boot}: {now_built}); see /var/log/nvidia-installer.log"
-        )
-        return ret
-    now_loaded = __salt__["nvidia_driver.loaded_version"]()
-    if boot == running and now_loaded != version:
-        reboot_reason = (
-            f"NVIDIA driver {version} is installed but "
-            + (f"module {now_loaded} is still loaded" if now_loaded else "its module is not loaded")
-        )
-    elif boot == running:
-        reboot_reason = None
-    changes["source"] = got["source"]
-    if res.get("warnings"):
-        changes["warnings"] = res["warnings"]
-    if reboot_reason:
-        _call("k8snvidia.set_reboot_pending", reboot_reason)
-        changes["reboot_pending"] = reboot_reason
     ret["changes"] = changes
+    ok = _act_runfile(plan, want, ret) if method == "runfile" else _act_package(plan, want, ret)
+    if not ok:
+        return ret
+    lines = [f"Done: {summary}"]
+    if plan["reboot"]:
+        changes["reboot_pending"] = plan["reboot"]
+        err = _mark_reboot(plan["reboot"])
+        if err:
+            ret["comment"] = "; ".join(lines + [err])
+            return ret
+        lines.append(f"reboot pending: {plan['reboot']}")
+    else:
+        changes.pop("reboot_pending", None)
     ret["result"] = True
-    ret["comment"] = "; ".join(
-        [f"Done: {plan}"] + ([f"reboot pending: {reboot_reason}"] if reboot_reason else []) + notes
-    )
+    ret["comment"] = "; ".join(lines + notes)
     return ret
 
 
-def removed(name="nvidia", force=False):
+def removed(name="nvidia", force=False, method="runfile", packages=None, dkms_packages=None, precompiled=None,
+            branch=None):
     """
-    Remove the ``.run`` driver with ``nvidia-uninstall`` (DKMS registrations
-    included); refused while processes use the GPUs unless ``force``.
+    Remove the driver: the ``.run`` driver with ``nvidia-uninstall`` (DKMS
+    registrations included; refused while processes use the GPUs unless
+    ``force``), or the ``packages`` of the package method.
 
     .. code-block:: yaml
 
@@ -382,33 +711,54 @@ def removed(name="nvidia", force=False):
           nvidia_driver.removed: []
     """
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
-    current = __salt__["nvidia_driver.installed_version"]()
-    if current is None:
-        ret["result"] = True
-        ret["comment"] = "No NVIDIA driver installed by a .run file"
-        return ret
-    procs, unknown = _gpu_processes()
-    if unknown and not force:
-        ret["comment"] = f"Refusing to remove NVIDIA driver {current}: cannot tell whether processes use the GPUs ({unknown})"
-        return ret
-    if procs and not force:
-        ret["comment"] = f"Refusing to remove NVIDIA driver {current}: processes are using the GPUs: {_describe(procs)}"
-        return ret
-    if __opts__.get("test"):
-        ret["result"] = None
-        ret["changes"] = {"version": {"old": current, "new": None}}
-        ret["comment"] = f"Would remove NVIDIA driver {current} with nvidia-uninstall --silent"
-        return ret
+    test = bool(__opts__.get("test"))
     try:
-        __salt__["nvidia_driver.uninstall"]()
-    except CommandExecutionError as exc:
+        if method == "package":
+            names = sorted({p.format(branch=branch, kernel=__grains__.get("kernelrelease", ""))
+                            for field in (packages, dkms_packages, precompiled) for group in (field or {}).values()
+                            for p in group})
+            present = [p for p in names if _fact("pkg.version", p)]
+            if not present:
+                ret["result"] = True
+                ret["comment"] = "No NVIDIA driver packages installed"
+                return ret
+            if test:
+                ret["result"] = None
+                ret["changes"] = {"removed": present}
+                ret["comment"] = f"Would remove {', '.join(present)}"
+                return ret
+            ret["changes"] = {"removed": _fact("pkg.remove", pkgs=present)}
+            ret["result"] = True
+            ret["comment"] = f"Removed {', '.join(present)}"
+            return ret
+        current = _fact("nvidia_driver.installed_version")
+        if current is None:
+            ret["result"] = True
+            ret["comment"] = "No NVIDIA driver installed by a .run file"
+            return ret
+        holders = _fact("nvidia.holders")
+        if holders.get("processes") and not force:
+            ret["comment"] = (f"Refusing to remove NVIDIA driver {current}: the GPU is held by "
+                              f"{_describe(holders['processes'])}")
+            return ret
+        if test:
+            ret["result"] = None
+            ret["changes"] = {"version": {"old": current, "new": None}}
+            ret["comment"] = f"Would remove NVIDIA driver {current} with nvidia-uninstall --silent"
+            return ret
+        _fact("nvidia_driver.uninstall")
+        ret["result"] = True
+        ret["changes"] = {"version": {"old": current, "new": None}}
+        ret["comment"] = f"Removed NVIDIA driver {current}"
+        if _fact("nvidia_driver.loaded_version"):
+            reason = f"NVIDIA driver {current} was removed but its module is still loaded"
+            err = _mark_reboot(reason)
+            if err:
+                ret["result"] = False
+                ret["comment"] += f"; {err}"
+            else:
+                ret["comment"] += f"; reboot pending: {reason}"
+    except (FactError, CommandExecutionError) as exc:
+        ret["result"] = False
         ret["comment"] = str(exc)
-        return ret
-    ret["result"] = True
-    ret["changes"] = {"version": {"old": current, "new": None}}
-    ret["comment"] = f"Removed NVIDIA driver {current}"
-    if __salt__["nvidia_driver.loaded_version"]():
-        reason = f"NVIDIA driver {current} was removed but its module is still loaded"
-        _call("k8snvidia.set_reboot_pending", reason)
-        ret["comment"] += f"; reboot pending: {reason}"
     return ret

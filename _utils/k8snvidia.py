@@ -846,7 +846,13 @@ def node_checks(cfg, found, facts):
     if kube.get("manage", True):
         _kubernetes(kube, found, facts)
     driver = cfg.get("driver") or {}
-    if driver.get("manage", True):
+    if driver.get("manage", True) and driver.get("method", "runfile") == "package":
+        package = driver.get("package") or {}
+        _repo("driver:package:repo", package.get("repo"), found)
+        if not re.match(r"^\d{3}$", str(package.get("branch"))):
+            found.effective("driver:package:branch", package.get("branch"),
+                            "the driver branch the OS's repositories ship, such as 580 (required for method package)")
+    elif driver.get("manage", True):
         ver = driver.get("version")
         if not DRIVER_VERSION_RE.match(str(ver)):
             found.effective("driver:version", ver, "an NVIDIA driver version such as 580.95.05 (required)")
@@ -917,9 +923,11 @@ def grains_for(minion_id, node):
 
 
 def _gpu_problems(gpu_check, node_id, gpus, driver, cache=None):
-    key = (tuple(gpus), str(driver.get("version")), str(driver.get("kernel_module_type")))
+    # the package method's branch is checked by the driver state (the OS's repositories decide the version)
+    version = driver.get("version") if driver.get("method", "runfile") == "runfile" else None
+    key = (tuple(gpus), str(version), str(driver.get("kernel_module_type")))
     if cache is None or key not in cache:
-        got = list(gpu_check(NODE_PLACEHOLDER, list(gpus), driver.get("version"), driver.get("kernel_module_type")))
+        got = list(gpu_check(NODE_PLACEHOLDER, list(gpus), version, driver.get("kernel_module_type")))
         if cache is None:
             return [p.replace(NODE_PLACEHOLDER, str(node_id)) for p in got]
         cache[key] = got

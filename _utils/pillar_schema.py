@@ -119,6 +119,12 @@ NODE = {
                   "default": {}},
 }
 
+# {proprietary: [...], open: [...]}: package lists of the driver's package method
+_PER_MODULE_TYPE = {
+    "proprietary": List("packages for the proprietary kernel module"),
+    "open": List("packages for the open kernel module"),
+}
+
 SCHEMA = {
     "cluster": Map("cluster-wide settings", {
         "name": Str("the cluster's name", check="dns_label"),
@@ -201,6 +207,23 @@ SCHEMA = {
     }),
     "driver": Map("the NVIDIA driver", {
         "manage": Bool("false: no driver (and no driver checks)"),
+        "method": Str("how the driver is installed: NVIDIA's .run or the repositories' packages",
+                      choices=("runfile", "package"), os_map=True),
+        "stop_services": List("GPU services stopped while the driver is replaced (they hold /dev/nvidia*)"),
+        "package": Map("the package method (OS map data; {branch}, {kernel}: the boot kernel)", {
+            "branch": Int("the driver branch the OS's repositories ship, e.g. 580", minimum=100, maximum=999,
+                          null=True, os_map=True),
+            "packages": Map("driver and userspace packages per module type", _PER_MODULE_TYPE, os_map=True),
+            "precompiled": Map("signed prebuilt module packages per module type", _PER_MODULE_TYPE, os_map=True),
+            "dkms_packages": Map("DKMS module packages per module type", _PER_MODULE_TYPE, os_map=True),
+            "dkms_module": Str("the DKMS module name dkms status must list", os_map=True),
+            "module_stream": Map("dnf module streams per module type", {
+                "proprietary": Str("the stream for the proprietary module"),
+                "open": Str("the stream for the open module"),
+            }, null=True, os_map=True),
+            "repo": Repo("an extra repository for the packages (NVIDIA's CUDA repository on EL)", null=True,
+                         os_map=True),
+        }),
         "version": Str("the .run driver version, e.g. 580.95.05 (quoted if YAML would read a number)",
                        check="driver_version", null=True),
         "url": Str("where the .run installer comes from ({version} expanded)", check="url"),

@@ -4,10 +4,14 @@
 # newer).
 k8snvidia:
   driver:
-    version: 580.95.05
-    # sha256 of NVIDIA-Linux-x86_64-580.95.05.run, from the fetchurl hash a
-    # public NixOS configuration pins for this file (SRI base64, in hex here).
-    sha256: 849ef0ef8e842b9806b2cde9f11c1303d54f1a9a769467e4e5d961b2fe1182a7
+    # The newest R580 (LTSB, the last branch for Maxwell, Pascal and Volta)
+    # found published by December 2026.
+    version: 580.178.04
+    # sha256 of NVIDIA-Linux-x86_64-580.178.04.run as pinned by a public
+    # makepkg recipe that downloads it from download.nvidia.com and checks it
+    # (CachyOS nvidia-580xx-utils PKGBUILD, sha256sums). Verify it against
+    # NVIDIA's own download before trusting it on real machines.
+    sha256: 5975a86ee45bffcb626f51ae33d1169b108186a2ea47ad651e72f13fa4b6d6f9
   kubernetes:
     # version: the map's (salt/parameters): the 1.36 line on current systems,
     # the 1.35 line where the OS's Docker repository ends at containerd 1.6/1.7

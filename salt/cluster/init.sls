@@ -34,6 +34,10 @@
     workers'. Each entry: (SLS id suffix, runner, its arguments). A stage of
     the control plane that fails stops the run before any worker changes. #}
 {%- set cp = "control-plane" %}
+{#- a driver replaced on a joined node: cordon, drain, device plugin off
+    first, given back after the driver step and its reboot (k8snvidia_driver
+    runner, docs/driver.md) #}
+{%- set device_plugin_ns = (cfg.get("device_plugin") or {}).get("namespace", "kube-system") %}
 {%- set stages = [
       ("prepare-control-plane", "k8snvidia.step", {"step_name": "prepare", "sls": prepare, "role": cp, "required": true}),
       ("reboot-control-plane", "k8snvidia.reboot", {"role": cp, "required": true}),
@@ -42,8 +46,10 @@
       ("control-plane", "k8snvidia.step", {"step_name": "control-plane", "sls": ["kubernetes.master"], "role": cp, "required": true}),
       ("prepare", "k8snvidia.step", {"step_name": "prepare", "sls": prepare, "role": "worker"}),
       ("reboot", "k8snvidia.reboot", {"role": "worker"}),
+      ("driver-drain", "k8snvidia_driver.drain", {"namespace": device_plugin_ns}),
       ("driver", "k8snvidia.step", {"step_name": "driver", "sls": ["nvidia.driver"], "gpu": true, "role": "worker"}),
       ("reboot-after-driver", "k8snvidia.reboot", {"role": "worker"}),
+      ("driver-uncordon", "k8snvidia_driver.uncordon", {}),
       ("join-data", "k8snvidia.publish_join_data", {}),
       ("join", "k8snvidia.step", {"step_name": "join", "sls": ["kubernetes.node"], "role": "worker", "batch": batch}),
       ("gpu-facts", "k8snvidia.publish_gpu_facts", {}),

@@ -99,7 +99,7 @@ def test_main_job_completes_the_seed_cluster(twin, capsys):
         # the inventory as data
         inv = json.loads(twin.twin.command(["salt-run", "cluster.inventory", "--out=json"]).stdout)
         assert inv["node-110"]["models"] == "NVIDIA GeForce GTX 1080 Ti"
-        assert inv["node-110"]["driver"] == "580.95.05" and inv["node-110"]["allocatable"] == 1
+        assert inv["node-110"]["driver"] == "580.178.04" and inv["node-110"]["allocatable"] == 1
         assert inv["cluster-master"]["role"] == "control-plane" and inv["cluster-master"]["joined"] is True
         assert all(not row["flags"] for row in inv.values()), inv
     finally:

@@ -3,12 +3,14 @@ dunders injected, against the twin's emulated .run installer run as a real
 subprocess in a scratch node (see test_twin_installer.Node). The modules of
 other components (nvidia, bootkernel, k8snvidia) are mocked."""
 
+import copy
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT, load_source
 
@@ -23,7 +25,7 @@ OLD = "570.195.03"
 RUN_FNS = (
     "installed_version", "loaded_version", "built_for", "kernel_source", "fetch", "install", "uninstall",
     "cached_path", "mirror_source", "version_from_runfile", "version_tuple", "command_line",
-    "explain_failure", "sha256sum", "info",
+    "explain_failure", "sha256sum", "info", "parse_dkms_status", "upstream_version",
 )
 
 
@@ -53,6 +55,9 @@ class Minion:
             "bootkernel.running": lambda: RUNNING,
             "nvidia.recommended": lambda: dict(self.recommended),
             "nvidia.processes": lambda: list(self.node.state().get("gpu_processes") or []),
+            "nvidia.holders": self.holders,
+            "nvidia_driver.dkms_status": self.dkms_status,
+            "nvidia_driver.dkms_install": self.dkms_install,
             "k8snvidia.set_reboot_pending": self.reboot_reasons.append,
         })
         self.salt = salt
@@ -65,6 +70,28 @@ class Minion:
 
     def sync(self):
         hw.sync(str(self.node.dir))
+
+    def holders(self):
+        """nvidia.holders as the twin node shows it: GPU processes hold /dev/nvidia*."""
+        st = self.node.state()
+        if not any(m.startswith("nvidia") for m in st.get("modules") or []):
+            return {"processes": [], "modules": {}, "busy": False}
+        procs = [{"pid": p["pid"], "command": p.get("name"), "devices": ["/dev/nvidia0", "/dev/nvidiactl"]}
+                 for p in st.get("gpu_processes") or []] + list(st.get("device_holders") or [])
+        return {"processes": procs, "modules": {}, "busy": bool(procs)}
+
+    def dkms_status(self):
+        if "dkms" not in (self.node.state().get("packages") or {}):
+            return None
+        res = self.node.tool("dkms", "status")
+        assert res.returncode == 0, res.stderr
+        return self.mod.parse_dkms_status(res.stdout)
+
+    def dkms_install(self, module, version, kernel):
+        res = self.node.tool("dkms", "install", "-m", module, "-v", version, "-k", kernel)
+        if res.returncode != 0:
+            raise RuntimeError(res.stderr or res.stdout)
+        return {}
 
     def run_all(self, cmd, python_shell=False, cwd=None, timeout=None, **_kw):
         assert python_shell is False
@@ -92,7 +119,8 @@ class Minion:
         path = self.node.dir / "commands.jsonl"
         if not path.exists():
             return []
-        return [json.loads(x)["argv"] for x in path.read_text().splitlines()]
+        # the installer's runs (the state's own `dkms status` checks are left out)
+        return [a for a in (json.loads(x)["argv"] for x in path.read_text().splitlines()) if a[0] != "dkms"]
 
 
 @pytest.fixture
@@ -149,8 +177,9 @@ def test_upgrade_refused_while_gpu_processes_run(minion):
     n = len(minion.commands())
     ret = minion.installed()
     assert ret["result"] is False
-    assert f"Refusing to replace NVIDIA driver {OLD} with {VERSION}" in ret["comment"]
-    assert "python (pid 4242)" in ret["comment"] and "k8snvidia:driver:force" in ret["comment"]
+    assert f"Refusing to install NVIDIA driver {VERSION}: the NVIDIA driver in use cannot be replaced while the " \
+        "GPU is held: python (pid 4242, /dev/nvidia0, /dev/nvidiactl)" in ret["comment"]
+    assert "k8snvidia_driver.drain" in ret["comment"] and "k8snvidia:driver:force" in ret["comment"]
     assert len(minion.commands()) == n and minion.mod.installed_version() == OLD
 
 
@@ -158,13 +187,14 @@ def test_upgrade_refused_when_gpu_processes_cannot_be_listed(minion):
     assert minion.installed(OLD)["result"] is True
 
     def broken():
-        raise RuntimeError("nvidia-smi timed out")
+        raise RuntimeError("nvidia-smi -q -x failed (rc 15): timed out")
 
-    minion.salt["nvidia.processes"] = broken
+    minion.salt["nvidia.holders"] = broken
     n = len(minion.commands())
     ret = minion.installed()
     assert ret["result"] is False
-    assert "cannot tell whether processes use the GPUs (nvidia.processes failed: nvidia-smi timed out)" in ret["comment"]
+    assert "Cannot plan the NVIDIA driver: nvidia.holders failed: nvidia-smi -q -x failed (rc 15): timed out" in (
+        ret["comment"])
     assert len(minion.commands()) == n and minion.mod.installed_version() == OLD
 
 
@@ -315,3 +345,270 @@ def test_explain_failure_hints():
     msg = mod.explain_failure("", err, kernel="5.4.278")
     assert msg.startswith("Unable to find the kernel source tree for the currently running kernel.")
     assert "kernel headers/devel package for 5.4.278" in msg
+
+
+# ------------------------------------------------------------ facts are never guessed
+def test_unreadable_boot_kernel_stops_the_state(minion):
+    def broken():
+        raise RuntimeError("grub2-editenv: error: cannot open /boot/grub2/grubenv")
+
+    minion.salt["bootkernel.default"] = broken
+    ret = minion.installed()
+    assert ret["result"] is False
+    assert "bootkernel.default failed: grub2-editenv: error: cannot open /boot/grub2/grubenv" in ret["comment"]
+    assert "Nothing was changed" in ret["comment"] and minion.commands() == []
+
+
+def test_failed_reboot_mark_is_reported(minion):
+    minion.node.headers(OTHER)
+    minion.boot = OTHER
+
+    def broken(_reason):
+        raise OSError("read-only file system")
+
+    minion.salt["k8snvidia.set_reboot_pending"] = broken
+    ret = minion.installed()
+    assert ret["result"] is False
+    assert "could not mark the reboot pending" in ret["comment"] and "read-only file system" in ret["comment"]
+
+
+# ------------------------------------------------------------ DKMS is verified
+def test_dkms_registration_failure_is_not_reported_as_success(tmp_path):
+    """The installer warns and exits 0 when the DKMS build fails (twin fault
+    dkms_build_fails); the state checks `dkms status` and fails."""
+    minion = Minion(tmp_path)
+    node_json = minion.node.dir / "node.json"
+    data = json.loads(node_json.read_text())
+    data["faults"] = {"dkms_build_fails": True}
+    node_json.write_text(json.dumps(data))
+    ret = minion.installed()
+    assert ret["result"] is False, ret["comment"]
+    assert f"DKMS does not list nvidia/{VERSION} as installed for kernel {RUNNING}" in ret["comment"]
+    assert "only warns when DKMS registration fails" in ret["comment"]
+    # the installer itself said only a warning and exited 0
+    assert minion.mod.installed_version() == VERSION
+    # fixed (the fault gone): the next run rebuilds with DKMS and verifies it
+    data["faults"] = {}
+    node_json.write_text(json.dumps(data))
+    ret = minion.installed()
+    assert ret["result"] is True, ret["comment"]
+    assert "not registered with DKMS" in ret["comment"]
+    assert ret["changes"]["dkms"] == {RUNNING: VERSION}
+
+
+def test_dkms_missing_is_a_failure(tmp_path):
+    minion = Minion(tmp_path, packages={"gcc": {}, "make": {}})
+    ret = minion.installed()
+    assert ret["result"] is False and "dkms is not installed" in ret["comment"]
+
+
+def test_running_kernel_also_gets_the_dkms_module(minion):
+    minion.node.headers(OTHER)
+    minion.boot = OTHER
+    ret = minion.installed()
+    assert ret["result"] is True, ret["comment"]
+    assert ret["changes"]["dkms"] == {OTHER: VERSION, RUNNING: VERSION}
+
+
+# ------------------------------------------------------------ what holds the GPU
+def test_gpu_services_are_stopped_for_the_upgrade_and_started_again(minion):
+    assert minion.installed(OLD)["result"] is True
+    minion.node.update(device_holders=[{"pid": 77, "command": "nvidia-persistenced", "devices": ["/dev/nvidiactl"]}])
+    calls = []
+    up = {"nvidia-persistenced": True, "nvidia-dcgm": False}
+    minion.salt["service.available"] = lambda name: name in up
+    minion.salt["service.status"] = lambda name: up[name]
+
+    def stop(name):
+        calls.append(("stop", name))
+        minion.node.update(device_holders=[])
+        return True
+
+    minion.salt["service.stop"] = stop
+    minion.salt["service.start"] = lambda name: calls.append(("start", name)) or True
+    ret = minion.installed(stop_services=["nvidia-persistenced", "nvidia-dcgm", "dcgm"], test=True)
+    assert ret["result"] is None and ret["changes"]["stop_services"] == ["nvidia-persistenced"]
+    assert ret["changes"]["drain"] is True and calls == []
+    ret = minion.installed(stop_services=["nvidia-persistenced", "nvidia-dcgm", "dcgm"])
+    assert ret["result"] is True, ret["comment"]
+    assert calls == [("stop", "nvidia-persistenced"), ("start", "nvidia-persistenced")]
+    assert minion.mod.loaded_version() == VERSION
+
+
+def test_device_plugin_holding_the_gpu_is_named(minion):
+    assert minion.installed(OLD)["result"] is True
+    minion.node.update(device_holders=[{"pid": 900, "command": "nvidia-device-plugin", "devices": ["/dev/nvidia0"]}])
+    ret = minion.installed()
+    assert ret["result"] is False
+    assert "nvidia-device-plugin (pid 900, /dev/nvidia0)" in ret["comment"]
+    assert minion.mod.installed_version() == OLD
+
+
+# ------------------------------------------------------------ the plan (pure)
+def _facts(**kw):
+    facts = {
+        "boot": RUNNING, "running": RUNNING, "recommended": {"max_branch": 580, "module_type": "proprietary",
+                                                           "architectures": ["Pascal"], "conflicts": []},
+        "nouveau_loaded": False, "nvidia_loaded": False, "loaded": None, "installed": None, "built": None,
+        "headers_boot": "/usr/src/kernels/x", "headers_running": "/usr/src/kernels/x", "holders": {},
+        "services": {}, "packages": {}, "precompiled_available": {}, "dkms": [],
+    }
+    facts.update(kw)
+    return facts
+
+
+PKG_WANT = {
+    "method": "package", "branch": 535, "kernel_module_type": "auto", "dkms": True, "dkms_module": "nvidia-current",
+    "packages": {"proprietary": ["nvidia-driver"], "open": ["nvidia-driver"]},
+    "dkms_packages": {"proprietary": ["nvidia-kernel-dkms"], "open": ["nvidia-open-kernel-dkms"]},
+    "precompiled": {}, "module_stream": None, "stop_services": [],
+}
+
+
+def test_plan_package_method_refuses_a_branch_the_gpus_cannot_use():
+    mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
+    rec = {"min_branch": 570, "max_branch": None, "module_type": "open", "architectures": ["Blackwell"],
+           "conflicts": []}
+    plan = mod.decide(_facts(recommended=rec), dict(PKG_WANT))
+    assert plan["refusals"] and "R535" in plan["refusals"][0] and "570 or newer" in plan["refusals"][0]
+    assert "driver:method: runfile" in plan["refusals"][0]
+
+
+def test_plan_package_method_installs_and_verifies_dkms():
+    mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
+    plan = mod.decide(_facts(), dict(PKG_WANT))
+    assert plan["refusals"] == [] and plan["action"] == "install"
+    assert plan["packages"] == ["nvidia-driver", "nvidia-kernel-dkms"] and plan["dkms_kernels"] == [RUNNING]
+    assert plan["reboot"]  # packages do not load the module
+    done = _facts(packages={"nvidia-kernel-dkms": "535.247.01-1~deb12u1", "nvidia-driver": "535.247.01-1~deb12u1"},
+                  dkms=[{"module": "nvidia-current", "version": "535.247.01", "kernel": RUNNING, "arch": "x86_64",
+                         "status": "installed"}], loaded="535.247.01", nvidia_loaded=True)
+    assert mod.decide(done, dict(PKG_WANT))["action"] == "none"
+    # registered but not built for the boot kernel: a rebuild, even with the packages in place
+    done["dkms"][0]["kernel"] = OTHER
+    assert mod.decide(done, dict(PKG_WANT))["action"] == "rebuild"
+
+
+def test_plan_package_method_prefers_precompiled_modules():
+    mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
+    want = dict(PKG_WANT, branch=580, dkms_module="nvidia",
+                packages={"proprietary": ["nvidia-headless-no-dkms-{branch}", "nvidia-utils-{branch}"]},
+                dkms_packages={"proprietary": ["nvidia-dkms-{branch}"]},
+                precompiled={"proprietary": ["linux-modules-nvidia-{branch}-{kernel}"]})
+    pre = f"linux-modules-nvidia-580-{RUNNING}"
+    plan = mod.decide(_facts(precompiled_available={pre: True}), want)
+    assert plan["packages"] == ["nvidia-headless-no-dkms-580", "nvidia-utils-580", pre]
+    assert plan["precompiled"] is True and plan["dkms_kernels"] == []
+    plan = mod.decide(_facts(precompiled_available={pre: False}), want)
+    assert plan["packages"] == ["nvidia-headless-no-dkms-580", "nvidia-utils-580", "nvidia-dkms-580"]
+    assert plan["dkms_kernels"] == [RUNNING]
+    assert "no precompiled module package" in plan["notes"][0]
+
+
+def test_plan_runfile_upgrade_on_a_held_gpu_asks_for_a_drain():
+    mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
+    want = {"method": "runfile", "version": VERSION, "url": f"https://x/NVIDIA-Linux-x86_64-{VERSION}.run",
+            "sha256": "0" * 64, "cache_dir": "/c", "kernel_module_type": "auto", "dkms": True, "force": False,
+            "stop_services": ["nvidia-persistenced"]}
+    facts = _facts(installed=OLD, loaded=OLD, nvidia_loaded=True, url_version=VERSION,
+                   built={"version": OLD, "module_type": "proprietary", "dkms": True},
+                   services={"nvidia-persistenced": True},
+                   holders={"processes": [{"pid": 5, "command": "nvidia-persistenced", "devices": ["/dev/nvidiactl"]}],
+                            "busy": True})
+    plan = mod.decide(facts, want)
+    assert plan["refusals"] == [] and plan["action"] == "upgrade" and plan["drain"] is True
+    assert plan["stop_services"] == ["nvidia-persistenced"] and plan["holders"] == []
+    assert plan["reboot"] is None  # the module is swapped in place once nothing holds it
+
+
+def test_holders_scan_proc_fd_links_and_module_use_counts(tmp_path):
+    """nvidia.holders: every process with /dev/nvidia* open (one pass over
+    /proc/*/fd readlinks) and the use count of the loaded modules."""
+    mod = load_source("_modules/nvidia.py", "test_nvidia_holders")
+    proc, sys_ = tmp_path / "proc", tmp_path / "sys"
+    (proc).mkdir()
+    (proc / "modules").write_text(
+        "nvidia_uvm 1437696 0 - Live 0x0000000000000000 (POE)\n"
+        "nvidia_drm 77824 0 - Live 0x0000000000000000 (POE)\n"
+        "nvidia_modeset 1306624 1 nvidia_drm, Live 0x0000000000000000 (POE)\n"
+        "nvidia 56692736 4 nvidia_uvm,nvidia_modeset, Live 0x0000000000000000 (POE)\n"
+        "ext4 1081344 1 - Live 0x0000000000000000\n")
+    for pid, comm, targets in ((900, "nvidia-device-plugin", ["/dev/nvidiactl", "/dev/nvidia0"]),
+                               (77, "nvidia-persistenced", ["/dev/nvidiactl"]),
+                               (12, "sshd", ["/dev/null", "socket:[1234]"])):
+        fd = proc / str(pid) / "fd"
+        fd.mkdir(parents=True)
+        (proc / str(pid) / "comm").write_text(comm + "\n")
+        for i, target in enumerate(targets):
+            os.symlink(target, fd / str(i))
+    (sys_ / "module/nvidia/holders/nvidia_modeset").mkdir(parents=True)
+    mod.__opts__ = {"nvidia.procfs_root": str(proc), "nvidia.sysfs_root": str(sys_)}
+    mod.processes = lambda: [{"pid": 4242, "name": "python"}]
+    got = mod.holders()
+    assert [(p["pid"], p["command"], p["devices"]) for p in got["processes"]] == [
+        (77, "nvidia-persistenced", ["/dev/nvidiactl"]),
+        (900, "nvidia-device-plugin", ["/dev/nvidia0", "/dev/nvidiactl"]),
+        (4242, "python", ["(nvidia-smi: GPU process)"]),
+    ]
+    assert got["modules"]["nvidia"] == {"refcount": 4, "used_by": ["nvidia_modeset", "nvidia_uvm"]}
+    assert got["busy"] is True
+    # nothing open, only the NVIDIA modules stacked on each other: not busy
+    for pid in (900, 77):
+        for link in (proc / str(pid) / "fd").iterdir():
+            link.unlink()
+    (proc / "modules").write_text("nvidia_modeset 1306624 0 - Live 0x0\nnvidia 56692736 1 nvidia_modeset, Live 0x0\n")
+    mod.processes = lambda: []
+    assert mod.holders()["busy"] is False
+    (proc / "modules").write_text("ext4 1081344 1 - Live 0x0\n")
+    assert mod.holders() == {"processes": [], "modules": {}, "busy": False}
+
+
+def test_removed_package_method_removes_the_installed_packages():
+    mod = load_source("_states/nvidia_driver.py", "test_nvd_removed")
+    have = {"nvidia-utils-580": "580.95.05-0ubuntu0.22.04.2", f"linux-modules-nvidia-580-{RUNNING}": "1"}
+    removed = []
+    mod.__salt__ = {
+        "nvidia_driver.installed_version": lambda: None,
+        "pkg.version": lambda name: have.get(name, ""),
+        "pkg.remove": lambda pkgs: removed.extend(pkgs) or {p: {"old": have[p], "new": ""} for p in pkgs},
+    }
+    mod.__grains__ = {"kernelrelease": RUNNING}
+    mod.__opts__ = {"test": True}
+    kw = {"method": "package", "branch": 580, "packages": {"proprietary": ["nvidia-utils-{branch}"]},
+          "dkms_packages": {"proprietary": ["nvidia-dkms-{branch}"]},
+          "precompiled": {"proprietary": ["linux-modules-nvidia-{branch}-{kernel}"]}}
+    ret = mod.removed(**kw)
+    assert ret["result"] is None and ret["changes"]["removed"] == [f"linux-modules-nvidia-580-{RUNNING}",
+                                                                   "nvidia-utils-580"]
+    assert removed == []
+    mod.__opts__ = {"test": False}
+    ret = mod.removed(**kw)
+    assert ret["result"] is True and sorted(removed) == sorted(have)
+
+
+def test_driver_method_keys_are_validated():
+    """driver:method and the package method's branch are checked before
+    anything changes; the package method needs no url/sha256."""
+    util = load_source("_utils/k8snvidia.py", "test_nvd_validate")
+    params = {n: yaml.safe_load((ROOT / f"salt/parameters/{n}.yaml").read_text())
+              for n in ("defaults", "os_family", "osfinger")}
+    cluster = yaml.safe_load((ROOT / "pillar/cluster.sls").read_text())["k8snvidia"]
+    profile = yaml.safe_load((ROOT / "pillar/profiles/modern.sls").read_text())["k8snvidia"]
+    shipped = util.merge(profile, cluster)
+    jammy = {"id": "node-105", "os_family": "Debian", "osfinger": "Ubuntu-22.04", "os": "Ubuntu",
+             "osmajorrelease": 22, "oscodename": "jammy"}
+
+    def problems(pillar, grains=jammy):
+        return util.validate(util.build(params, pillar, grains["id"], grains), pillar)
+
+    assert problems(shipped) == []
+    cfg = util.build(params, shipped, "node-105", jammy)
+    assert cfg["driver"]["method"] == "package" and cfg["driver"]["package"]["branch"] == 580
+    bad = copy.deepcopy(shipped)
+    bad.setdefault("driver", {})["method"] = "rpm"
+    assert any("k8snvidia:driver:method: 'rpm' is invalid; expected one of runfile, package" in p
+               for p in problems(bad))
+    bad = copy.deepcopy(shipped)
+    bad["driver"].update(sha256=None, package={"branch": "latest"})
+    got = problems(bad)
+    assert any("driver:package:branch" in p for p in got) and not any("driver:sha256" in p for p in got)

@@ -390,3 +390,38 @@ def test_runfile_name_gives_the_version(node):
     os.rename(path, odd)
     res = subprocess.run(["sh", str(odd), "--silent"], env=node.env, capture_output=True, text=True, check=False)
     assert res.returncode == 1 and "cannot tell the driver version" in res.stderr
+
+
+def test_every_holder_of_the_device_blocks_the_unload(tmp_path):
+    """Like rmmod: the module stays while anything has /dev/nvidia* open --
+    nvidia-persistenced or DCGM running, or another process -- not only
+    nvidia-smi's compute processes."""
+    node = Node(tmp_path, modules=("nvidia",))
+    node.update(services={"nvidia-persistenced.service": {"enabled": True, "active": True}})
+    res = node.run("580.95.05", "--silent", "--dkms")
+    assert res.returncode == 1
+    assert "WARNING: An NVIDIA kernel module 'nvidia' appears to be already loaded" in res.stderr
+    assert "Module nvidia is in use (nvidia-persistenced.service)" in node.file("/var/log/nvidia-installer.log").read_text()
+    node.update(services={"nvidia-persistenced.service": {"enabled": True, "active": False}},
+                device_holders=[{"pid": 900, "command": "nvidia-device-plugin", "devices": ["/dev/nvidia0"]}])
+    assert node.run("580.95.05", "--silent", "--dkms").returncode == 1
+    node.update(device_holders=[])
+    res = node.run("580.95.05", "--silent", "--dkms")
+    assert res.returncode == 0, res.stderr
+
+
+def test_dkms_build_failure_only_warns_and_exits_0(tmp_path):
+    """NVIDIA's installer (520.56+) warns when the DKMS build fails, installs
+    the module without DKMS and exits 0 (fault dkms_build_fails)."""
+    node = Node(tmp_path)
+    data = json.loads((node.dir / "node.json").read_text())
+    data["faults"] = {"dkms_build_fails": True}
+    (node.dir / "node.json").write_text(json.dumps(data))
+    res = node.run("580.95.05", "--silent", "--dkms")
+    assert res.returncode == 0, res.stderr
+    assert "WARNING: Failed to register the NVIDIA kernel modules with DKMS." in res.stderr
+    st = node.state()
+    assert st["nvidia_driver"]["dkms"] is False and not (st.get("dkms") or {}).get("nvidia/580.95.05", {}).get("kernels")
+    assert "Bad return status for module build" in node.file("/var/log/nvidia-installer.log").read_text()
+    out = node.tool("dkms", "status").stdout
+    assert f"nvidia/580.95.05, {RUNNING}" not in out

@@ -44,6 +44,7 @@ FAULTS = {
     "kubeadm_join_fails",
     "returns_late_from_reboot",
     "joined_to_another_cluster",
+    "dkms_build_fails",
 }
 NODE_KEYS = {"id", "os", "kernel", "gpus", "faults", "ip", "role", "cpus", "memory_mib"}
 

@@ -120,6 +120,15 @@ def build_install(module, version, kernel):
             f"or /lib/modules/{kernel}/source.\nPlease install the linux-headers-{kernel} package or use the "
             "--kernelsourcedir option to tell DKMS where it's located."
         )
+    if state.fault("dkms_build_fails"):
+        # the build itself fails (a compiler or kernel API mismatch): DKMS's own text
+        fs.write(f"/var/lib/dkms/{module}/{version}/build/make.log",
+                 f"DKMS make.log for {module}-{version} for kernel {kernel} ({ARCH})\n"
+                 "error: k8stwin fault dkms_build_fails\n")
+        return False, (
+            f"Error! Bad return status for module build on kernel: {kernel} ({ARCH})\n"
+            f"Consult /var/lib/dkms/{module}/{version}/build/make.log for more information."
+        )
     mtype = conf.get("K8STWIN_MODULE_TYPE", "proprietary")
     write_kos(f"/var/lib/dkms/{module}/{version}/{kernel}/{ARCH}/module", version, mtype, kernel)
     write_kos(f"/lib/modules/{kernel}/updates/dkms", version, mtype, kernel)
@@ -231,3 +240,83 @@ def tarball_write(path, module, version, module_type):
 def tarball_read(path):
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+# ------------------------------------------------------------------ packages
+ALTERNATE_INSTALL = "/usr/lib/nvidia/alternate-install-present"
+
+
+def _upstream(version):
+    """'580.95.05-0ubuntu0.22.04.2' / '535.247.01-1~deb12u1' -> the driver version."""
+    return str(version).split(":", 1)[-1].split("-", 1)[0]
+
+
+def _kernels_with_headers():
+    try:
+        names = sorted(os.listdir(fs.path("/lib/modules")))
+    except OSError:
+        return []
+    return [k for k in names if headers_present(k)]
+
+
+def package_install(spec, version, log=None):
+    """What a distribution's NVIDIA driver package does when it is installed
+    (its maintainer scripts), by the catalog payload ``nvidia_driver``:
+
+    * ``{kind: dkms, module: M, module_type: T}`` (nvidia-kernel-dkms,
+      nvidia-dkms-580, kmod-nvidia-latest-dkms): ``dkms add``, then build
+      and install for the running kernel and every installed kernel whose
+      headers exist, as Debian's and Ubuntu's dkms postinst do; a kernel
+      without headers is skipped (DKMS builds it at boot if they come);
+    * ``{kind: precompiled, kernel: K, version: V, module_type: T}``
+      (linux-modules-nvidia-580-K): the signed modules for that kernel only;
+    * ``{kind: userspace, module_type: T}`` (nvidia-driver,
+      nvidia-utils-580): nvidia-smi and the record that a packaged driver is
+      present (``/usr/lib/nvidia/alternate-install-present``, which makes
+      NVIDIA's ``.run`` installer refuse).
+
+    Nothing is loaded: the module comes at the next boot. Returns the node
+    paths created."""
+    log = log or (lambda _line: None)
+    kind = spec.get("kind")
+    ver = _upstream(spec.get("version") or version)  # precompiled packages carry the kernel's version
+    mtype = spec.get("module_type", "proprietary")
+    created = []
+    built = []
+    if kind == "dkms":
+        module = spec.get("module", "nvidia")
+        add(module, ver, mtype)
+        running = (state.read().get("kernel") or {}).get("running")
+        for kernel in dict.fromkeys([running] + _kernels_with_headers()):
+            if not kernel or not headers_present(kernel):
+                continue
+            ok, msg = build_install(module, ver, kernel)
+            log(msg.splitlines()[0] if msg else "")
+            if ok:
+                built.append(kernel)
+    elif kind == "precompiled":
+        kernel = spec.get("kernel")
+        branch = ver.split(".", 1)[0]
+        created += write_kos(f"/lib/modules/{kernel}/kernel/nvidia-{branch}", ver, mtype, kernel)
+        built.append(kernel)
+    elif kind == "userspace":
+        from .tools import nvidia_installer
+
+        target = os.path.realpath(nvidia_installer._dispatcher())  # pylint: disable=protected-access
+        fs.symlink(target, "/usr/bin/nvidia-smi")
+        created.append("/usr/bin/nvidia-smi")
+        fs.write(ALTERNATE_INSTALL, "packaged NVIDIA driver (k8stwin)\n")
+        created.append(ALTERNATE_INSTALL)
+    with state.locked() as st:
+        drv = st.get("nvidia_driver") or {}
+        if drv.get("version") != ver:
+            drv = {"version": ver, "kernel_module_type": mtype, "dkms": False, "built_for": [], "source": "package"}
+        if kind != "userspace":
+            drv["kernel_module_type"] = mtype
+        if kind == "dkms":
+            drv["dkms"] = True
+        for k in built:
+            if k not in drv["built_for"]:
+                drv["built_for"].append(k)
+        st["nvidia_driver"] = drv
+    return created

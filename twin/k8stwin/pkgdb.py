@@ -624,6 +624,11 @@ def apply_payload(cand, family, log):
             fs.hook("daemons", "on_service", unit, True)
     if kver:
         kernel_postinst(kver, family, log)
+    if payload.get("nvidia_driver"):  # an NVIDIA driver package's scripts (k8stwin.dkms)
+        from . import dkms
+
+        created += dkms.package_install({k: _tmpl(v, cand) for k, v in payload["nvidia_driver"].items()},
+                                        cand.version, log)
     return created
 
 

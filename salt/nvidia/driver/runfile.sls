@@ -1,7 +1,7 @@
-{#- The NVIDIA driver from NVIDIA's .run installer (state nvidia_driver.installed):
-    built with DKMS for the kernel that boots next, the kernel module type
-    chosen for the node's GPUs (auto: Pascal and older get the proprietary
-    module), the download checked against the pillar's sha256.
+{#- The NVIDIA driver from NVIDIA's .run installer: built with DKMS for the
+    kernel that boots next, the kernel module type chosen for the node's
+    GPUs (auto: Pascal and older get the proprietary module), the download
+    checked against the pillar's sha256, DKMS verified afterwards.
 
     Order: the `kernel` layer (kernel and its headers, boot default) and the
     `nouveau` layer (blacklist, initramfs) come first; the orchestration
@@ -11,7 +11,6 @@
 {%- from "map.jinja" import k8s with context %}
 {%- from "docker/pkgrepo.jinja" import pkgrepo with context %}
 {%- set driver = k8s.driver %}
-{%- if driver.manage %}
 {%- set extra = driver.get("extra_repo") or {} %}
 {%- set headers = driver.get("headers_package") if not k8s.kernel.manage else none %}
 
@@ -43,12 +42,14 @@ k8snvidia-driver-kernel-headers:
 k8snvidia-driver:
   nvidia_driver.installed:
     - name: {{ driver.version | string | json }}
+    - method: runfile
     - url: {{ driver.url | json }}
     - sha256: {{ driver.sha256 | string | lower | json }}
     - kernel_module_type: {{ driver.kernel_module_type | json }}
     - dkms: {{ driver.dkms | json }}
     - force: {{ driver.force | json }}
     - cache_dir: {{ driver.cache_dir | json }}
+    - stop_services: {{ driver.get("stop_services", []) | json }}
     - boot_tool: {{ k8s.kernel.boot_tool | json }}
     - grub_config: {{ k8s.kernel.grub_config | json }}
     - require:
@@ -57,5 +58,4 @@ k8snvidia-driver:
       - sls: nouveau
 {%- if headers %}
       - pkg: k8snvidia-driver-kernel-headers
-{%- endif %}
 {%- endif %}
