@@ -37,6 +37,7 @@ Target with it: ``salt -G 'nvidia:gpus:name:*1080*' test.ping``,
 ``salt -G 'nvidia:gpu_count:2' ...``, ``salt -G 'nvidia:kernel_module:open' ...``.
 """
 
+import functools
 import logging
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,9 @@ def nvidia():
         run_smi = utils["nvidia_gpu.run_smi_subprocess"]
         read_nvml = read_cuda = None
         if "nvml.read" in utils:
-            library = opts.get("nvidia.nvml_library") or None
-            read_nvml = lambda: utils["nvml.read"](library)  # noqa: E731
+            # the functions are looked up here: inventory runs in the utils
+            # loader's context, where this module's __utils__ does not resolve
+            read_nvml = functools.partial(utils["nvml.read"], opts.get("nvidia.nvml_library") or None)
             read_cuda = utils["nvml.cuda_driver_version"]
         data = utils["nvidia_gpu.inventory"](
             sysfs, procfs, lambda args: run_smi(args, timeout=timeout), read_nvml=read_nvml, read_cuda=read_cuda
