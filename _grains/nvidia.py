@@ -68,7 +68,9 @@ def nvidia():
         timeout = utils["nvidia_gpu.smi_timeout"](opts)
         run_smi = utils["nvidia_gpu.run_smi_subprocess"]
         read_nvml = read_cuda = None
-        if "nvml.read" in utils:
+        # the nvml utils module only where a driver could answer: each module
+        # the loader brings in costs a refresh a few ms
+        if utils["nvidia_gpu.driver_loaded"](procfs) and "nvml.read" in utils:
             # the functions are looked up here: inventory runs in the utils
             # loader's context, where this module's __utils__ does not resolve
             read_nvml = functools.partial(utils["nvml.read"], opts.get("nvidia.nvml_library") or None)

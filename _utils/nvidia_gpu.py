@@ -734,8 +734,10 @@ SMI_TIMEOUT = 10
 
 def smi_timeout(opts):
     """``nvidia.smi_timeout`` from minion opts as a positive float, else the default."""
+    # never `opts or {}`: the truth value of Salt's opts dict counts its ~1000
+    # keys through every layer (10 ms per refresh on the lent H200)
     try:
-        value = float((opts or {}).get("nvidia.smi_timeout", SMI_TIMEOUT))
+        value = float(opts.get("nvidia.smi_timeout", SMI_TIMEOUT) if opts is not None else SMI_TIMEOUT)
     except (TypeError, ValueError):
         return float(SMI_TIMEOUT)
     return value if value > 0 else float(SMI_TIMEOUT)
@@ -840,6 +842,12 @@ def _from_nvml(read_nvml, errors):
             }
         )
     return {"driver_version": data.get("driver_version"), "cuda_version": data.get("cuda_version"), "gpus": gpus}
+
+
+def driver_loaded(procfs_root="/proc"):
+    """Whether the nvidia kernel module is loaded (its version file, or
+    ``nvidia`` in ``/proc/modules``): the driver's sources are asked only then."""
+    return read_driver_version(procfs_root)[0] is not None or "nvidia" in (read_modules(procfs_root) or [])
 
 
 def inventory(sysfs_root="/sys", procfs_root="/proc", run_smi=None, read_nvml=None, read_cuda=None):

@@ -8,9 +8,9 @@ import tempfile
 from tests.conftest import load_source
 from tests.unit.nvidia_fakes import FIXTURES, gpu, hw, utils_dict  # noqa: F401  (hw: sys.path for k8stwin)
 
-from k8stwin import fakenvml  # noqa: E402
-
 nvml = load_source("_utils/nvml.py", "k8snvidia_test_nvml")
+
+from k8stwin import fakenvml  # noqa: E402
 
 # the project's copies of /work/shared/fixtures/nvidia-smi (plus the H200's)
 CAPTURES = sorted(FIXTURES.glob("*.xml"))

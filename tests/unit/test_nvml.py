@@ -350,3 +350,49 @@ def test_emulated_smi_answers_the_new_fields(tmp_path):
                    "NVIDIA A100-SXM4-80GB, 8.0, Enabled\nTesla T4, 7.5, [N/A]\n")
     xml = gpu.parse_smi_xml(subprocess.run([exe, "-q", "-x"], capture_output=True, text=True).stdout)
     assert [g["mig_mode"] for g in xml["gpus"]] == ["Disabled", "Enabled", None]
+
+
+# ------------------------------------------------------------------ cost rules (found on the lent H200)
+class NoTruth(dict):
+    """Salt's opts dict: its truth value counts ~1000 keys through every layer."""
+
+    def __len__(self):
+        raise AssertionError("len(opts) / bool(opts) evaluated")
+
+
+class Recording(dict):
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.asked = []
+
+    def __contains__(self, key):
+        self.asked.append(key)
+        return super().__contains__(key)
+
+    def __getitem__(self, key):
+        self.asked.append(key)
+        return super().__getitem__(key)
+
+
+def test_smi_timeout_never_takes_the_truth_value_of_opts():
+    assert gpu.smi_timeout(NoTruth({"nvidia.smi_timeout": 3})) == 3
+    assert gpu.smi_timeout(None) == 10
+
+
+def test_nvml_utils_module_only_loaded_with_a_driver(tmp_path, monkeypatch):
+    """Every utils module the loader brings in costs a refresh an opts scan:
+    without a driver the grain does not touch nvml.*."""
+    node = make_node(tmp_path / "n", ["NVIDIA H200"], modules=["nouveau"])
+    utils = Recording(utils_with_nvml())
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(grains_mod, "__opts__", NoTruth({"nvidia.sysfs_root": str(node / "sys"),
+                                                         "nvidia.procfs_root": str(node / "proc")}), raising=False)
+    monkeypatch.setattr(grains_mod, "__utils__", utils, raising=False)
+    assert grains_mod.nvidia()["nvidia"]["source"] == "pci"
+    assert not [k for k in utils.asked if k.startswith("nvml.")]
+    node = three_gpu_node(tmp_path / "drv")
+    monkeypatch.setenv("K8SNVIDIA_FAKE_NVML", str(node / "nvml" / "state"))
+    monkeypatch.setattr(grains_mod, "__opts__", NoTruth({"nvidia.sysfs_root": str(node / "sys"),
+                                                         "nvidia.procfs_root": str(node / "proc"),
+                                                         "nvidia.nvml_library": library()}), raising=False)
+    assert grains_mod.nvidia()["nvidia"]["source"] == "nvml"
