@@ -37,7 +37,6 @@ Target with it: ``salt -G 'nvidia:gpus:name:*1080*' test.ping``,
 ``salt -G 'nvidia:gpu_count:2' ...``, ``salt -G 'nvidia:kernel_module:open' ...``.
 """
 
-import functools
 import logging
 
 log = logging.getLogger(__name__)
@@ -68,13 +67,8 @@ def nvidia():
         timeout = utils["nvidia_gpu.smi_timeout"](opts)
         run_smi = utils["nvidia_gpu.run_smi_subprocess"]
         read_nvml = read_cuda = None
-        # the nvml utils module only where a driver could answer: each module
-        # the loader brings in costs a refresh a few ms
-        if utils["nvidia_gpu.driver_loaded"](procfs) and "nvml.read" in utils:
-            # the functions are looked up here: inventory runs in the utils
-            # loader's context, where this module's __utils__ does not resolve
-            read_nvml = functools.partial(utils["nvml.read"], opts.get("nvidia.nvml_library") or None)
-            read_cuda = utils["nvml.cuda_driver_version"]
+        if utils["nvidia_gpu.driver_loaded"](procfs):  # NVML only where a driver could answer
+            read_nvml, read_cuda = utils["nvidia_gpu.nvml_readers"](opts.get("nvidia.nvml_library") or None)
         data = utils["nvidia_gpu.inventory"](
             sysfs, procfs, lambda args: run_smi(args, timeout=timeout), read_nvml=read_nvml, read_cuda=read_cuda
         )

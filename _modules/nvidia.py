@@ -10,7 +10,6 @@ options ``nvidia.sysfs_root`` (default ``/sys``) and ``nvidia.procfs_root``
 ``_utils/nvidia_gpu.py``.
 """
 
-import functools
 import logging
 
 import salt.utils.path
@@ -70,11 +69,7 @@ def inventory():
         salt '*' nvidia.inventory
     """
     sysfs, procfs = _roots()
-    read_nvml = read_cuda = None
-    if "nvml.read" in __utils__:
-        # looked up here: inventory runs in the utils loader's context
-        read_nvml = functools.partial(__utils__["nvml.read"], __opts__.get("nvidia.nvml_library") or None)
-        read_cuda = __utils__["nvml.cuda_driver_version"]
+    read_nvml, read_cuda = __utils__["nvidia_gpu.nvml_readers"](__opts__.get("nvidia.nvml_library") or None)
     return __utils__["nvidia_gpu.inventory"](sysfs, procfs, _run_smi, read_nvml=read_nvml, read_cuda=read_cuda)
 
 

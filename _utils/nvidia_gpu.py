@@ -844,6 +844,52 @@ def _from_nvml(read_nvml, errors):
     return {"driver_version": data.get("driver_version"), "cuda_version": data.get("cuda_version"), "gpus": gpus}
 
 
+def nvml_module():
+    """``nvml.py`` beside this file (``_utils/nvml.py``, synced with it),
+    imported once per process and again when the file changes (a
+    ``saltutil.sync_all``); None when it is missing or broken.
+
+    Not through Salt's loader on purpose: the grain's loader is rebuilt at
+    every refresh, and one more utils module costs a refresh about 5 ms (an
+    opts copy that counts every key, an exec), as much as half of NVML's own
+    answer on the lent H200 (docs/gpu-device-run.md)."""
+    import importlib.util
+    import sys
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nvml.py")
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (path, st.st_mtime_ns, st.st_size)
+    name = "k8snvidia_nvml"
+    mod = sys.modules.get(name)
+    if mod is not None and getattr(mod, "_k8snvidia_key", None) == key:
+        return mod
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    except Exception:  # a broken file is a missing NVML: the fallback answers
+        return None
+    mod._k8snvidia_key = key
+    sys.modules[name] = mod
+    return mod
+
+
+def nvml_readers(library=None):
+    """``(read_nvml, read_cuda)`` for :func:`inventory` from
+    :func:`nvml_module` (``library``: the minion option
+    ``nvidia.nvml_library``, None for ``libnvidia-ml.so.1``); (None, None)
+    without the module."""
+    import functools
+
+    mod = nvml_module()
+    if mod is None:
+        return None, None
+    return functools.partial(mod.read, library), mod.cuda_driver_version
+
+
 def driver_loaded(procfs_root="/proc"):
     """Whether the nvidia kernel module is loaded (its version file, or
     ``nvidia`` in ``/proc/modules``): the driver's sources are asked only then."""

@@ -2,8 +2,10 @@
 NVIDIA Management Library (NVML, ``libnvidia-ml.so.1``) through ``ctypes``:
 the GPU facts the ``nvidia`` grain reports, with no subprocess.
 
-Plain Python, no Salt imports (the twin and the tests load it by path too);
-under Salt it is ``__utils__["nvml.read"]``.
+Plain Python, no Salt imports. The grain and the ``nvidia`` module reach it
+through ``nvidia_gpu.nvml_readers`` (imported by path once per process, not
+through Salt's loader at every refresh: see ``nvidia_gpu.nvml_module``); it
+is also ``__utils__["nvml.read"]`` under Salt.
 
 :func:`read` opens the library (``nvmlInit_v2``), reads the driver and CUDA
 driver versions and, per GPU, the PCI bus id and device id, name, UUID,

@@ -105,6 +105,50 @@ def pynvml_view():
     return out
 
 
+def nvml_breakdown(library=None, n=10):
+    """Median ms of nvmlInit_v2+nvmlShutdown, and of each query the reader
+    makes (GPU 0, NVML held open), to see where NVML's time goes."""
+    import ctypes
+
+    lib, why = nvml.load(library or nvml.LIBRARY)
+    if lib is None:
+        return {"error": why}
+
+    def init_shutdown():
+        lib.nvmlInit_v2()
+        lib.nvmlShutdown()
+
+    out = {"nvmlInit_v2+nvmlShutdown": timed(init_shutdown, n)}
+    if lib.nvmlInit_v2() != 0:
+        return out
+    try:
+        handle = ctypes.c_void_p()
+        count = ctypes.c_uint()
+        buf = ctypes.create_string_buffer(96)
+        pci, mem = nvml.PciInfo(), nvml.Memory()
+        a, b = ctypes.c_int(), ctypes.c_int()
+        u, v = ctypes.c_uint(), ctypes.c_uint()
+        lib.nvmlDeviceGetHandleByIndex_v2(0, ctypes.byref(handle))
+        calls = {
+            "nvmlDeviceGetCount_v2": lambda: lib.nvmlDeviceGetCount_v2(ctypes.byref(count)),
+            "nvmlSystemGetDriverVersion": lambda: lib.nvmlSystemGetDriverVersion(buf, 80),
+            "nvmlSystemGetCudaDriverVersion": lambda: lib.nvmlSystemGetCudaDriverVersion(ctypes.byref(a)),
+            "nvmlDeviceGetHandleByIndex_v2": lambda: lib.nvmlDeviceGetHandleByIndex_v2(0, ctypes.byref(handle)),
+            "nvmlDeviceGetPciInfo_v3": lambda: lib.nvmlDeviceGetPciInfo_v3(handle, ctypes.byref(pci)),
+            "nvmlDeviceGetName": lambda: lib.nvmlDeviceGetName(handle, buf, 96),
+            "nvmlDeviceGetUUID": lambda: lib.nvmlDeviceGetUUID(handle, buf, 96),
+            "nvmlDeviceGetMemoryInfo": lambda: lib.nvmlDeviceGetMemoryInfo(handle, ctypes.byref(mem)),
+            "nvmlDeviceGetCudaComputeCapability": lambda: lib.nvmlDeviceGetCudaComputeCapability(
+                handle, ctypes.byref(a), ctypes.byref(b)),
+            "nvmlDeviceGetMigMode": lambda: lib.nvmlDeviceGetMigMode(handle, ctypes.byref(u), ctypes.byref(v)),
+        }
+        for name, fun in calls.items():
+            out[name] = timed(fun, n)
+    finally:
+        lib.nvmlShutdown()
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json")
@@ -163,6 +207,7 @@ def main(argv=None):
         "nvidia-smi -q -x": timed(lambda: smi("-q", "-x"), 3),
         "libcuda cuDriverGetVersion": timed(nvml.cuda_driver_version, 20),
     }
+    res["nvml_breakdown"] = nvml_breakdown(args.nvml_library)
     ok = (all(c["equal"] for c in checks) and procs_nvml == [] and g_nvml.get("source") == "nvml"
           and g_smi.get("source") == "nvidia-smi" and "error" not in g_nvml and "error" not in g_smi)
     res["ok"] = ok
@@ -175,6 +220,8 @@ def main(argv=None):
     print("subprocesses: nvml path", procs_nvml, "fallback path", procs_smi)
     print("pynvml equal:", res.get("pynvml_equal"), pyn.get("error", ""))
     print("timing:", json.dumps(res["timing"]))
+    print("nvml breakdown (median ms):", json.dumps({k: v.get("median_ms") if isinstance(v, dict) else v
+                                                     for k, v in res["nvml_breakdown"].items()}))
     print("OK" if ok else "MISMATCH")
     return 0 if ok else 1
 

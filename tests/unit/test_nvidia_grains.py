@@ -1,7 +1,7 @@
 """The nvidia grain (_grains/nvidia.py) and execution module (_modules/nvidia.py)
 on fake sysfs/procfs trees (twin/k8stwin/hw.py) with the emulated or a
-scripted nvidia-smi on PATH: the paths without NVML (the utils dict here has
-no nvml module; the NVML path is tests/unit/test_nvml.py)."""
+scripted nvidia-smi on PATH: the paths without NVML ( ``nvidia.nvml_library`` names a missing file; the NVML path is
+tests/unit/test_nvml.py)."""
 
 import pathlib
 import types
@@ -17,6 +17,7 @@ exec_mod = load_source("_modules/nvidia.py", "k8snvidia_test_modules_nvidia")
 
 PASCAL = "NVIDIA GeForce GTX 1080 Ti"
 QUERY = ["nvidia-smi", *gpu.smi_query_args()]
+NO_NVML = "/nonexistent/libnvidia-ml.so.1"  # these tests are about the paths without NVML, on any host
 H200_VERSION = (FIXTURES.parent / "device" / "h200-host.txt").read_text().split("\n")[1] + "\n"
 
 
@@ -26,7 +27,8 @@ def grain(node, monkeypatch, bindir=None, **opts):
         monkeypatch.setenv("PATH", with_path(bindir))
     else:
         monkeypatch.setenv("PATH", "/nonexistent")
-    conf = {"nvidia.sysfs_root": str(node / "sys"), "nvidia.procfs_root": str(node / "proc")}
+    conf = {"nvidia.sysfs_root": str(node / "sys"), "nvidia.procfs_root": str(node / "proc"),
+            "nvidia.nvml_library": NO_NVML}
     conf.update(opts)
     monkeypatch.setattr(grains_mod, "__opts__", conf, raising=False)
     monkeypatch.setattr(grains_mod, "__utils__", utils_dict(), raising=False)
@@ -221,7 +223,8 @@ def module(monkeypatch):
 
     def use(node, bindir=None):
         monkeypatch.setenv("PATH", with_path(bindir) if bindir else "/nonexistent")
-        conf = {"nvidia.sysfs_root": str(node / "sys"), "nvidia.procfs_root": str(node / "proc")}
+        conf = {"nvidia.sysfs_root": str(node / "sys"), "nvidia.procfs_root": str(node / "proc"),
+                "nvidia.nvml_library": NO_NVML}
         monkeypatch.setattr(exec_mod, "__opts__", conf, raising=False)
         return exec_mod
 

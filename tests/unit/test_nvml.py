@@ -80,11 +80,12 @@ def test_reader_without_library_or_driver(tmp_path, monkeypatch):
 def test_load_finds_the_library_in_the_installers_dirs(tmp_path):
     libdir = tmp_path / "usr" / "lib64"
     libdir.mkdir(parents=True)
-    (libdir / "libnvidia-ml.so.1").symlink_to(library())
-    lib, why = nvml.load("libnvidia-ml.so.1", dirs=(str(tmp_path / "nothing"), str(libdir)))
+    name = "libk8snvidia-test-ml.so.1"  # not the real name: a host with NVML would find that one
+    (libdir / name).symlink_to(library())
+    lib, why = nvml.load(name, dirs=(str(tmp_path / "nothing"), str(libdir)))
     assert lib is not None and why is None
-    lib, why = nvml.load("libnvidia-ml.so.1", dirs=(str(tmp_path / "nothing"),))
-    assert lib is None and "libnvidia-ml.so.1 could not be loaded" in why
+    lib, why = nvml.load(name, dirs=(str(tmp_path / "nothing"),))
+    assert lib is None and f"{name} could not be loaded" in why
 
 
 def test_init_and_shutdown_are_balanced(tmp_path, monkeypatch):
@@ -123,7 +124,7 @@ def test_grain_nvml_and_query_gpu_agree(tmp_path, monkeypatch):
     node = three_gpu_node(tmp_path)
     bindir = smi_bin(tmp_path, node)
     via_nvml = grain(node, monkeypatch, bindir)
-    monkeypatch.setattr(nvml, "CUDA_LIBRARY", library())  # libcuda.so.1 stand-in: the same build
+    monkeypatch.setattr(gpu.nvml_module(), "CUDA_LIBRARY", library())  # libcuda.so.1 stand-in: the same build
     via_smi = grain(node, monkeypatch, bindir, lib=str(tmp_path / "missing.so"))
     assert via_smi["source"] == "nvidia-smi" and "error" not in via_smi
     assert {k: v for k, v in via_smi.items() if k != "source"} == {k: v for k, v in via_nvml.items() if k != "source"}
@@ -222,10 +223,10 @@ def test_reader_that_raises_is_a_fallback(tmp_path, monkeypatch):
     node = three_gpu_node(tmp_path)
     utils = utils_with_nvml()
 
-    def boom(_library=None):
+    def boom():
         raise RuntimeError("segfault averted")
 
-    utils["nvml.read"] = boom
+    utils["nvidia_gpu.nvml_readers"] = lambda _library=None: (boom, None)
     monkeypatch.setenv("PATH", with_path(smi_bin(tmp_path, node)))
     monkeypatch.setattr(grains_mod, "__opts__", {"nvidia.sysfs_root": str(node / "sys"),
                                                  "nvidia.procfs_root": str(node / "proc")}, raising=False)
@@ -379,9 +380,8 @@ def test_smi_timeout_never_takes_the_truth_value_of_opts():
     assert gpu.smi_timeout(None) == 10
 
 
-def test_nvml_utils_module_only_loaded_with_a_driver(tmp_path, monkeypatch):
-    """Every utils module the loader brings in costs a refresh an opts scan:
-    without a driver the grain does not touch nvml.*."""
+def test_nvml_only_asked_with_a_driver(tmp_path, monkeypatch):
+    """Without a driver the grain does not even import the NVML reader."""
     node = make_node(tmp_path / "n", ["NVIDIA H200"], modules=["nouveau"])
     utils = Recording(utils_with_nvml())
     monkeypatch.setenv("PATH", "/nonexistent")
@@ -389,10 +389,34 @@ def test_nvml_utils_module_only_loaded_with_a_driver(tmp_path, monkeypatch):
                                                          "nvidia.procfs_root": str(node / "proc")}), raising=False)
     monkeypatch.setattr(grains_mod, "__utils__", utils, raising=False)
     assert grains_mod.nvidia()["nvidia"]["source"] == "pci"
-    assert not [k for k in utils.asked if k.startswith("nvml.")]
+    assert "nvidia_gpu.nvml_readers" not in utils.asked and not [k for k in utils.asked if k.startswith("nvml.")]
     node = three_gpu_node(tmp_path / "drv")
     monkeypatch.setenv("K8SNVIDIA_FAKE_NVML", str(node / "nvml" / "state"))
     monkeypatch.setattr(grains_mod, "__opts__", NoTruth({"nvidia.sysfs_root": str(node / "sys"),
                                                          "nvidia.procfs_root": str(node / "proc"),
                                                          "nvidia.nvml_library": library()}), raising=False)
     assert grains_mod.nvidia()["nvidia"]["source"] == "nvml"
+
+
+def test_nvml_reader_imported_once_per_process_and_again_after_a_sync(tmp_path, monkeypatch):
+    """Not through Salt's loader (a utils module load per refresh costs ~5 ms):
+    one import per process, a new one when the synced file changes."""
+    import os
+    import shutil
+
+    utils_dir = tmp_path / "extmods" / "utils"
+    utils_dir.mkdir(parents=True)
+    for name in ("nvidia_gpu.py", "nvml.py"):
+        shutil.copy(gpu.__file__.replace("nvidia_gpu.py", name), utils_dir / name)
+    monkeypatch.delitem(__import__("sys").modules, "k8snvidia_nvml", raising=False)
+    synced = load_source(str(utils_dir / "nvidia_gpu.py"), "k8snvidia_test_synced_gpu")
+    first = synced.nvml_module()
+    assert first is synced.nvml_module() and first.__file__ == str(utils_dir / "nvml.py")
+    path = utils_dir / "nvml.py"
+    path.write_text(path.read_text() + "\nSYNCED_AGAIN = True\n")
+    os.utime(path, ns=(1, 1))
+    again = synced.nvml_module()
+    assert again is not first and again.SYNCED_AGAIN is True
+    path.write_text("raise ImportError('half-synced')\n")
+    assert synced.nvml_module() is None and synced.nvml_readers() == (None, None)
+    monkeypatch.delitem(__import__("sys").modules, "k8snvidia_nvml", raising=False)
