@@ -21,6 +21,13 @@ NO_NVML = "/nonexistent/libnvidia-ml.so.1"  # these tests are about the paths wi
 H200_VERSION = (FIXTURES.parent / "device" / "h200-host.txt").read_text().split("\n")[1] + "\n"
 
 
+@pytest.fixture(autouse=True)
+def no_libcuda(monkeypatch):
+    """The fallback's CUDA version comes from libcuda.so.1: none here, also
+    on a host that has one (the lent H200)."""
+    monkeypatch.setattr(gpu.nvml_module(), "CUDA_LIBRARY", "/nonexistent/libcuda.so.1")
+
+
 def grain(node, monkeypatch, bindir=None, **opts):
     """The grain's value for a node dir, with bindir first on PATH."""
     if bindir is not None:
@@ -223,6 +230,8 @@ def module(monkeypatch):
 
     def use(node, bindir=None):
         monkeypatch.setenv("PATH", with_path(bindir) if bindir else "/nonexistent")
+        if bindir is None:  # salt.utils.path.which also looks in /usr/bin and friends
+            monkeypatch.setattr(exec_mod.salt.utils.path, "which", lambda *_a, **_k: None)
         conf = {"nvidia.sysfs_root": str(node / "sys"), "nvidia.procfs_root": str(node / "proc"),
                 "nvidia.nvml_library": NO_NVML}
         monkeypatch.setattr(exec_mod, "__opts__", conf, raising=False)
