@@ -102,7 +102,7 @@ static int load_state(void) {
         if (!strncmp(line, "init ", 5)) {
             init_rc = atoi(line + 5);
         } else if (!strncmp(line, "driver ", 7)) {
-            snprintf(driver, sizeof driver, "%s", line + 7);
+            snprintf(driver, sizeof driver, "%.79s", line + 7);
         } else if (!strncmp(line, "cuda ", 5)) {
             cuda_version = atoi(line + 5);
         } else if (!strncmp(line, "fail ", 5) && fail_count < MAX_FAILS) {
