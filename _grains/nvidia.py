@@ -14,17 +14,24 @@ driver exists.
           uuid: GPU-...             # driver loaded only, else null
           memory_mib: 11264         # driver loaded only, else null
           kernel_driver: nvidia     # the driver bound in sysfs (nvidia, nouveau, vfio-pci) or null
+          compute_capability: '6.1' # driver loaded only (NVML; nvidia-smi R510+), else null
+          mig_mode: null            # Enabled | Disabled on MIG-capable GPUs (driver loaded), else null
       driver_version: 580.95.05     # or null
       cuda_version: '13.0'          # or null
       kernel_module: proprietary    # open | proprietary | null (not loaded)
       nouveau_loaded: false
+      source: nvml                  # who gave the driver's facts: nvml | nvidia-smi | pci (no driver)
       error: ...                    # only when something could not be read
 
 Sources: the PCI tree under the minion option ``nvidia.sysfs_root``
 (default ``/sys``), ``modules`` and ``driver/nvidia/version`` under
-``nvidia.procfs_root`` (default ``/proc``), and one ``nvidia-smi -q -x`` (found
-on PATH) per refresh, only when the driver is loaded, bounded by
-``nvidia.smi_timeout`` seconds (default 10). The grain never raises.
+``nvidia.procfs_root`` (default ``/proc``) and, only when the driver is
+loaded, the driver: NVML (``libnvidia-ml.so.1`` through ctypes, or the path
+in the minion option ``nvidia.nvml_library``; no subprocess), or when NVML
+cannot answer one ``nvidia-smi --query-gpu`` (found on PATH; the CUDA
+version then from ``libcuda.so.1``), bounded by ``nvidia.smi_timeout``
+seconds (default 10). A missing or broken NVML is a fallback, not an error.
+The grain never raises.
 
 Target with it: ``salt -G 'nvidia:gpus:name:*1080*' test.ping``,
 ``salt -G 'nvidia:gpu_count:2' ...``, ``salt -G 'nvidia:kernel_module:open' ...``.
@@ -33,8 +40,6 @@ Target with it: ``salt -G 'nvidia:gpus:name:*1080*' test.ping``,
 import logging
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TIMEOUT = 10
 
 
 def _empty(error):
@@ -45,6 +50,7 @@ def _empty(error):
         "cuda_version": None,
         "kernel_module": None,
         "nouveau_loaded": False,
+        "source": None,
         "error": error,
     }
 
@@ -55,15 +61,17 @@ def nvidia():
         opts = __opts__  # noqa: F821  (the loader injects it)
         sysfs = opts.get("nvidia.sysfs_root") or "/sys"
         procfs = opts.get("nvidia.procfs_root") or "/proc"
-        try:
-            timeout = float(opts.get("nvidia.smi_timeout", DEFAULT_TIMEOUT))
-        except (TypeError, ValueError):
-            timeout = DEFAULT_TIMEOUT
         utils = __utils__  # noqa: F821
         if "nvidia_gpu.inventory" not in utils:
             return {"nvidia": _empty("the nvidia_gpu utils module is not available (run saltutil.sync_all)")}
+        timeout = utils["nvidia_gpu.smi_timeout"](opts)
         run_smi = utils["nvidia_gpu.run_smi_subprocess"]
-        data = utils["nvidia_gpu.inventory"](sysfs, procfs, lambda args: run_smi(args, timeout=timeout))
+        read_nvml = read_cuda = None
+        if utils["nvidia_gpu.driver_loaded"](procfs):  # NVML only where a driver could answer
+            read_nvml, read_cuda = utils["nvidia_gpu.nvml_readers"](opts.get("nvidia.nvml_library") or None)
+        data = utils["nvidia_gpu.inventory"](
+            sysfs, procfs, lambda args: run_smi(args, timeout=timeout), read_nvml=read_nvml, read_cuda=read_cuda
+        )
         return {"nvidia": data}
     except Exception as exc:  # a grain must never take the minion down
         log.exception("nvidia grain failed")

@@ -3,7 +3,8 @@ The host's NVIDIA GPUs and driver: inventory, driver facts, GPU processes and
 the driver branch and kernel module type its GPUs need.
 
 Reads the same sources as the ``nvidia`` grain (sysfs PCI tree, procfs,
-``nvidia-smi -q -x``), fresh on every call; roots come from the minion
+NVML or ``nvidia-smi --query-gpu``; ``processes`` reads ``nvidia-smi -q -x``),
+fresh on every call; roots come from the minion
 options ``nvidia.sysfs_root`` (default ``/sys``) and ``nvidia.procfs_root``
 (default ``/proc``). The GPU table and the driver rules live in
 ``_utils/nvidia_gpu.py``.
@@ -18,8 +19,6 @@ from salt.exceptions import CommandExecutionError
 log = logging.getLogger(__name__)
 
 __virtualname__ = "nvidia"
-
-DEFAULT_TIMEOUT = 30
 
 
 def __virtual__():
@@ -41,10 +40,7 @@ def _run_smi(args):
     exe = salt.utils.path.which("nvidia-smi")
     if not exe:
         return None, "", "nvidia-smi not found on PATH"
-    try:
-        timeout = float(__opts__.get("nvidia.smi_timeout", DEFAULT_TIMEOUT))
-    except (TypeError, ValueError):
-        timeout = DEFAULT_TIMEOUT
+    timeout = __utils__["nvidia_gpu.smi_timeout"](__opts__)
     res = __salt__["cmd.run_all"](
         [exe, *args],
         python_shell=False,
@@ -74,7 +70,8 @@ def inventory():
         salt '*' nvidia.inventory
     """
     sysfs, procfs = _roots()
-    return __utils__["nvidia_gpu.inventory"](sysfs, procfs, _run_smi)
+    read_nvml, read_cuda = __utils__["nvidia_gpu.nvml_readers"](__opts__.get("nvidia.nvml_library") or None)
+    return __utils__["nvidia_gpu.inventory"](sysfs, procfs, _run_smi, read_nvml=read_nvml, read_cuda=read_cuda)
 
 
 def gpus():
@@ -95,7 +92,7 @@ def gpus():
 def driver():
     """
     The NVIDIA driver as the running kernel has it: ``loaded`` (bool),
-    ``version``, ``cuda_version`` (from nvidia-smi), ``kernel_module``
+    ``version``, ``cuda_version`` (from NVML or libcuda), ``kernel_module``
     (``open``, ``proprietary`` or None), ``nouveau_loaded``, and ``error``
     when nvidia-smi could not be read.
 

@@ -12,9 +12,11 @@ Contents:
   architecture, with device-id ranges and name patterns as fallbacks;
 * the driver rules per architecture (branches, kernel module type, CUDA);
 * readers for the sysfs PCI tree, ``/proc/modules`` and
-  ``/proc/driver/nvidia/version``, and a parser for ``nvidia-smi -q -x``
-  (every DTD from v10 to v13);
-* :func:`inventory`, the one function behind the ``nvidia`` grain.
+  ``/proc/driver/nvidia/version``, a parser for ``nvidia-smi -q -x``
+  (every DTD from v10 to v13) and one for ``nvidia-smi --query-gpu`` CSV;
+* :func:`inventory`, the one function behind the ``nvidia`` grain (NVML
+  through ``_utils/nvml.py`` first, ``nvidia-smi --query-gpu`` as the
+  fallback, the PCI tree without a driver).
 
 Sources: device ids and chip names from the PCI ID Repository (pci.ids,
 https://pci-ids.ucw.cz, snapshot 2023-04-11); ids newer than that snapshot
@@ -718,12 +720,191 @@ def run_smi_subprocess(args, timeout=10):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def inventory(sysfs_root="/sys", procfs_root="/proc", run_smi=None):
+# Fields of the fallback query, newest first; drivers older than R510 do not
+# know compute_cap (and pre-R450 mig.mode.current): the query is then made
+# once more with the base fields only.
+SMI_FIELDS = ("index", "pci.bus_id", "pci.device_id", "name", "uuid", "memory.total", "driver_version",
+              "compute_cap", "mig.mode.current")
+SMI_BASE_FIELDS = SMI_FIELDS[:7]
+SMI_FORMAT = "--format=csv,noheader,nounits"
+# The minion option nvidia.smi_timeout (seconds), shared by the grain and the
+# execution module.
+SMI_TIMEOUT = 10
+
+
+def smi_timeout(opts):
+    """``nvidia.smi_timeout`` from minion opts as a positive float, else the default."""
+    # never `opts or {}`: the truth value of Salt's opts dict counts its ~1000
+    # keys through every layer (10 ms per refresh on the lent H200)
+    try:
+        value = float(opts.get("nvidia.smi_timeout", SMI_TIMEOUT) if opts is not None else SMI_TIMEOUT)
+    except (TypeError, ValueError):
+        return float(SMI_TIMEOUT)
+    return value if value > 0 else float(SMI_TIMEOUT)
+
+
+def smi_query_args(fields=SMI_FIELDS):
+    return [f"--query-gpu={','.join(fields)}", SMI_FORMAT]
+
+
+def _csv_value(text):
+    text = (text or "").strip()
+    if not text or text in ("N/A", "[N/A]", "Not Supported", "[Not Supported]", "[Unknown Error]"):
+        return None
+    if text.startswith("[REDACTED") or text.startswith("[Insufficient"):
+        return None
+    return text
+
+
+def parse_smi_csv(text, fields=SMI_FIELDS):
     """
-    Everything the ``nvidia`` grain reports, from sysfs, procfs and at most
-    one ``nvidia-smi -q -x`` (through ``run_smi(args) -> (rc, out, err)``,
-    called only when the driver is loaded). Never raises for a host problem:
-    those land in ``error``.
+    Parse ``nvidia-smi --query-gpu=<fields> --format=csv,noheader,nounits``.
+
+    Returns ``{"driver_version", "cuda_version": None, "gpus": [...]}`` with
+    GPUs in the shape of :func:`parse_smi_xml`'s (``index``, ``pci_bus_id``,
+    ``pci_device_id``, ``name``, ``architecture``, ``uuid``, ``memory_mib``)
+    plus ``compute_capability`` and ``mig_mode``. Raises ValueError on a
+    line with the wrong number of fields.
+    """
+    import csv
+
+    gpus, driver = [], None
+    for row in csv.reader((text or "").splitlines(), skipinitialspace=True):
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) != len(fields):
+            raise ValueError(f"nvidia-smi --query-gpu printed {len(row)} fields, not {len(fields)}: {','.join(row)!r}")
+        val = {f: _csv_value(v) for f, v in zip(fields, row)}
+        dev = val.get("pci.device_id")  # '0x233510DE': device, then vendor
+        name, arch = identify(dev, val.get("name"))
+        gpus.append(
+            {
+                "index": _int(val.get("index")),
+                "pci_bus_id": pci_bus_id(val.get("pci.bus_id")),
+                "pci_device_id": device_id_str(dev),
+                "name": name,
+                "architecture": arch,
+                "uuid": val.get("uuid"),
+                "memory_mib": _int(val.get("memory.total")),
+                "compute_capability": val.get("compute_cap"),
+                "mig_mode": val.get("mig.mode.current"),
+            }
+        )
+        driver = driver or val.get("driver_version")
+    return {"driver_version": driver, "cuda_version": None, "gpus": gpus}
+
+
+def _from_smi(run_smi, errors):
+    """One bounded ``--query-gpu`` (twice on a driver that lacks the newer
+    fields); the parsed view or None."""
+    fields = SMI_FIELDS
+    rc, out, err = run_smi(smi_query_args(fields))
+    if rc not in (None, 0) and "is not a valid field" in f"{out}{err}":
+        fields = SMI_BASE_FIELDS
+        rc, out, err = run_smi(smi_query_args(fields))
+    if rc == 0:
+        try:
+            return parse_smi_csv(out, fields)
+        except ValueError as exc:
+            errors.append(str(exc))
+            return None
+    msg = (err or out or "").strip().splitlines()
+    reason = msg[0] if msg else "no output"
+    errors.append(reason if rc is None else f"nvidia-smi --query-gpu failed (rc {rc}): {reason}")
+    return None
+
+
+def _from_nvml(read_nvml, errors):
+    """The NVML view, GPUs normalised like :func:`parse_smi_csv`'s; None
+    when NVML cannot answer (then the caller falls back, without an error)."""
+    try:
+        data, error = read_nvml()
+    except Exception:  # a broken reader is a fallback too
+        return None
+    if data is None:
+        return None
+    if error:
+        errors.append(error)
+    gpus = []
+    for raw in data.get("gpus") or []:
+        name, arch = identify(raw.get("pci_device_id"), raw.get("name"))
+        gpus.append(
+            {
+                "index": raw.get("index"),
+                "pci_bus_id": pci_bus_id(raw.get("pci_bus_id")),
+                "pci_device_id": device_id_str(raw.get("pci_device_id")),
+                "name": name,
+                "architecture": arch,
+                "uuid": raw.get("uuid"),
+                "memory_mib": raw.get("memory_mib"),
+                "compute_capability": raw.get("compute_capability"),
+                "mig_mode": raw.get("mig_mode"),
+            }
+        )
+    return {"driver_version": data.get("driver_version"), "cuda_version": data.get("cuda_version"), "gpus": gpus}
+
+
+def nvml_module():
+    """``nvml.py`` beside this file (``_utils/nvml.py``, synced with it),
+    imported once per process and again when the file changes (a
+    ``saltutil.sync_all``); None when it is missing or broken.
+
+    Not through Salt's loader on purpose: the grain's loader is rebuilt at
+    every refresh, and one more utils module costs a refresh about 5 ms (an
+    opts copy that counts every key, an exec), as much as half of NVML's own
+    answer on the lent H200 (docs/gpu-device-run.md)."""
+    import importlib.util
+    import sys
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nvml.py")
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (path, st.st_mtime_ns, st.st_size)
+    name = "k8snvidia_nvml"
+    mod = sys.modules.get(name)
+    if mod is not None and getattr(mod, "_k8snvidia_key", None) == key:
+        return mod
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    except Exception:  # a broken file is a missing NVML: the fallback answers
+        return None
+    mod._k8snvidia_key = key
+    sys.modules[name] = mod
+    return mod
+
+
+def nvml_readers(library=None):
+    """``(read_nvml, read_cuda)`` for :func:`inventory` from
+    :func:`nvml_module` (``library``: the minion option
+    ``nvidia.nvml_library``, None for ``libnvidia-ml.so.1``); (None, None)
+    without the module."""
+    import functools
+
+    mod = nvml_module()
+    if mod is None:
+        return None, None
+    return functools.partial(mod.read, library), mod.cuda_driver_version
+
+
+def driver_loaded(procfs_root="/proc"):
+    """Whether the nvidia kernel module is loaded (its version file, or
+    ``nvidia`` in ``/proc/modules``): the driver's sources are asked only then."""
+    return read_driver_version(procfs_root)[0] is not None or "nvidia" in (read_modules(procfs_root) or [])
+
+
+def inventory(sysfs_root="/sys", procfs_root="/proc", run_smi=None, read_nvml=None, read_cuda=None):
+    """
+    Everything the ``nvidia`` grain reports, from sysfs and procfs and, when
+    the driver is loaded, from the driver: NVML first (``read_nvml() ->
+    (data, error)``, :func:`nvml.read`, no subprocess), else one
+    ``nvidia-smi --query-gpu`` (``run_smi(args) -> (rc, out, err)``; the
+    CUDA version then from ``read_cuda() -> '13.0' | None``). ``source``
+    says which answered: ``nvml``, ``nvidia-smi`` or ``pci`` (no driver, or
+    neither could). Never raises for a host problem: those land in ``error``.
     """
     errors = []
     pci = read_pci(sysfs_root)
@@ -734,19 +915,20 @@ def inventory(sysfs_root="/sys", procfs_root="/proc", run_smi=None):
         # no version file: the proprietary module taints the kernel with P
         taint = module_taint(procfs_root)
         module_type = None if taint is None else ("proprietary" if "P" in taint else "open")
-    smi = None
-    if loaded and run_smi is not None:
-        rc, out, err = run_smi(["-q", "-x"])
-        if rc == 0:
-            try:
-                smi = parse_smi_xml(out)
-            except ValueError as exc:
-                errors.append(str(exc))
-        else:
-            msg = (err or out or "").strip().splitlines()
-            reason = msg[0] if msg else "no output"
-            errors.append(reason if rc is None else f"nvidia-smi -q -x failed (rc {rc}): {reason}")
-    by_bus = {g["pci_bus_id"]: g for g in (smi or {}).get("gpus", [])}
+    view, source = None, "pci"
+    if loaded and read_nvml is not None:
+        view = _from_nvml(read_nvml, errors)
+        source = "nvml" if view is not None else source
+    if loaded and view is None and run_smi is not None:
+        view = _from_smi(run_smi, errors)
+        if view is not None:
+            source = "nvidia-smi"
+            if read_cuda is not None:
+                try:
+                    view["cuda_version"] = read_cuda()
+                except Exception:
+                    view["cuda_version"] = None
+    by_bus = {g["pci_bus_id"]: g for g in (view or {}).get("gpus", [])}
     matched = {dev["pci_bus_id"]: by_bus.pop(dev["pci_bus_id"]) for dev in pci if dev["pci_bus_id"] in by_bus}
     # bus ids that differ between the two views (a VM remapping them): pair
     # the rest in order by device id, so no GPU is counted twice
@@ -757,42 +939,37 @@ def inventory(sysfs_root="/sys", procfs_root="/proc", run_smi=None):
             if seen.get("pci_device_id") in (dev["pci_device_id"], None):
                 matched[dev["pci_bus_id"]] = by_bus.pop(bus)
                 break
-    gpus = []
-    for dev in pci:
-        seen = matched.get(dev["pci_bus_id"]) or {}
-        name, arch = identify(dev["pci_device_id"], seen.get("name"), seen.get("architecture"))
-        gpus.append(
-            {
-                "pci_bus_id": dev["pci_bus_id"],
-                "pci_device_id": dev["pci_device_id"],
-                "name": name,
-                "architecture": arch,
-                "uuid": seen.get("uuid"),
-                "memory_mib": seen.get("memory_mib"),
-                "kernel_driver": dev["kernel_driver"],
-            }
-        )
+
+    def entry(bus, dev_id, kernel_driver, seen):
+        name, arch = identify(dev_id, seen.get("name"), seen.get("architecture"))
+        return {
+            "pci_bus_id": bus,
+            "pci_device_id": dev_id,
+            "name": name,
+            "architecture": arch,
+            "uuid": seen.get("uuid"),
+            "memory_mib": seen.get("memory_mib"),
+            "kernel_driver": kernel_driver,
+            "compute_capability": seen.get("compute_capability"),
+            "mig_mode": seen.get("mig_mode"),
+        }
+
+    gpus = [
+        entry(dev["pci_bus_id"], dev["pci_device_id"], dev["kernel_driver"], matched.get(dev["pci_bus_id"]) or {})
+        for dev in pci
+    ]
     # GPUs the driver sees but sysfs does not show (a sandbox without /sys/bus/pci)
     for bus, seen in sorted(by_bus.items(), key=lambda kv: kv[0] or ""):
-        gpus.append(
-            {
-                "pci_bus_id": bus,
-                "pci_device_id": seen.get("pci_device_id"),
-                "name": seen.get("name"),
-                "architecture": seen.get("architecture"),
-                "uuid": seen.get("uuid"),
-                "memory_mib": seen.get("memory_mib"),
-                "kernel_driver": None,
-            }
-        )
+        gpus.append(entry(bus, seen.get("pci_device_id"), None, seen))
     gpus.sort(key=lambda g: g["pci_bus_id"] or "")
     result = {
         "gpu_count": len(gpus),
         "gpus": gpus,
-        "driver_version": version or (smi or {}).get("driver_version"),
-        "cuda_version": (smi or {}).get("cuda_version"),
+        "driver_version": version or (view or {}).get("driver_version"),
+        "cuda_version": (view or {}).get("cuda_version"),
         "kernel_module": module_type if loaded else None,
         "nouveau_loaded": "nouveau" in modules,
+        "source": source,
     }
     if errors:
         result["error"] = "; ".join(errors)

@@ -12,14 +12,18 @@ the subprocesses each side started (with their program names).
 
 Modes:
 
-* ``fixtures`` (default): fake hosts built with ``twin/k8stwin/hw.py`` and the
+* ``fixtures`` (default): fake hosts built with ``twin/k8stwin/hw.py``, the
+  twin's stand-in NVML library (``twin/k8stwin/fakenvml.c``, built with the
+  host's C compiler; without one those scenarios use the fallback) and the
   emulated ``nvidia-smi`` on PATH -- one GPU, two GPUs of different
-  generations, no driver. No real GPU is touched.
-* ``host``: this machine's /sys, /proc and nvidia-smi.
+  generations, one GPU with a driver but no NVML (the ``nvidia-smi
+  --query-gpu`` fallback), no driver. No real GPU is touched.
+* ``host``: this machine's /sys, /proc, NVML and nvidia-smi.
 
 Usage::
 
     python bench/grains_bench.py [--mode fixtures|host] [--iterations 20] [--json out.json]
+        [--nvml-library PATH]   # host mode: this library (a missing path measures the nvidia-smi fallback)
 """
 
 import argparse
@@ -43,10 +47,12 @@ from k8stwin.tools import nvidia_smi
 state.run_tool(nvidia_smi.main)
 """
 
+# name: (GPUs, loaded modules, driver version, NVML library there)
 SCENARIOS = {
-    "1gpu-pascal-driver": (["NVIDIA GeForce GTX 1080 Ti"], ["nvidia", "nvidia_uvm"], "580.95.05"),
-    "2gpu-mixed-driver": (["NVIDIA GeForce GTX 1080 Ti", "Tesla T4"], ["nvidia", "nvidia_uvm"], "580.95.05"),
-    "1gpu-no-driver-nouveau": (["NVIDIA GeForce GTX 1080 Ti"], ["nouveau"], None),
+    "1gpu-pascal-driver": (["NVIDIA GeForce GTX 1080 Ti"], ["nvidia", "nvidia_uvm"], "580.95.05", True),
+    "2gpu-mixed-driver": (["NVIDIA GeForce GTX 1080 Ti", "Tesla T4"], ["nvidia", "nvidia_uvm"], "580.95.05", True),
+    "1gpu-driver-no-nvml": (["NVIDIA GeForce GTX 1080 Ti"], ["nvidia", "nvidia_uvm"], "580.95.05", False),
+    "1gpu-no-driver-nouveau": (["NVIDIA GeForce GTX 1080 Ti"], ["nouveau"], None, True),
 }
 
 
@@ -76,7 +82,7 @@ class PopenCounter:
         subprocess.Popen = self._orig
 
 
-def minion_opts(tmp, sysfs=None, procfs=None):
+def minion_opts(tmp, sysfs=None, procfs=None, nvml_library=None):
     import salt.config
 
     opts = salt.config.minion_config(None)
@@ -96,6 +102,8 @@ def minion_opts(tmp, sysfs=None, procfs=None):
         opts["nvidia.sysfs_root"] = str(sysfs)
     if procfs:
         opts["nvidia.procfs_root"] = str(procfs)
+    if nvml_library:
+        opts["nvidia.nvml_library"] = str(nvml_library)
     return opts
 
 
@@ -140,10 +148,12 @@ def refresh_timed(opts):
     return spent, procs, grains
 
 
-def measure(opts, iterations, env_path=None):
+def measure(opts, iterations, env_path=None, env=None):
     old_path = os.environ.get("PATH", "")
+    old_env = {k: os.environ.get(k) for k in (env or {})}
     if env_path:
         os.environ["PATH"] = env_path + os.pathsep + old_path
+    os.environ.update(env or {})
     try:
         runs = []
         grains = {}
@@ -152,6 +162,11 @@ def measure(opts, iterations, env_path=None):
             runs.append((spent, procs))
     finally:
         os.environ["PATH"] = old_path
+        for key, val in old_env.items():
+            if val is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = val
 
     def stat(group):
         vals = [r[0][group] * 1000 for r in runs]
@@ -173,6 +188,7 @@ def measure(opts, iterations, env_path=None):
             "ours_programs": last_procs["ours"],
             "ours_max_over_runs": max(len(r[1]["ours"]) for r in runs),
         },
+        "nvidia_source": (grains.get("nvidia") or {}).get("source"),
         "nvidia_grain": grains.get("nvidia"),
         "salt_gpus_grain": {"num_gpus": grains.get("num_gpus"), "gpus": grains.get("gpus")},
     }
@@ -180,11 +196,16 @@ def measure(opts, iterations, env_path=None):
 
 def fixture_runs(iterations):
     sys.path.insert(0, str(ROOT / "twin"))
-    from k8stwin import hw
+    from k8stwin import fakenvml, hw
 
     out = {}
     with tempfile.TemporaryDirectory(prefix="k8snvidia-bench-") as tmp:
-        for name, (gpus, modules, version) in SCENARIOS.items():
+        try:
+            library = fakenvml.build(pathlib.Path(tmp) / "nvml")
+        except (OSError, subprocess.SubprocessError) as exc:
+            print(f"no stand-in NVML library ({exc}): every scenario uses the fallback", file=sys.stderr)
+            library = None
+        for name, (gpus, modules, version, with_nvml) in SCENARIOS.items():
             node = pathlib.Path(tmp) / name
             node.mkdir()
             (node / "node.json").write_text(json.dumps({"id": name, "gpus": gpus, "faults": {}}))
@@ -198,8 +219,10 @@ def fixture_runs(iterations):
             exe = bindir / "nvidia-smi"
             exe.write_text(LAUNCHER.format(python=sys.executable, node_dir=str(node), twin=str(ROOT / "twin")))
             exe.chmod(0o755)
-            opts = minion_opts(node / "salt", node / "sys", node / "proc")
-            out[name] = measure(opts, iterations, env_path=str(bindir))
+            lib = library if with_nvml and library else pathlib.Path(tmp) / "no-libnvidia-ml.so.1"
+            opts = minion_opts(node / "salt", node / "sys", node / "proc", nvml_library=lib)
+            env = {"K8SNVIDIA_FAKE_NVML": str(node / "nvml" / "state")}
+            out[name] = measure(opts, iterations, env_path=str(bindir), env=env)
     return out
 
 
@@ -208,6 +231,7 @@ def main(argv=None):
     parser.add_argument("--mode", choices=("fixtures", "host"), default="fixtures")
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--json", help="write the results here too")
+    parser.add_argument("--nvml-library", help="host mode: the minion option nvidia.nvml_library")
     args = parser.parse_args(argv)
     import salt.version
 
@@ -216,7 +240,9 @@ def main(argv=None):
         result["scenarios"] = fixture_runs(args.iterations)
     else:
         with tempfile.TemporaryDirectory(prefix="k8snvidia-bench-") as tmp:
-            result["scenarios"] = {"host": measure(minion_opts(tmp), args.iterations)}
+            opts = minion_opts(tmp, nvml_library=args.nvml_library)
+            result["nvml_library"] = args.nvml_library
+            result["scenarios"] = {"host": measure(opts, args.iterations)}
     text = json.dumps(result, indent=2, default=str)
     print(text)
     if args.json:

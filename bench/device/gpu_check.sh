@@ -8,15 +8,20 @@
 #
 #     bash bench/device/gpu_check.sh            # outputs under $OUT (default /tmp/gpu-check)
 #     SKIP_WHEELS=1 PYTHON=.venv/bin/python bash bench/device/gpu_check.sh   # dry run here
+#     SKIP_BUSY=1 ...                           # without the busy-GPU part (needs torch)
 #
 # Outputs (at most 8 files, the device tool's limit):
 #   gpu_check.log     every command with its rc and output, in order
 #   salt.json         salt-call results: grains.item nvidia gpus num_gpus, nvidia.* functions
+#   nvml-check.json   bench/device/nvml_check.py: the grain (NVML path and nvidia-smi fallback)
+#                     field by field against --query-gpu and pynvml, and each source's cost
 #   smi-q-x.xml       nvidia-smi -q -x (idle)
-#   smi-q-x-busy.xml  nvidia-smi -q -x while a CUDA process holds GPU memory
+#   smi-q-x-busy.xml  nvidia-smi -q -x while a CUDA process holds GPU memory (not with SKIP_BUSY)
 #   smi-cli.txt       -L, --query-gpu, --query-compute-apps, error cases (rc each)
-#   host.txt          /proc/driver/nvidia/version, /proc/modules (nvidia/nouveau), sysfs PCI files
-#   bench.json        bench/grains_bench.py --mode host and --mode fixtures
+#   host.txt          /proc/driver/nvidia/version, /proc/modules (nvidia/nouveau), sysfs PCI files,
+#                     where libnvidia-ml and libcuda are
+#   bench.json        bench/grains_bench.py --mode host (NVML), host with a missing NVML
+#                     (the fallback) and --mode fixtures
 set -u
 REPO=$(pwd)
 OUT=${OUT:-/tmp/gpu-check}
@@ -80,11 +85,14 @@ SC="$CFG/salt-call --local -c $CFG --out=json --log-level=warning"
 } >"$OUT/salt.json"
 run cat "$OUT/salt.json"
 run bash -c "time $SC grains.item nvidia >/dev/null"
+run $PY bench/device/nvml_check.py --json "$OUT/nvml-check.json"
 
 # nvidia-smi itself
 run bash -c "nvidia-smi -q -x > $OUT/smi-q-x.xml"
 run bash -c "for i in 1 2 3; do time nvidia-smi -q -x >/dev/null; done"
-# what the cheaper queries cost beside -q -x (the grain uses -q -x only)
+# what the cheaper queries cost beside -q -x (the grain's fallback is the first)
+QUERY="--query-gpu=index,pci.bus_id,pci.device_id,name,uuid,memory.total,driver_version,compute_cap,mig.mode.current"
+run bash -c "for i in 1 2 3; do time nvidia-smi $QUERY --format=csv,noheader,nounits >/dev/null; done"
 run bash -c "for i in 1 2 3; do time nvidia-smi --query-gpu=index,name,pci.bus_id,uuid,memory.total --format=csv,noheader >/dev/null; done"
 run bash -c "for i in 1 2 3; do time nvidia-smi -L >/dev/null; done"
 {
@@ -92,6 +100,8 @@ run bash -c "for i in 1 2 3; do time nvidia-smi -L >/dev/null; done"
                 "--query-gpu=index,name,pci.bus_id,uuid,memory.total,driver_version --format=csv" \
                 "--query-gpu=index,name,pci.bus_id,uuid,memory.total,driver_version --format=csv,noheader,nounits" \
                 "--query-gpu=pci.device_id,count,memory.used,memory.free --format=csv" \
+                "$QUERY --format=csv" "$QUERY --format=csv,noheader,nounits" \
+                "--query-gpu=compute_cap,mig.mode.current,mig.mode.pending --format=csv" \
                 "--query-compute-apps=pid,process_name,used_memory,gpu_uuid,gpu_bus_id --format=csv" \
                 "--query-gpu=name" "--query-gpu=foo --format=csv" "--bogus" "-x" "-i 7 -L"; do
         echo "### \$ nvidia-smi $args"
@@ -117,9 +127,15 @@ run bash -c "for i in 1 2 3; do time nvidia-smi -L >/dev/null; done"
         echo "vendor=$v device=$(cat "$d/device") class=$(cat "$d/class") driver=$(readlink "$d/driver" 2>/dev/null)"
     done
     echo "### ls /sys/bus/pci/devices | wc -l"; ls /sys/bus/pci/devices 2>&1 | wc -l
+    echo "### ldconfig -p (libnvidia-ml, libcuda)"; ldconfig -p 2>&1 | grep -E 'libnvidia-ml|libcuda\.'
+    echo "### ls -l /usr/local/nvidia/lib64 (libnvidia-ml, libcuda)"
+    ls -l /usr/local/nvidia/lib64 2>&1 | grep -E 'libnvidia-ml|libcuda\.'
+    echo "### LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+    echo "### cc"; command -v cc gcc 2>&1
 } >"$OUT/host.txt" 2>&1
 
 # a busy GPU: one CUDA process holding memory, then -q -x and nvidia.processes
+[ -n "${SKIP_BUSY:-}" ] || {
 $PY -c 'import torch, time; x = torch.empty(2**30, dtype=torch.uint8, device="cuda"); print("holding", flush=True); time.sleep(40)' \
     >"$CFG/busy.log" 2>&1 &
 BUSY=$!
@@ -134,11 +150,15 @@ run $SC nvidia.processes
 run nvidia-smi --query-compute-apps=pid,process_name,used_memory,gpu_uuid,gpu_bus_id --format=csv
 kill "$BUSY" 2>/dev/null
 wait "$BUSY" 2>/dev/null
+}
 
 # the benchmark: this host, then the fixtures
 {
     echo '{"host":'
     $PY bench/grains_bench.py --mode host --iterations "${BENCH_ITERATIONS:-10}" 2>>"$LOG" || echo null
+    echo ', "host_fallback":'
+    $PY bench/grains_bench.py --mode host --iterations "${BENCH_ITERATIONS:-10}" \
+        --nvml-library /nonexistent/libnvidia-ml.so.1 2>>"$LOG" || echo null
     echo ', "fixtures":'
     $PY bench/grains_bench.py --mode fixtures --iterations "${BENCH_ITERATIONS:-10}" 2>>"$LOG" || echo null
     echo '}'

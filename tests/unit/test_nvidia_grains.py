@@ -1,6 +1,7 @@
 """The nvidia grain (_grains/nvidia.py) and execution module (_modules/nvidia.py)
 on fake sysfs/procfs trees (twin/k8stwin/hw.py) with the emulated or a
-scripted nvidia-smi on PATH."""
+scripted nvidia-smi on PATH: the paths without NVML ( ``nvidia.nvml_library`` names a missing file; the NVML path is
+tests/unit/test_nvml.py)."""
 
 import pathlib
 import types
@@ -15,7 +16,16 @@ grains_mod = load_source("_grains/nvidia.py", "k8snvidia_test_grains_nvidia")
 exec_mod = load_source("_modules/nvidia.py", "k8snvidia_test_modules_nvidia")
 
 PASCAL = "NVIDIA GeForce GTX 1080 Ti"
+QUERY = ["nvidia-smi", *gpu.smi_query_args()]
+NO_NVML = "/nonexistent/libnvidia-ml.so.1"  # these tests are about the paths without NVML, on any host
 H200_VERSION = (FIXTURES.parent / "device" / "h200-host.txt").read_text().split("\n")[1] + "\n"
+
+
+@pytest.fixture(autouse=True)
+def no_libcuda(monkeypatch):
+    """The fallback's CUDA version comes from libcuda.so.1: none here, also
+    on a host that has one (the lent H200)."""
+    monkeypatch.setattr(gpu.nvml_module(), "CUDA_LIBRARY", "/nonexistent/libcuda.so.1")
 
 
 def grain(node, monkeypatch, bindir=None, **opts):
@@ -24,7 +34,8 @@ def grain(node, monkeypatch, bindir=None, **opts):
         monkeypatch.setenv("PATH", with_path(bindir))
     else:
         monkeypatch.setenv("PATH", "/nonexistent")
-    conf = {"nvidia.sysfs_root": str(node / "sys"), "nvidia.procfs_root": str(node / "proc")}
+    conf = {"nvidia.sysfs_root": str(node / "sys"), "nvidia.procfs_root": str(node / "proc"),
+            "nvidia.nvml_library": NO_NVML}
     conf.update(opts)
     monkeypatch.setattr(grains_mod, "__opts__", conf, raising=False)
     monkeypatch.setattr(grains_mod, "__utils__", utils_dict(), raising=False)
@@ -48,12 +59,15 @@ def test_no_driver(tmp_path, monkeypatch):
                 "uuid": None,
                 "memory_mib": None,
                 "kernel_driver": None,
+                "compute_capability": None,
+                "mig_mode": None,
             }
         ],
         "driver_version": None,
         "cuda_version": None,
         "kernel_module": None,
         "nouveau_loaded": False,
+        "source": "pci",
     }
     assert smi_runs(node) == []  # nvidia-smi is on PATH but the driver is not loaded
 
@@ -75,13 +89,15 @@ def test_two_generations_with_driver_one_smi_call(tmp_path, monkeypatch):
     got = grain(node, monkeypatch, bindir)
     layout = hw.layout([PASCAL, "Tesla T4"], "node-110")
     assert got["gpu_count"] == 2
-    assert [(g["pci_bus_id"], g["name"], g["architecture"], g["uuid"], g["memory_mib"]) for g in got["gpus"]] == [
-        ("0000:01:00.0", PASCAL, "Pascal", layout[0]["uuid"], 11264),
-        ("0000:02:00.0", "Tesla T4", "Turing", layout[1]["uuid"], 15360),
+    assert [(g["pci_bus_id"], g["name"], g["architecture"], g["uuid"], g["memory_mib"], g["compute_capability"])
+            for g in got["gpus"]] == [
+        ("0000:01:00.0", PASCAL, "Pascal", layout[0]["uuid"], 11264, "6.1"),
+        ("0000:02:00.0", "Tesla T4", "Turing", layout[1]["uuid"], 15360, "7.5"),
     ]
-    assert (got["driver_version"], got["cuda_version"], got["kernel_module"]) == ("580.95.05", "13.0", "proprietary")
-    assert "error" not in got
-    assert smi_runs(node) == [["nvidia-smi", "-q", "-x"]]  # exactly one subprocess per refresh
+    # --query-gpu has no CUDA version, and no libcuda answers here
+    assert (got["driver_version"], got["cuda_version"], got["kernel_module"]) == ("580.95.05", None, "proprietary")
+    assert "error" not in got and got["source"] == "nvidia-smi"
+    assert smi_runs(node) == [QUERY]  # exactly one subprocess per refresh
 
 
 def test_open_module(tmp_path, monkeypatch):
@@ -99,10 +115,14 @@ def test_real_h200_procfs_lines(tmp_path, monkeypatch):
     )
     (node / "proc" / "driver" / "nvidia").mkdir(parents=True)
     (node / "proc" / "driver" / "nvidia" / "version").write_text(H200_VERSION)
-    script = f"#!/bin/sh\ncat {FIXTURES / 'h200-v13.xml'}\n"
+    # the H200's values (h200-smi-cli.txt) in the grain's --query-gpu field order
+    line = ("0, 00000000:00:06.0, 0x233510DE, NVIDIA H200, GPU-fbebc83b-9a1b-2f37-2ccf-65efae99eb8d, 143771, "
+            "580.159.04, 9.0, Disabled")
+    script = f"#!/bin/sh\necho '{line}'\n"
     bindir = smi_bin(tmp_path, node, script=script)
     got = grain(node, monkeypatch, bindir)
-    assert (got["driver_version"], got["kernel_module"], got["cuda_version"]) == ("580.159.04", "open", "13.0")
+    assert (got["driver_version"], got["kernel_module"], got["cuda_version"]) == ("580.159.04", "open", None)
+    assert (got["gpus"][0]["compute_capability"], got["gpus"][0]["mig_mode"]) == ("9.0", "Disabled")
     # the capture's bus id (0000:00:06.0) is not the fake tree's (0000:01:00.0): paired by device id, once
     assert got["gpu_count"] == 1
     assert [g["pci_bus_id"] for g in got["gpus"]] == ["0000:01:00.0"]
@@ -140,8 +160,8 @@ def test_sandbox_without_pci_tree(tmp_path, monkeypatch):
     [
         (None, "nvidia-smi not found on PATH"),
         ("#!/bin/sh\necho \"NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\"\nexit 9\n",
-         "nvidia-smi -q -x failed (rc 9): NVIDIA-SMI has failed"),
-        ("#!/bin/sh\necho garbage\n", "not XML"),
+         "nvidia-smi --query-gpu failed (rc 9): NVIDIA-SMI has failed"),
+        ("#!/bin/sh\necho garbage\n", "printed 1 fields, not 9"),
         ("#!/bin/sh\nexec sleep 30\n", "timed out after 0.5s"),
     ],
 )
@@ -153,6 +173,7 @@ def test_smi_failures_are_reported_not_raised(tmp_path, monkeypatch, script, nee
     # PCI facts survive; driver facts from procfs too
     assert got["gpus"][0]["architecture"] == "Pascal" and got["gpus"][0]["uuid"] is None
     assert got["driver_version"] == "580.95.05" and got["kernel_module"] == "proprietary"
+    assert got["source"] == "pci"
 
 
 def test_missing_roots(tmp_path, monkeypatch):
@@ -209,7 +230,10 @@ def module(monkeypatch):
 
     def use(node, bindir=None):
         monkeypatch.setenv("PATH", with_path(bindir) if bindir else "/nonexistent")
-        conf = {"nvidia.sysfs_root": str(node / "sys"), "nvidia.procfs_root": str(node / "proc")}
+        if bindir is None:  # salt.utils.path.which also looks in /usr/bin and friends
+            monkeypatch.setattr(exec_mod.salt.utils.path, "which", lambda *_a, **_k: None)
+        conf = {"nvidia.sysfs_root": str(node / "sys"), "nvidia.procfs_root": str(node / "proc"),
+                "nvidia.nvml_library": NO_NVML}
         monkeypatch.setattr(exec_mod, "__opts__", conf, raising=False)
         return exec_mod
 
@@ -230,8 +254,8 @@ def test_module_busy_node(tmp_path, module):
     assert [(p["pid"], p["name"], p["gpu"], p["pci_bus_id"], p["used_memory_mib"]) for p in mod.processes()] == [
         (4242, "python3", 1, "0000:02:00.0", 1542)
     ]
-    drv = mod.driver()
-    assert drv == {"loaded": True, "version": "580.95.05", "cuda_version": "13.0", "kernel_module": "proprietary",
+    drv = mod.driver()  # no NVML in these utils: --query-gpu, no CUDA version (test_nvml.py has NVML's)
+    assert drv == {"loaded": True, "version": "580.95.05", "cuda_version": None, "kernel_module": "proprietary",
                    "nouveau_loaded": False}
     assert [g["name"] for g in mod.gpus()] == [PASCAL, "Tesla T4"]
     rec = mod.recommended()

@@ -10,8 +10,9 @@ procfs files the grain reads, for tests and for the cluster twin.
   kernel module writes it.
 * :func:`sync` -- both, for a twin node, from its ``node.json`` (gpus) and
   ``state.json`` (modules, nvidia_driver), into ``$K8STWIN_NODE_DIR/{sys,proc}``.
-* :func:`layout` -- the node's GPUs with bus ids, uuids and memory, shared
-  with the emulated ``nvidia-smi``.
+* :func:`layout` -- the node's GPUs with bus ids, uuids, memory, compute
+  capability and MIG mode, shared with the emulated ``nvidia-smi`` and the
+  node's stand-in NVML library (``k8stwin.fakenvml``, placed by :func:`sync`).
 """
 
 import hashlib
@@ -68,6 +69,36 @@ MODULE_LINES = {
     "br_netfilter": ("32768", ""),
     "overlay": ("151552", ""),
 }
+# CUDA compute capability by architecture, with the chips that differ from
+# their generation's usual value (device-id ranges as in nvidia_gpu.RANGES).
+# Source: NVIDIA's "CUDA GPUs" list (developer.nvidia.com/cuda-gpus) and the
+# CUDA C++ Programming Guide's table of compute capabilities.
+COMPUTE_CAPABILITY = {
+    "Kepler": "3.5", "Maxwell": "5.2", "Pascal": "6.1", "Volta": "7.0", "Turing": "7.5",
+    "Ampere": "8.6", "Ada": "8.9", "Hopper": "9.0", "Blackwell": "12.0",
+}
+COMPUTE_CAPABILITY_RANGES = (
+    (0x1340, 0x13BF, "5.0"),  # GM107/GM108 (GTX 750, K620, K1200, K2200)
+    (0x15F0, 0x15FF, "6.0"),  # GP100 (P100, Quadro GP100)
+    (0x2080, 0x20FF, "8.0"),  # GA100 (A100, A30, A800)
+    (0x2900, 0x29FF, "10.0"),  # GB100 (B200, GB200)
+)
+# GPUs with MIG (nvmlDeviceGetMigMode answers): GA100, every GH100, GB100.
+MIG_RANGES = ((0x2080, 0x20FF), (0x2300, 0x237F), (0x2900, 0x29FF))
+
+
+def compute_capability(dev, arch):
+    """'9.0' for a device id (int) and architecture; None when unknown."""
+    for low, high, value in COMPUTE_CAPABILITY_RANGES:
+        if dev is not None and low <= dev <= high:
+            return value
+    return COMPUTE_CAPABILITY.get(arch)
+
+
+def mig_capable(dev):
+    return dev is not None and any(low <= dev <= high for low, high in MIG_RANGES)
+
+
 HOLDERS = {"nvidia": ("nvidia_uvm", "nvidia_modeset"), "nvidia_modeset": ("nvidia_drm",)}
 
 
@@ -94,8 +125,10 @@ def gpu_uuid(node_id, index):
 
 def layout(gpus, node_id="node"):
     """GPU dicts (pci_bus_id, pci_device_id, name, architecture, uuid,
-    memory_mib) for ``gpus``: model names ('NVIDIA GeForce GTX 1080 Ti'),
-    ids ('0x1b06') or dicts with any of those keys."""
+    memory_mib, compute_capability, mig_mode) for ``gpus``: model names
+    ('NVIDIA GeForce GTX 1080 Ti'), ids ('0x1b06') or dicts with any of
+    those keys (``mig_mode: Enabled`` on a MIG-capable GPU; they default to
+    Disabled, other GPUs have none)."""
     out = []
     for index, gpu in enumerate(gpus or []):
         spec = dict(gpu) if isinstance(gpu, dict) else {"name": gpu}
@@ -103,15 +136,19 @@ def layout(gpus, node_id="node"):
         if dev is None and spec.get("name"):
             dev = _id_for_name(spec["name"])
         name, arch = nvidia_gpu.identify(dev, spec.get("name"))
+        arch = spec.get("architecture") or arch
+        mig = (spec.get("mig_mode") or "Disabled") if mig_capable(dev) else None
         out.append(
             {
                 "index": index,
                 "pci_bus_id": spec.get("pci_bus_id") or f"0000:{index + 1:02x}:00.0",
                 "pci_device_id": nvidia_gpu.device_id_str(dev),
                 "name": name,
-                "architecture": spec.get("architecture") or arch,
+                "architecture": arch,
                 "uuid": spec.get("uuid") or gpu_uuid(node_id, index),
                 "memory_mib": spec.get("memory_mib") or MEMORY_MIB.get(dev),
+                "compute_capability": spec.get("compute_capability") or compute_capability(dev, arch),
+                "mig_mode": mig,
             }
         )
     return out
@@ -200,7 +237,8 @@ def write_procfs(root, modules, driver_version=None, open_module=False):
 
 def sync(node_dir=None):
     """Write ``<node dir>/sys`` and ``<node dir>/proc`` from the node's
-    description and state (see docs/twin-internals.md)."""
+    description and state (see docs/twin-internals.md), and the node's NVML
+    view (:func:`k8stwin.fakenvml.sync`)."""
     from k8stwin import state  # the twin's package; imported late for tests
 
     base = pathlib.Path(node_dir or state.node_dir())
@@ -213,7 +251,7 @@ def sync(node_dir=None):
         data = {}
     modules = data.get("modules") or []
     driver = "nvidia" if "nvidia" in modules else ("nouveau" if "nouveau" in modules else None)
-    write_sysfs(base / "sys", node.get("gpus") or [], driver, node.get("id", "node"))
+    gpus = write_sysfs(base / "sys", node.get("gpus") or [], driver, node.get("id", "node"))
     drv = data.get("nvidia_driver") or {}
     write_procfs(
         base / "proc",
@@ -221,3 +259,8 @@ def sync(node_dir=None):
         drv.get("loaded_version") or drv.get("version"),  # loaded_version: an old module kept loaded by an upgrade
         open_module=drv.get("kernel_module_type") == "open",
     )
+    from k8stwin import fakenvml
+    from k8stwin.tools import nvidia_smi
+
+    version = drv.get("loaded_version") or drv.get("version")
+    fakenvml.sync(base, node, data, gpus, nvidia_smi.cuda_for(version) if version else None)

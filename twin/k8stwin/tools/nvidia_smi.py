@@ -13,7 +13,8 @@ What it answers, as the real one does:
   the same architecture), with bus ids, uuids, names, memory, the driver
   and CUDA versions and the processes substituted;
 * ``-q``: a short text log; ``-L``/``--list-gpus``;
-* ``--query-gpu=FIELDS --format=csv[,noheader][,nounits]`` and
+* ``--query-gpu=FIELDS --format=csv[,noheader][,nounits]`` (``compute_cap``
+  from R510, ``mig.mode.current``/``pending``) and
   ``--query-compute-apps=FIELDS --format=...``; ``-i/--id`` selects GPUs;
 * no driver loaded: the real "couldn't communicate" message, rc 9;
 * unknown options and fields fail with the real messages.
@@ -44,6 +45,10 @@ XML_WITHOUT_QUERY = (
 NOT_VALID_HERE = "ERROR: Option {0} is not valid for this command. Please run 'nvidia-smi -h' for help.\n\n"
 RC_BAD_ARGS = 2
 BAD_FIELD = 'Field "{0}" is not a valid field to query.\n\n'
+# --query-gpu=compute_cap: unknown to 470.182 (huggingface/candle#733,
+# NVIDIA/TensorRT-LLM#735), answered by 570 (canonical/inference-snaps#128);
+# taken to exist from R510 on.
+COMPUTE_CAP_BRANCH = 510
 
 # The CUDA version each driver branch reports (nvidia-smi's header); from
 # NVIDIA's CUDA toolkit release notes, table "CUDA Toolkit and Minimum
@@ -135,6 +140,9 @@ def build_xml(gpus, version, processes):
         block = copy.deepcopy(tree.find("gpu"))
         for mig in block.findall("mig_devices"):
             block.remove(mig)
+        if block.find("mig_mode") is not None:
+            _set(block, "mig_mode/current_mig", gpu.get("mig_mode") or "N/A")
+            _set(block, "mig_mode/pending_mig", gpu.get("mig_mode") or "N/A")
         bus = gpu["pci_bus_id"]
         block.set("id", _smi_bus(bus))
         _set(block, "product_name", gpu["name"] or "NVIDIA Graphics Device")
@@ -187,7 +195,7 @@ def _mib(elem):
 def _gpu_fields(gpu, version, count, processes):
     used = sum(int(p.get("used_memory_mib") or 0) for p in processes if p.get("gpu", 0) == gpu["index"])
     total = gpu["memory_mib"] or 0
-    return {
+    fields = {
         "index": (str(gpu["index"]), None),
         "name": (gpu["name"], None),
         "gpu_name": (gpu["name"], None),
@@ -202,7 +210,13 @@ def _gpu_fields(gpu, version, count, processes):
         "driver_version": (version, None),
         "count": (str(count), None),
         "serial": ("[N/A]", None),
+        "mig.mode.current": (gpu.get("mig_mode") or "[N/A]", None),
+        "mig.mode.pending": (gpu.get("mig_mode") or "[N/A]", None),
     }
+    branch = hw.nvidia_gpu.branch_of(version)
+    if branch is None or branch >= COMPUTE_CAP_BRANCH:
+        fields["compute_cap"] = (gpu.get("compute_capability") or "[N/A]", None)
+    return fields
 
 
 HEADER_NAMES = {"used_memory": "used_gpu_memory"}
