@@ -33,6 +33,8 @@ k8snvidia-containerd-config-version:
     - not_found_content: {{ ("version = " ~ ctd.config_version) | json }}
     - prepend_if_not_found: true
     - backup: false
+    # test=True: the file may only be predicted by k8snvidia-containerd-config
+    - ignore_if_missing: true
     - require:
       - file: k8snvidia-containerd-config
 
@@ -42,6 +44,8 @@ k8snvidia-containerd-config-imports-extend:
     - pattern: {{ ('^imports\s*=\s*\[(?!.*"' ~ (glob | regex_escape) ~ '")\s*') | json }}
     - repl: {{ ('imports = [' ~ (glob | json) ~ ', ') | json }}
     - backup: false
+    # test=True: the file may only be predicted by k8snvidia-containerd-config
+    - ignore_if_missing: true
     - require:
       - file: k8snvidia-containerd-config-version
 
@@ -53,6 +57,8 @@ k8snvidia-containerd-config-imports:
     - not_found_content: {{ ('imports = [' ~ (glob | json) ~ ']') | json }}
     - prepend_if_not_found: true
     - backup: false
+    # test=True: the file may only be predicted by k8snvidia-containerd-config
+    - ignore_if_missing: true
     - require:
       - file: k8snvidia-containerd-config-imports-extend
 {%- if k8s.kubernetes.cri == "containerd" %}
@@ -63,6 +69,8 @@ k8snvidia-containerd-config-cri-enabled:
     - pattern: '^(disabled_plugins\s*=\s*\[[^\]\n]*?)"(?:io\.containerd\.grpc\.v1\.)?cri"\s*,?\s*'
     - repl: '\1'
     - backup: false
+    # test=True: the file may only be predicted by k8snvidia-containerd-config
+    - ignore_if_missing: true
     - require:
       - file: k8snvidia-containerd-config
     - watch_in:
