@@ -431,8 +431,36 @@ def test_clean_takes_out_only_owned_daemon_json_keys(tmp_path):
         "runtimes": {"crun": {"path": "/usr/bin/crun"}},
         "registry-mirrors": ["https://other.example.com"],
     }
+    # nothing left to drop: the file is not touched (not even reformatted)
+    before = daemon_json.read_bytes()
     rc, high, err = render.salt_call("centos7", "state.show_sls", "docker.clean", "pillar=" + json.dumps(pillar))
-    assert "k8snvidia-docker-clean-daemon-json" not in high
+    files = {k: v for k, v in _file_states(high).items() if k.endswith("daemon-json")}
+    assert not any(_apply("centos7", files, pillar).values())
+    assert daemon_json.read_bytes() == before
+
+
+def test_clean_layers_together_do_not_write_back_the_nvidia_runtime(tmp_path):
+    """Both clean SLS in one run (found on a real Debian 12): each computes
+    the file when it runs, so docker.clean no longer writes back the nvidia
+    runtime that nvidia.container_toolkit_clean removed just before."""
+    pillar = _scratch_pillar(tmp_path)
+    (tmp_path / "docker").mkdir()
+    daemon_json = tmp_path / "docker/daemon.json"
+    daemon_json.write_text(json.dumps({
+        "log-driver": "json-file",
+        "runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}},
+        "default-runtime": "nvidia",
+        "exec-opts": ["native.cgroupdriver=systemd"],
+    }))
+    rc, high, err = render.salt_call(
+        "debian12", "state.show_sls", "nvidia.container_toolkit_clean,docker.clean", "pillar=" + json.dumps(pillar)
+    )
+    assert rc == 0, err
+    files = {k: v for k, v in _file_states(high).items() if k.endswith("daemon-json")}
+    files["k8snvidia-docker-clean-daemon-json"]["file"].append(
+        {"require": [{"file": "k8snvidia-nvidia-ctk-clean-docker-daemon-json"}]})
+    _apply("debian12", files, pillar)
+    assert json.loads(daemon_json.read_text()) == {"log-driver": "json-file"}
 
 
 # -------------------------------------------- repositories, in a namespace

@@ -516,6 +516,9 @@ class Node:
     def _boot(self):
         self.nspawn = self._spawn(
             ["systemd-nspawn", "-D", str(self.merged), "-b", f"--network-namespace-path=/run/netns/{self.netns}",
+             # what --private-network grants (the namespace path does not):
+             # the node's own iptables, for dockerd and kube-proxy
+             "--capability=CAP_NET_ADMIN",
              "--register=no", "--keep-unit", "--console=pipe",
              f"--machine=realnode{self.release}-{os.getpid()}"], "nspawn.log")
         deadline = time.monotonic() + 120
@@ -531,7 +534,8 @@ class Node:
         # systemd's bus appears a moment after PID 1 does
         while True:
             proc = self.exec(["systemctl", "is-system-running", "--wait"], check=False, timeout=180)
-            if proc.stdout.strip() or time.monotonic() > deadline:
+            # "offline": PID 1 is not systemd yet (nsenter came before its exec)
+            if proc.stdout.strip() not in ("", "offline") or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         if proc.stdout.strip() not in ("running", "degraded"):
