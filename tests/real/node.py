@@ -515,7 +515,8 @@ class Node:
 
     def _boot(self):
         self.nspawn = self._spawn(
-            ["systemd-nspawn", "-D", str(self.merged), "-b", f"--network-namespace-path=/run/netns/{self.netns}",
+            ["systemd-nspawn", "-D", str(self.merged), "-b", "--private-network",
+             f"--network-namespace-path=/run/netns/{self.netns}",
              # what --private-network grants (the namespace path does not):
              # the node's own iptables, for dockerd and kube-proxy
              "--capability=CAP_NET_ADMIN",
