@@ -141,3 +141,29 @@ def test_layers_predict_apply_converge_clean(debian):
     left = node.exec(["dpkg-query", "-W", "-f", "${Package} ${Status}\\n", "kubeadm", "docker.io"],
                      check=False).stdout
     assert "install ok installed" not in left, left
+
+
+def test_repository_forms_on_real_apt(debian):
+    """The repository macro against the node's real apt sources: a repository
+    at the system's own URL and suite is left alone (pkgrepo.managed would
+    move the system's line into ours), no baseurl fails with the key to set
+    (it rendered `deb None ...`), gpgcheck false is `[trusted=yes]` (apt
+    refuses an unsigned repository otherwise)."""
+    node = debian
+
+    def docker_repo(repo):
+        pillar = {"k8snvidia": {"docker": {"source": "upstream", "repo": repo}}}
+        got = node.salt(node.minion_id, "state.show_sls", "docker", "pillar=" + json.dumps(pillar))
+        high = got[node.minion_id]
+        assert isinstance(high, dict), high
+        return high["k8snvidia-docker-repo"]
+
+    own = docker_repo({"baseurl": f"{node.base_url}/debian", "suite": f"{node.suite} main",
+                       "gpgkey": f"{node.base_url}/kubernetes/Release.key"})
+    assert "succeed_without_changes" in own["test"], own
+    assert "already one of the system's own sources" in json.dumps(own)
+    missing = docker_repo({"baseurl": None})
+    assert "fail_without_changes" in missing["test"] and "baseurl is not set" in json.dumps(missing), missing
+    # (https: the validator refuses plain http without GPG checks; rendering contacts nothing)
+    unsigned = docker_repo({"baseurl": "https://mirror.example.invalid/deb", "suite": "/", "gpgcheck": False})
+    assert {"name": "deb [trusted=yes] https://mirror.example.invalid/deb /"} in unsigned["pkgrepo"], unsigned
