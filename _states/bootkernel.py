@@ -170,6 +170,12 @@ def initramfs_rebuilt(
             ret["comment"] = f"Every initramfs is newer than {older_than}{skip_note}"
             return ret
     if not releases:
+        if __opts__["test"] and not older_than:
+            # a kernel an earlier state of this run installs would be rebuilt
+            ret["result"] = None
+            ret["changes"] = {"initramfs": "of the kernels installed by the time this runs"}
+            ret["comment"] = f"No kernel is installed yet; the initramfs of those installed before this runs would be rebuilt with {tool}{skip_note}"
+            return ret
         ret["comment"] = f"No kernel to rebuild the initramfs for{skip_note}"
         return ret
     if __opts__["test"]:

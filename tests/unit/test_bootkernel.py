@@ -545,3 +545,19 @@ def test_state_initramfs_skips_kernels_without_modules_in_both_modes(ubuntu):
         assert "skipped 6.18.44-host" in ret["comment"]
     assert m.commands == [["update-initramfs", "-u", "-k", UB_NEW]]
     assert mod.has_modules(UB_NEW) and not mod.has_modules("6.18.44-host")
+
+
+def test_state_initramfs_test_mode_on_a_node_with_no_kernel_yet(ubuntu):
+    """test=True on a fresh node: the kernel layer installs the kernel only in
+    the real run, so the rebuild is announced (the real run does it)."""
+    m, mod, state, _ = ubuntu
+    m.tools -= {"update-grub", "grub-set-default"}
+    mod.__grains__["kernelrelease"] = "6.18.44-host"
+    for rel in m.kernels():
+        m.path(f"/boot/vmlinuz-{rel}").unlink()
+    state.__opts__["test"] = True
+    ret = state.initramfs_rebuilt("x", tool="update-initramfs", boot_tool="update-grub")
+    assert ret["result"] is None and ret["changes"] and "No kernel is installed yet" in ret["comment"]
+    state.__opts__["test"] = False
+    ret = state.initramfs_rebuilt("x", tool="update-initramfs", boot_tool="update-grub")
+    assert ret["result"] is True and ret["changes"] == {} and m.commands == []
