@@ -470,6 +470,9 @@ class Node:
             Components: main
             Signed-By: /usr/share/keyrings/k8snvidia-real-archive.gpg
             """))
+        # a test node is thrown away: dpkg need not fsync every file (the
+        # kernel packages alone are thousands)
+        (root / "etc/dpkg/dpkg.cfg.d/k8snvidia-real-unsafe-io").write_text("force-unsafe-io\n")
         (root / "etc/salt/minion.d").mkdir(parents=True, exist_ok=True)
         (root / "etc/salt/minion.d/real.conf").write_text(json.dumps({
             "id": self.minion_id, "master": self.host_ip, "master_port": self.ret_port,
