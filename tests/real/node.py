@@ -586,7 +586,7 @@ class Node:
         return run(["nsenter", "-t", str(self.init_pid), "-a", "--", *cmd], check=check, timeout=timeout,
                    env=env)
 
-    def salt(self, *args, check=True, timeout=900):
+    def salt(self, *args, check=True, timeout=1800):
         proc = run([str(VENV_BIN / "salt"), "-c", str(self.run_dir / "etc"), "--out=json", "--static",
                     f"--timeout={timeout}", *args], check=False, timeout=timeout + 60)
         try:
@@ -597,7 +597,7 @@ class Node:
             data = {}
         return data
 
-    def apply(self, sls, test=False, pillar=None, timeout=900):
+    def apply(self, sls, test=False, pillar=None, timeout=1800):
         args = [self.minion_id, "state.apply", sls]
         if test:
             args.append("test=True")
