@@ -4,8 +4,9 @@
     it never shows in lsmod): it is one listed in the kernel's
     modules.builtin, or, for a kernel with no /lib/modules/<release> here at
     all (a container, a kernel booted from elsewhere: nothing can be loaded
-    into it from this system), one that is already active, by /sys/module/<name>
-    or the path of `host:kernel_module_evidence` (br_netfilter has no
+    into it from this system), one that is already active, by /sys/module/<name>,
+    a filesystem of that name in /proc/filesystems (overlay: a container sees
+    no /sys/module/overlay), or the path of `host:kernel_module_evidence` (br_netfilter has no
     /sys/module entry when built in, but then /proc/sys/net/bridge exists). -#}
 {%- from "map.jinja" import k8s with context %}
 {%- set moddir = "/lib/modules/" ~ grains.get("kernelrelease", "") %}
@@ -17,12 +18,18 @@
 {%- endfor %}
 {%- endif %}
 {%- set no_moddir = not salt["file.directory_exists"](moddir) %}
+{%- set filesystems = [] %}
+{%- if no_moddir and salt["file.file_exists"]("/proc/filesystems") %}
+{%- for line in salt["file.read"]("/proc/filesystems").splitlines() if line.split() %}
+{%- do filesystems.append(line.split()[-1]) %}
+{%- endfor %}
+{%- endif %}
 {%- set active = [] %}
 {%- set to_load = [] %}
 {%- for mod in k8s.host.kernel_modules %}
 {%- if mod.replace("-", "_") in builtin %}
 {%- do active.append(mod) %}
-{%- elif no_moddir and (salt["file.directory_exists"]("/sys/module/" ~ mod)
+{%- elif no_moddir and (salt["file.directory_exists"]("/sys/module/" ~ mod) or mod in filesystems
                         or (evidence.get(mod) and salt["file.access"](evidence[mod], "f"))) %}
 {%- do active.append(mod) %}
 {%- else %}
