@@ -36,6 +36,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 LAYERS = "host,kernel,nouveau,docker,nvidia.container_toolkit,kubernetes"
 CLEAN = "kubernetes.clean,nvidia.container_toolkit_clean,docker.clean,nouveau.clean,kernel.clean,host.clean"
 CTK_STUB_VERSION = "1.17.8-1"
+# states whose change test=True cannot announce on a fresh node (see above)
+KNOWN_UNANNOUNCED = {"k8snvidia-containerd-config-imports", "k8snvidia-containerd-config-version",
+                     "k8snvidia-containerd-config-imports-extend", "k8snvidia-containerd-config-cri-enabled"}
 
 
 def profile():
@@ -120,7 +123,10 @@ def test_layers_predict_apply_converge_clean(debian):
     print(f"[real-node] {node.suite} apply: {summary(applied)}")
     # nothing changed that the prediction did not announce
     announced = {sid for sid, r in predicted.items() if r.get("result") is None or r.get("changes")}
-    assert set(changed(applied)) <= announced, sorted(set(changed(applied)) - announced)
+    # known gap: containerd's edits of a config.toml that test=True only
+    # predicts (file.managed) cannot say what they would change
+    unannounced = {sid for sid in set(changed(applied)) - announced if sid.split("_|-")[1] not in KNOWN_UNANNOUNCED}
+    assert not unannounced, sorted(unannounced)
 
     # what a real Debian says about the result
     upd = node.exec(["apt-get", "-q", "update"], check=False)
