@@ -107,6 +107,50 @@ def _boot_tool(boot_tool=None):
     raise CommandExecutionError("bootkernel: no boot tool found (grubby, grub2-mkconfig or update-grub)")
 
 
+# The commands each boot tool needs to read and change the boot default.
+BOOT_TOOL_COMMANDS = {
+    "grubby": ("grubby",),
+    "grub2-mkconfig": ("grub2-mkconfig", "grub2-set-default"),
+    "update-grub": ("update-grub", "grub-set-default"),
+}
+
+
+def missing_tools(boot_tool=None):
+    """
+    The commands of the boot tool that this node lacks (an empty list when
+    it has them all; every command when no boot tool is found at all): a
+    node without GRUB (a container, or a systemd-boot machine whose kernel
+    packages install their own boot entries) has no boot default to manage.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' bootkernel.missing_tools update-grub
+    """
+    try:
+        tool = _boot_tool(boot_tool)
+    except CommandExecutionError:
+        return sorted({cmd for cmds in BOOT_TOOL_COMMANDS.values() for cmd in cmds})
+    return [cmd for cmd in BOOT_TOOL_COMMANDS[tool] if not salt.utils.path.which(cmd)]
+
+
+def has_modules(release):
+    """
+    True when kernel ``release`` has its modules installed here
+    (``/lib/modules/<release>``); an initramfs can only be built for such a
+    kernel (the running kernel of a container or of a machine booted from
+    elsewhere may have none).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' bootkernel.has_modules 6.1.0-25-amd64
+    """
+    return os.path.isdir(_path(f"/lib/modules/{release}"))
+
+
 def _grub_config(grub_config=None):
     if grub_config:
         return grub_config

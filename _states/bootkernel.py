@@ -74,28 +74,37 @@ def default(name, boot_tool=None, grub_config=None, reboot_pending=True):
         ret["result"] = False
         ret["comment"] = f"No kernel of {name} is installed"
         return ret
-    try:
-        current = __salt__["bootkernel.default"](boot_tool=boot_tool, grub_config=grub_config)
-    except (CommandExecutionError, SaltInvocationError) as exc:
-        ret["result"] = False
-        ret["comment"] = str(exc)
-        return ret
+    missing = __salt__["bootkernel.missing_tools"](boot_tool)
     comments = []
-    if current == target:
-        comments.append(f"Kernel {target} is already the boot default")
-    elif test:
-        ret["result"] = None
-        ret["changes"]["default"] = {"old": current, "new": target}
-        comments.append(f"Kernel {target} would become the boot default (now {current})")
+    if missing:
+        # No GRUB here (a container; a systemd-boot machine, whose kernel
+        # packages write their own entries): nothing to set, nothing to fail.
+        comments.append(
+            f"Kernel {target} is installed; the boot default is not managed here"
+            f" ({', '.join(missing)} not found: this node does not boot with {boot_tool or 'GRUB'})"
+        )
     else:
         try:
-            res = __salt__["bootkernel.set_default"](target, boot_tool=boot_tool, grub_config=grub_config)
+            current = __salt__["bootkernel.default"](boot_tool=boot_tool, grub_config=grub_config)
         except (CommandExecutionError, SaltInvocationError) as exc:
             ret["result"] = False
-            ret["comment"] = f"Could not make kernel {target} the boot default: {exc}"
+            ret["comment"] = str(exc)
             return ret
-        ret["changes"]["default"] = {"old": res.get("old"), "new": res.get("new")}
-        comments.append(f"Kernel {target} is now the boot default (was {current})")
+        if current == target:
+            comments.append(f"Kernel {target} is already the boot default")
+        elif test:
+            ret["result"] = None
+            ret["changes"]["default"] = {"old": current, "new": target}
+            comments.append(f"Kernel {target} would become the boot default (now {current})")
+        else:
+            try:
+                res = __salt__["bootkernel.set_default"](target, boot_tool=boot_tool, grub_config=grub_config)
+            except (CommandExecutionError, SaltInvocationError) as exc:
+                ret["result"] = False
+                ret["comment"] = f"Could not make kernel {target} the boot default: {exc}"
+                return ret
+            ret["changes"]["default"] = {"old": res.get("old"), "new": res.get("new")}
+            comments.append(f"Kernel {target} is now the boot default (was {current})")
     if reboot_pending:
         running = __salt__["bootkernel.running"]()
         if running != target:
@@ -134,28 +143,45 @@ def initramfs_rebuilt(
     releases = []
     for kernel in kernels or []:
         if kernel == "default":
-            try:
-                kernel = __salt__["bootkernel.default"](boot_tool=boot_tool, grub_config=grub_config)
-            except (CommandExecutionError, SaltInvocationError) as exc:
-                ret["result"] = False
-                ret["comment"] = f"Cannot tell the boot default kernel: {exc}"
-                return ret
+            if __salt__["bootkernel.missing_tools"](boot_tool):
+                # no GRUB to ask: the newest installed kernel boots next
+                kernel = (__salt__["bootkernel.installed"]() or [None])[-1]
+            else:
+                try:
+                    kernel = __salt__["bootkernel.default"](boot_tool=boot_tool, grub_config=grub_config)
+                except (CommandExecutionError, SaltInvocationError) as exc:
+                    ret["result"] = False
+                    ret["comment"] = f"Cannot tell the boot default kernel: {exc}"
+                    return ret
         elif kernel == "running":
             kernel = __salt__["bootkernel.running"]()
         if kernel and kernel not in releases:
             releases.append(kernel)
+    # an initramfs needs the kernel's modules: the running kernel of a
+    # container (or of a node booted from elsewhere) may have none here
+    skipped = [k for k in releases if not __salt__["bootkernel.has_modules"](k)]
+    releases = [k for k in releases if k not in skipped]
+    skip_note = (
+        f" (skipped {', '.join(skipped)}: no /lib/modules/<release>, not installed here)" if skipped else ""
+    )
     if older_than:
         releases = [k for k in releases if __salt__["bootkernel.initramfs_older_than"](k, tool, older_than)]
         if not releases:
-            ret["comment"] = f"Every initramfs is newer than {older_than}"
+            ret["comment"] = f"Every initramfs is newer than {older_than}{skip_note}"
             return ret
     if not releases:
-        ret["comment"] = "No kernel to rebuild the initramfs for"
+        if __opts__["test"] and not older_than:
+            # a kernel an earlier state of this run installs would be rebuilt
+            ret["result"] = None
+            ret["changes"] = {"initramfs": "of the kernels installed by the time this runs"}
+            ret["comment"] = f"No kernel is installed yet; the initramfs of those installed before this runs would be rebuilt with {tool}{skip_note}"
+            return ret
+        ret["comment"] = f"No kernel to rebuild the initramfs for{skip_note}"
         return ret
     if __opts__["test"]:
         ret["result"] = None
         ret["changes"] = {k: __salt__["bootkernel.initramfs_image"](k, tool) for k in releases}
-        ret["comment"] = f"The initramfs of {', '.join(releases)} would be rebuilt with {tool}"
+        ret["comment"] = f"The initramfs of {', '.join(releases)} would be rebuilt with {tool}{skip_note}"
         return ret
     done, failed = [], []
     for release in releases:
@@ -172,7 +198,7 @@ def initramfs_rebuilt(
     if failed:
         ret["result"] = False
         comments.append("Failed: " + "; ".join(failed))
-    ret["comment"] = "; ".join(comments)
+    ret["comment"] = "; ".join(comments) + skip_note
     return ret
 
 

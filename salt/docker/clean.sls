@@ -33,7 +33,9 @@ k8snvidia-docker-clean-cri-dropin:
 
 k8snvidia-docker-clean-packages:
   pkg.removed:
-    - pkgs: {{ docker.packages | json }}
+    - pkgs: {{ (docker.distribution_packages if docker.source == "distribution" else docker.packages) | json }}
     - require:
       - service: k8snvidia-docker-clean-containerd-service
+{%- if docker.source != "distribution" %}
 {{ pkgrepo_absent("k8snvidia-docker-clean-repo", docker.repo, k8s) }}
+{%- endif %}

@@ -19,6 +19,12 @@
 
 include:
   - docker.containerd
+{%- if docker.source == "distribution" %}
+
+k8snvidia-docker-packages:
+  pkg.installed:
+    - pkgs: {{ docker.distribution_packages | json }}
+{%- else %}
 {{ pkgrepo("k8snvidia-docker-repo", docker.repo, k8s) }}
 
 k8snvidia-docker-packages:
@@ -26,6 +32,7 @@ k8snvidia-docker-packages:
     - pkgs: {{ docker.packages | json }}
     - require:
       - pkgrepo: k8snvidia-docker-repo
+{%- endif %}
 
 {%- if docker.data_root %}
 

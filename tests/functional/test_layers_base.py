@@ -100,7 +100,12 @@ def test_host_swap_modules_sysctl(rendered, os_name):
     assert r.before("k8snvidia-host-swap-off-now", "k8snvidia-host-swap-off-in-fstab")
     assert r.kw("k8snvidia-host-modules-load-file")["name"] == "/etc/modules-load.d/k8snvidia.conf"
     assert r.kw("k8snvidia-host-modules-load-file")["contents"][1:] == ["br_netfilter", "overlay"]
-    assert r.kw("k8snvidia-host-modules-loaded")["mods"] == ["br_netfilter", "overlay"]
+    # loaded with kmod.present unless built into the running kernel: the
+    # rendering grains name a kernel this machine lacks, so the host's own
+    # /sys decides which (the real-node tier covers both)
+    loaded = r.kw("k8snvidia-host-modules-loaded")["mods"] if "k8snvidia-host-modules-loaded" in r else []
+    builtin = r.kw("k8snvidia-host-modules-builtin")["name"] if "k8snvidia-host-modules-builtin" in r else ""
+    assert all(m in loaded or m in builtin for m in ("br_netfilter", "overlay"))
     sysctls = r.ids("k8snvidia-host-sysctl-")
     assert {r.kw(s)["name"]: r.kw(s)["value"] for s in sysctls} == {
         "net.bridge.bridge-nf-call-iptables": 1,
@@ -110,8 +115,11 @@ def test_host_swap_modules_sysctl(rendered, os_name):
     for sid in sysctls:
         assert r.fun(sid) == "sysctl.present"
         assert r.kw(sid)["config"] == "/etc/sysctl.d/99-k8snvidia.conf"
-        assert {"sls": "host.modules"} in r.kw(sid)["require"]
-        assert r.before("k8snvidia-host-modules-loaded", sid)
+        # only the bridge sysctls wait for br_netfilter
+        if r.kw(sid)["name"].startswith("net.bridge."):
+            assert {"sls": "host.modules"} in r.kw(sid)["require"]
+        else:
+            assert "require" not in r.kw(sid)
 
 
 @pytest.mark.parametrize("os_name", render.OSES)

@@ -235,8 +235,10 @@ def test_cri_dockerd_needs_a_checked_download(tmp_path):
     rc, high, err = render.salt_call(
         "rocky9", "state.show_sls", "kubernetes", "pillar=" + json.dumps({"k8snvidia": extra})
     )
-    assert rc == 0, err
-    assert args(high["k8snvidia-kubernetes-cri-dockerd-package"])["__fun__"] == "test.fail_without_changes"
+    # no download source: the pillar check stops the render, naming both keys
+    assert rc != 0
+    assert "k8snvidia:kubernetes:cri_dockerd:source: None is invalid" in f"{high}{err}", (high, err)
+    assert "k8snvidia:kubernetes:cri_dockerd:sha256: None is invalid" in f"{high}{err}", (high, err)
     extra["kubernetes"]["cri_dockerd"] = {
         "source": "https://github.com/Mirantis/cri-dockerd/releases/download/v0.3.20/cri-dockerd-0.3.20-3.el9.x86_64.rpm",
         "sha256": "0" * 64,
@@ -458,8 +460,36 @@ def test_clean_takes_out_only_owned_daemon_json_keys(tmp_path):
         "runtimes": {"crun": {"path": "/usr/bin/crun"}},
         "registry-mirrors": ["https://other.example.com"],
     }
+    # nothing left to drop: the file is not touched (not even reformatted)
+    before = daemon_json.read_bytes()
     rc, high, err = render.salt_call("centos7", "state.show_sls", "docker.clean", "pillar=" + json.dumps(pillar))
-    assert "k8snvidia-docker-clean-daemon-json" not in high
+    files = {k: v for k, v in _file_states(high).items() if k.endswith("daemon-json")}
+    assert not any(_apply("centos7", files, pillar).values())
+    assert daemon_json.read_bytes() == before
+
+
+def test_clean_layers_together_do_not_write_back_the_nvidia_runtime(tmp_path):
+    """Both clean SLS in one run (found on a real Debian 12): each computes
+    the file when it runs, so docker.clean no longer writes back the nvidia
+    runtime that nvidia.container_toolkit_clean removed just before."""
+    pillar = _scratch_pillar(tmp_path)
+    (tmp_path / "docker").mkdir()
+    daemon_json = tmp_path / "docker/daemon.json"
+    daemon_json.write_text(json.dumps({
+        "log-driver": "json-file",
+        "runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}},
+        "default-runtime": "nvidia",
+        "exec-opts": ["native.cgroupdriver=systemd"],
+    }))
+    rc, high, err = render.salt_call(
+        "debian12", "state.show_sls", "nvidia.container_toolkit_clean,docker.clean", "pillar=" + json.dumps(pillar)
+    )
+    assert rc == 0, err
+    files = {k: v for k, v in _file_states(high).items() if k.endswith("daemon-json")}
+    files["k8snvidia-docker-clean-daemon-json"]["file"].append(
+        {"require": [{"file": "k8snvidia-nvidia-ctk-clean-docker-daemon-json"}]})
+    _apply("debian12", files, pillar)
+    assert json.loads(daemon_json.read_text()) == {"log-driver": "json-file"}
 
 
 # -------------------------------------------- repositories, in a namespace
@@ -566,6 +596,11 @@ def test_repositories_written_and_settled(tmp_path, os_name):
 def _containerd_files(tmp_path, cri, seed):
     pillar = _scratch_pillar(tmp_path)
     pillar["k8snvidia"]["kubernetes"] = {"cri": cri}
+    if cri == "cri-dockerd":  # its download is required (and checked) by the pillar validation
+        pillar["k8snvidia"]["kubernetes"]["cri_dockerd"] = {
+            "source": "https://github.com/Mirantis/cri-dockerd/releases/download/v0.3.20/cri-dockerd-0.3.20-3.el9.x86_64.rpm",
+            "sha256": "0" * 64,
+        }
     (tmp_path / "containerd").mkdir(exist_ok=True)
     if seed is not None:
         (tmp_path / "containerd/config.toml").write_text(seed)

@@ -183,7 +183,7 @@ def _machine(tmp_path, monkeypatch, flavour, reboot_dir):
     state = load_source("_states/bootkernel.py", f"bk_state_{flavour}")
     state.__salt__ = {f"bootkernel.{fn}": getattr(mod, fn) for fn in (
         "installed", "default", "running", "set_default", "initramfs_image", "initramfs_older_than",
-        "rebuild_initramfs")}
+        "rebuild_initramfs", "missing_tools", "has_modules")}
     state.__salt__["k8snvidia.reboot_pending"] = k8s.reboot_pending
     state.__salt__["k8snvidia.set_reboot_pending"] = k8s.set_reboot_pending
     state.__opts__ = {"test": False}
@@ -508,3 +508,56 @@ def test_update_initramfs_creates_a_missing_image(ubuntu):
     m.path(f"/boot/initrd.img-{UB_OLD}").unlink()
     res = mod.rebuild_initramfs(UB_OLD, "update-initramfs")
     assert res["command"] == ["update-initramfs", "-c", "-k", UB_OLD] and res["backup"] is None
+
+
+# ---------------------------------------- nodes without GRUB, kernels without modules (a real Debian 12
+# under systemd-nspawn: no update-grub, and the running kernel is the host's, with no /lib/modules)
+def test_state_default_without_grub_is_no_failure(ubuntu, reboot_dir):
+    m, mod, state, k8s = ubuntu
+    m.tools -= {"update-grub", "grub-set-default"}
+    m.add_kernel(UB_NEW)
+    m.dpkg["linux-image-generic"] = f"linux-image-{UB_NEW}"
+    assert mod.missing_tools("update-grub") == ["update-grub", "grub-set-default"]
+    state.__opts__["test"] = True
+    ret = state.default("linux-image-generic", boot_tool="update-grub")
+    assert ret["result"] is None and "update-grub, grub-set-default not found" in ret["comment"]
+    assert "default" not in ret["changes"] and m.commands == [c for c in m.commands if c[0] == "dpkg-query"]
+    state.__opts__["test"] = False
+    ret = state.default("linux-image-generic", boot_tool="update-grub")
+    assert ret["result"] is True, ret
+    assert "not managed here" in ret["comment"] and ret["changes"] == {"reboot_pending": ret["changes"]["reboot_pending"]}
+    assert not [c for c in m.commands if c[0] in ("update-grub", "grub-set-default")]
+    again = state.default("linux-image-generic", boot_tool="update-grub")
+    assert again["result"] is True and again["changes"] == {}
+
+
+def test_state_initramfs_skips_kernels_without_modules_in_both_modes(ubuntu):
+    m, mod, state, _ = ubuntu
+    m.tools -= {"update-grub", "grub-set-default"}
+    mod.__grains__["kernelrelease"] = "6.18.44-host"  # the container's running kernel: not installed here
+    m.add_kernel(UB_NEW)
+    for test in (True, False):
+        m.commands.clear()
+        state.__opts__["test"] = test
+        ret = state.initramfs_rebuilt("x", tool="update-initramfs", boot_tool="update-grub")
+        assert ret["result"] is (None if test else True), ret
+        assert list(ret["changes"]) == [UB_NEW]  # the newest installed kernel boots next
+        assert "skipped 6.18.44-host" in ret["comment"]
+    assert m.commands == [["update-initramfs", "-u", "-k", UB_NEW]]
+    assert mod.has_modules(UB_NEW) and not mod.has_modules("6.18.44-host")
+
+
+def test_state_initramfs_test_mode_on_a_node_with_no_kernel_yet(ubuntu):
+    """test=True on a fresh node: the kernel layer installs the kernel only in
+    the real run, so the rebuild is announced (the real run does it)."""
+    m, mod, state, _ = ubuntu
+    m.tools -= {"update-grub", "grub-set-default"}
+    mod.__grains__["kernelrelease"] = "6.18.44-host"
+    for rel in m.kernels():
+        m.path(f"/boot/vmlinuz-{rel}").unlink()
+    state.__opts__["test"] = True
+    ret = state.initramfs_rebuilt("x", tool="update-initramfs", boot_tool="update-grub")
+    assert ret["result"] is None and ret["changes"] and "No kernel is installed yet" in ret["comment"]
+    state.__opts__["test"] = False
+    ret = state.initramfs_rebuilt("x", tool="update-initramfs", boot_tool="update-grub")
+    assert ret["result"] is True and ret["changes"] == {} and m.commands == []

@@ -1,0 +1,64 @@
+"""Fixtures of the real-node tier (marker ``real``): a booted Debian node per
+suite, with its Salt master, local archive and network; see node.py and
+docs/real-node-tier.md."""
+
+import atexit
+import sys
+
+import pytest
+
+from tests.real import node as realnode
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "real: the real-node tier (Debian booted under systemd-nspawn with a real salt-minion; root; "
+        "minutes, cached under /var/cache/k8snvidia-tests)",
+    )
+
+
+_LIVE = []
+
+
+def _safety_net():
+    for node in list(_LIVE):
+        try:
+            node.close()
+        except Exception as exc:  # noqa: BLE001 - last resort at interpreter exit
+            sys.stderr.write(f"[real-node] cleanup failed: {exc}\n")
+        _LIVE.remove(node)
+
+
+atexit.register(_safety_net)
+
+
+@pytest.fixture(scope="session")
+def real_host():
+    reason = realnode.ensure_host_tools()
+    if reason:
+        pytest.skip(reason)
+    realnode.reap_stale()
+    return realnode
+
+
+def boot_node(suite, pillar, stub_versions):
+    cache, built = realnode.ensure_cache(suite)
+    node = realnode.Node(suite, cache)
+    _LIVE.append(node)
+    node.timings["cache_build"] = round(built, 1)
+    try:
+        node.start(pillar, stub_versions)
+    except BaseException:
+        node.close()
+        _LIVE.remove(node)
+        raise
+    return node
+
+
+def release_node(node):
+    try:
+        node.close()
+    finally:
+        if node in _LIVE:
+            _LIVE.remove(node)
