@@ -45,7 +45,14 @@ def manifests(tmp_path_factory, profile, replicas):
 
 def validation_pod():
     mod = load_source("_modules/kubeadm.py", "k8snvidia_judge_kubeadm")
+    util = load_source("_utils/k8snvidia.py", "k8snvidia_judge_utils")
     mod.__pillar__ = {"k8snvidia": {"validation": {"timeout": 1}}}
+    # the map's validation images, and node-110's driver as its GPU facts in the mine say
+    mod.__salt__ = {
+        "cp.get_file_str": lambda path: (render.ROOT / "salt/parameters/defaults.yaml").read_text(),
+        "mine.get": lambda tgt, fun, *a, **k: {tgt: {"driver_version": "580.178.04"}},
+    }
+    mod.__utils__ = {"k8snvidia.merge": util.merge, "k8snvidia.validation_image": util.validation_image}
     applied = []
     mod.apply = lambda text, *a, **k: applied.append(json.loads(text)) or {}
     mod._kubectl = lambda args, *a, **k: {"retcode": 0, "stdout": "Succeeded", "stderr": ""}

@@ -44,7 +44,7 @@ def test_driver_without_dkms_is_gone_after_the_kernel_switch(twin, tmp_path):
     assert smi.returncode == 0 and "GeForce GTX 1080 Ti" in smi.stdout, smi.stderr
 
     # then the kernel switch, as the seed did it
-    _pillar(tmp_path, {"driver": {"dkms": False}})
+    _pillar(tmp_path, {"kernel": {"manage": True}, "driver": {"dkms": False}})
     ret = twin.salt(NODE, "state.apply", "kernel", timeout=900)[NODE]
     assert _failed(ret) == []
     twin.reboot(NODE)

@@ -83,6 +83,8 @@ def test_package_method_on_ubuntu_2204(twin, tmp_path):
     shutil.copytree(ROOT / "pillar", pillar)
     cluster = yaml.safe_load((pillar / "cluster.sls").read_text())
     cluster["k8snvidia"]["nodes"]["node-105"]["os"] = "Ubuntu-22.04"
+    # the kernel layer is opt-in off CentOS 7: here it installs the HWE kernel
+    cluster["k8snvidia"]["nodes"]["node-105"]["overrides"] = {"kernel": {"manage": True}}
     (pillar / "cluster.sls").write_text(yaml.safe_dump(cluster, sort_keys=False))
     twin.up({"nodes": [{"id": "node-105", "os": "ubuntu2204", "gpus": ["NVIDIA GeForce GTX 1080 Ti"]}]},
             pillar=pillar, fresh=True)

@@ -303,5 +303,7 @@ def foreign_tools(name):
     """Tools of the other family, which a node of this OS must not find."""
     prof = profile(name)
     if prof["family"] == "RedHat":
-        return sorted(set(DEBIAN_TOOLS) | {"apt-key", "add-apt-repository", "lsb_release"})
+        # and the other releases' package tools (el7 has no dnf: a host's dnf must not show through)
+        other = set(EL7_TOOLS + EL8_TOOLS + ["dnf-3"]) - set(tools(name))
+        return sorted(set(DEBIAN_TOOLS) | {"apt-key", "add-apt-repository", "lsb_release"} | other)
     return sorted(set(REDHAT_TOOLS + EL7_TOOLS + EL8_TOOLS) | {"dnf-3", "rpmbuild"})
