@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -62,6 +63,25 @@ os.environ["PATH"] = f"{tmp}/bin:" + os.environ["PATH"]
 rc, ret, err = render.salt_call("rocky9", "state.high", json.dumps(args["high"]), extra=args["extra"])
 json.dump({"rc": rc, "ret": ret, "err": err[-3000:]}, open(f"{tmp}/result.json", "w"))
 """
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_gpg_agent_left(tmp_path_factory):
+    """dnf and gpg start gpg-agents for the keyrings under this run's
+    temporary folder: end them with the module."""
+    yield
+    base = str(tmp_path_factory.getbasetemp()).encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                argv = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"gpg-agent") and any(base in a for a in argv):
+            try:
+                os.kill(int(pid), signal.SIGTERM)
+            except OSError:
+                pass
 
 
 @pytest.fixture(scope="module")
