@@ -10,7 +10,7 @@ from tests.twin_tools.conftest import TWIN
 sys.path.insert(0, str(TWIN))
 from k8stwin import pkgdb  # noqa: E402
 
-PAYLOAD_KEYS = {"kernel", "headers", "files", "links", "dirs", "tools", "services"}
+PAYLOAD_KEYS = {"kernel", "headers", "files", "links", "dirs", "tools", "services", "nvidia_driver"}
 
 
 def test_catalog_is_well_formed():

@@ -189,7 +189,10 @@ def test_validator_uses_driver_problems():
 
 def test_runner_validate_rejects_590_on_1080ti(repo_copy):
     profile = repo_copy / "pillar" / "profiles" / "modern.sls"
-    profile.write_text(profile.read_text().replace("version: 580.95.05", "version: 590.44.01"))
+    text = profile.read_text()
+    pinned = re.search(r"^    version: (5\d\d\.\d+\.\d+)$", text, re.M)  # driver:version, whatever the pin
+    assert pinned, "modern.sls pins no driver:version"
+    profile.write_text(text.replace(pinned.group(0), "    version: 590.44.01"))
     res = salt_cmd("salt-run", "--out=json", "cluster.validate", cwd=repo_copy)
     assert res.returncode != 0
     assert PASCAL_MSG in res.stdout, res.stdout + res.stderr
