@@ -74,6 +74,17 @@ def _fact(fun, *args, **kwargs):
         raise FactError(f"{fun} failed: {exc}") from exc
 
 
+def _candidate(name):
+    """The version apt/dnf would install of ``name`` ('' when no repository
+    has it). Salt 3008's aptpkg.latest_version returns ``{name: ''}``, not
+    ``''``, for one name no repository has (it drops the name while looking
+    for foreign-architecture variants), so the answer is read by name."""
+    got = _fact("pkg.latest_version", name, refresh=False)
+    if isinstance(got, dict):
+        got = got.get(name, "")
+    return got or ""
+
+
 def _loaded_modules():
     procfs = __opts__.get("nvidia.procfs_root", "/proc") or "/proc"
     try:
@@ -157,8 +168,7 @@ def _facts(want):
         facts["precompiled_available"] = {}
         for p in pre:
             # the package lists as they are (no refresh: the kernel layer refreshed them)
-            facts["precompiled_available"][p] = bool(facts["packages"][p] or _fact("pkg.latest_version", p,
-                                                                                    refresh=False))
+            facts["precompiled_available"][p] = bool(facts["packages"][p] or _candidate(p))
         facts["dkms"] = _fact("nvidia_driver.dkms_status") if want.get("dkms") else None
     return facts
 

@@ -11,6 +11,8 @@ The mirror is http://deb.debian.org/debian unless K8SNVIDIA_DEBIAN_MIRROR
 names another one.
 """
 
+import contextlib
+import fcntl
 import os
 import pathlib
 import shutil
@@ -67,6 +69,24 @@ def fetch(line):
     if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
         raise Unavailable("apt-get and dpkg-deb are needed to fetch the real binaries")
     CACHE.mkdir(parents=True, exist_ok=True)
+    with _locked(CACHE / f".{line}.lock"):  # two test workers may want the same line
+        if stamp.exists() and exe.exists():
+            return exe
+        _fetch(line, suite, package, root)
+    return exe
+
+
+@contextlib.contextmanager
+def _locked(path):
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _fetch(line, suite, package, root):
     with tempfile.TemporaryDirectory(prefix="apt-", dir=CACHE) as tmp:
         tmp = pathlib.Path(tmp)
         opts = _apt(tmp, suite)
@@ -80,7 +100,6 @@ def fetch(line):
         (staging / ".complete").write_text(debs[0].name + "\n")
         shutil.rmtree(root, ignore_errors=True)
         staging.rename(root)
-    return exe
 
 
 def version(line):

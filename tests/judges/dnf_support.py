@@ -10,6 +10,8 @@ import shutil
 import subprocess
 
 TOOLS = ("dnf", "rpm", "rpmbuild", "rpmsign", "createrepo_c", "gpg")
+# the Debian package of each tool (installed when missing: tests/host_tools.py)
+PACKAGES = {"dnf": "dnf", "rpm": "rpm", "rpmbuild": "rpm", "rpmsign": "rpm", "createrepo_c": "createrepo-c", "gpg": "gnupg"}
 
 SPEC = """Name: {name}
 Version: {version}
@@ -29,6 +31,13 @@ echo {name} > %{{buildroot}}/usr/share/k8snvidia-probe/{name}
 
 def missing_tools():
     return [t for t in TOOLS if not shutil.which(t)]
+
+
+def ensure_tools():
+    """Install the missing tools; None, or why not (the judges skip)."""
+    from tests import host_tools
+
+    return host_tools.ensure(PACKAGES)
 
 
 def run(args, **kw):

@@ -28,10 +28,16 @@ from tests.judges import dnf_support as dnf
 
 pytestmark = [
     pytest.mark.judge,
-    pytest.mark.skipif(bool(dnf.missing_tools()), reason=f"needs {', '.join(dnf.missing_tools())} "
-                       "(apt-get install dnf rpm createrepo-c gnupg)"),
     pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare(1)"),
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def dnf_tools():
+    """dnf, rpm, createrepo_c and gpg from Debian, installed when missing."""
+    reason = dnf.ensure_tools()
+    if reason:
+        pytest.skip(reason)
 
 SLS = "kernel,docker,nvidia.container_toolkit,kubernetes"
 REPOS = ("elrepo-kernel", "docker-ce-stable", "nvidia-container-toolkit", "kubernetes")

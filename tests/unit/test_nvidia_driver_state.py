@@ -612,3 +612,17 @@ def test_driver_method_keys_are_validated():
     bad["driver"].update(sha256=None, package={"branch": "latest"})
     got = problems(bad)
     assert any("driver:package:branch" in p for p in got) and not any("driver:sha256" in p for p in got)
+
+
+def test_precompiled_candidate_read_by_name_from_salts_answer():
+    """Salt 3008's aptpkg.latest_version answers {name: ''} (a dict, so
+    truthy), not '', for one package no repository has: the twin showed a
+    node choosing a precompiled module package that does not exist for its
+    kernel (linux-modules-nvidia-580-open-5.15.0-119-generic) instead of the
+    DKMS packages. The answer is read by name."""
+    mod = load_source("_states/nvidia_driver.py", "test_nvd_candidate")
+    answers = {"absent": {"absent": ""}, "present": "580.95.05-0ubuntu1", "dict-present": {"dict-present": "1.0"}}
+    mod.__salt__ = {"pkg.latest_version": lambda name, refresh=True: answers[name]}
+    assert mod._candidate("absent") == ""
+    assert mod._candidate("present") == "580.95.05-0ubuntu1"
+    assert mod._candidate("dict-present") == "1.0"
