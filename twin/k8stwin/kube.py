@@ -87,7 +87,19 @@ def read():
 
 @contextlib.contextmanager
 def locked():
-    """Read-modify-write the cluster state under an exclusive lock."""
+    """Read-modify-write the cluster state under an exclusive lock. Inside
+    the twin's nodes the state is read-only: the change goes through the
+    twin's broker (``$K8STWIN_CLUSTER_BROKER``, :mod:`k8stwin.broker`)."""
+    from . import broker
+
+    if os.environ.get(broker.ENV):
+        with broker.transaction() as raw:
+            data = _empty()
+            data.update(raw)
+            raw.clear()
+            yield data
+            raw.update(data)
+        return
     p = path()
     os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
     with open(p + ".lock", "a+", encoding="utf-8") as lock:
