@@ -1243,6 +1243,10 @@ class Supervisor:
                 pass
         if self.broker is not None:
             self.broker.stop()
+        # the disk_full fault's disks (mounted at prepare) go with the machines
+        for mnt in self.twin.leftover_mounts():
+            if os.path.basename(mnt).startswith(".disk-"):
+                subprocess.run(["umount", "-l", mnt], capture_output=True)
         self.event(None, "down")
         for name in ("master.ready", "supervisor.pid"):
             try:

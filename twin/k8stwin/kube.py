@@ -3,7 +3,8 @@ The twin's one Kubernetes cluster, shared by every node.
 
 Nodes live in separate mount namespaces, so the cluster state is a JSON file
 outside them, at ``$K8STWIN_CLUSTER_STATE`` (read and changed under an
-exclusive ``flock`` of ``<file>.lock``). The emulated kubeadm writes the
+exclusive ``flock`` of ``<file>.lock``; read-only in the twin's nodes, which
+change it through the twin's broker, :mod:`k8stwin.broker`). The emulated kubeadm writes the
 control plane, bootstrap tokens and nodes; the emulated kubectl writes
 objects (manifests applied) and labels; both read the other nodes' machine
 state through the node directories registered here.
