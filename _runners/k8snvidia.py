@@ -26,6 +26,7 @@ seen of it, instead of after the step's whole timeout.
 import json
 import logging
 import os
+import re
 import signal
 import time
 
@@ -114,10 +115,28 @@ def _select(run, role=None, gpu=None):
     return out
 
 
+_NO_SPACE = re.compile(r"no space left on device|\[errno 28\]|enospc|disk quota exceeded", re.IGNORECASE)
+_QUOTED_PATH = re.compile(r"""['"](/[^'"]*)['"]""")
+_BARE_PATH = re.compile(r"(/[\w.@+,-]+(?:/[\w.@+,-]+)*):? no space left on device", re.IGNORECASE)
+
+
+def _explain(why):
+    """``why``, with what to do when it is a full filesystem (ENOSPC): the
+    directory whose filesystem is full, and how to look at it."""
+    if not _NO_SPACE.search(why) or "is full" in why:
+        return why
+    paths = _BARE_PATH.findall(why) or [p for p in _QUOTED_PATH.findall(why) if not p.startswith("/tmp/__salt")]
+    where = os.path.dirname(paths[-1].rstrip("/")) if paths else ""
+    if where:
+        return (f"{why} -- the filesystem holding {where} is full (No space left on device): free space there "
+                f"(`df -h {where}`) and re-run")
+    return f"{why} -- a filesystem of the node is full (No space left on device): free space (`df -h`) and re-run"
+
+
 def _fail(run, nid, step, why):
     entry = run["nodes"].setdefault(nid, {})
     if not entry.get("failed"):
-        entry["failed"] = f"{step}: {why}"
+        entry["failed"] = f"{step}: {_explain(str(why))}"
 
 
 def _seen(run, nid, what):
@@ -305,7 +324,8 @@ def begin(plan=None, node_timeout=NODE_TIMEOUT):
             _seen(run, nid, "answered test.ping at the start")
         else:
             _fail(run, nid, "begin", f"not reachable at the start: no answer within {node_timeout}s (is its "
-                  f"salt-minion running and its key accepted? `salt-key -L`, `systemctl status salt-minion`)")
+                  f"salt-minion running and its key accepted? `salt-key -L`, `systemctl status salt-minion`; "
+                  f"a minion whose /var is full cannot start a job either: `df -h /var`)")
             _progress(run, f"[begin] {nid}: not reachable")
     control = [n for n in ids if (nodes[n] or {}).get("role") == "control-plane"]
     lost = [n for n in control if run["nodes"][n].get("failed")]
@@ -358,20 +378,42 @@ def _prune_runs():
             pass
 
 
+def _condense(comment):
+    """A state's comment without the Python traceback Salt puts in it when
+    the state raised: what it raised, as its last line says."""
+    if "Traceback (most recent call last)" not in comment:
+        return comment
+    head = comment.split("Traceback (most recent call last)", 1)[0].rstrip(" :")
+    last = [line.strip() for line in comment.splitlines() if line.strip()][-1]
+    last = re.sub(r"^(?:\w+\.)+(?=\w+: )", "", last)  # salt.exceptions.CommandExecutionError: ...
+    return f"{head}: {last}" if head else last
+
+
 def _failed_states(ret):
-    """(failed state comments, changes count) of a state.apply return."""
+    """(failed state comments, changes count) of a state.apply return, in
+    the order the states ran, the ones that failed by themselves before the
+    ones whose requisites failed. A command that failed with no more than
+    Salt's ``Command "..." run`` gets the last line of its stderr."""
     if not isinstance(ret, dict):
+        if isinstance(ret, list):  # render or compile errors
+            return ["; ".join(str(r).strip() for r in ret) or "no result"], 0
         return [str(ret).strip() or "no result"], 0
     bad, changes = [], 0
-    for key, val in ret.items():
-        if not isinstance(val, dict):
-            continue
+    items = sorted((v.get("__run_num__", 1 << 30), k, v) for k, v in ret.items() if isinstance(v, dict))
+    for _num, key, val in items:
         if val.get("changes"):
             changes += 1
         if val.get("result") is False:
             sid = key.split("_|-")[1] if "_|-" in key else key
-            bad.append(f"{sid}: {str(val.get('comment', '')).strip()}")
-    return bad, changes
+            comment = _condense(str(val.get("comment", "")).strip())
+            err = val.get("changes", {}).get("stderr") if isinstance(val.get("changes"), dict) else None
+            if err and comment.startswith("Command ") and comment.endswith(" run"):
+                last = [line for line in str(err).splitlines() if line.strip()][-1:]
+                if last:
+                    comment = f"{comment}: {last[0].strip()[:300]}"
+            requisite = comment.startswith("One or more requisite failed")
+            bad.append((requisite, f"{sid}: {comment}"))
+    return [text for _req, text in sorted(bad, key=lambda b: b[0])], changes
 
 
 def step(step_name, sls, role=None, gpu=None, required=False, batch=None, node_timeout=NODE_TIMEOUT, stage=None):

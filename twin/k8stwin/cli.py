@@ -6,6 +6,7 @@
   bin/twin exec NODE [-- CMD...]            (a command, or a shell, inside the node)
   bin/twin reboot NODE [--no-wait]
   bin/twin start-minion NODE
+  bin/twin disk NODE free|full|usage        (the disk_full fault's filesystems)
   bin/twin records                          (writes and prints records.json's path)
   bin/twin down
 
@@ -47,6 +48,9 @@ def main(argv=None):
     p.add_argument("--no-wait", action="store_true")
     p = sub.add_parser("start-minion", help="start a node's salt-minion")
     p.add_argument("node")
+    p = sub.add_parser("disk", help="free or fill the filesystems of a node's disk_full fault")
+    p.add_argument("node")
+    p.add_argument("action", choices=["free", "full", "usage"])
     sub.add_parser("records", help="write records.json and print its path")
     sub.add_parser("down", help="stop everything; idempotent")
     args = ap.parse_args(argv)
@@ -75,6 +79,13 @@ def main(argv=None):
             _log(f"twin: {args.node} rebooted")
         elif args.cmd == "start-minion":
             twin.start_minion(args.node)
+        elif args.cmd == "disk":
+            if args.action == "free":
+                twin.clear_disk_full(args.node)
+            elif args.action == "full":
+                twin.fill_disk(args.node)
+            for mnt, use in twin.disk_usage(args.node).items():
+                print(f"{args.node} {mnt}: {use['used'] // 1024} KiB used, {use['free'] // 1024} KiB free")
         elif args.cmd == "records":
             twin.records(write=True)
             print(twin.path("records.json"))

@@ -45,7 +45,15 @@ FAULTS = {
     "returns_late_from_reboot",
     "joined_to_another_cluster",
     "dkms_build_fails",
+    "disk_full",
 }
+# The disk_full fault: a machine's filesystems are "/" (every private layer
+# but /var and /boot), "/var" and "/boot". A full one is a tmpfs of its own
+# (DISK_CAP at most, in memory only what is written) that the twin shrinks to
+# what it holds once the machine is up: every write that needs a block fails
+# with ENOSPC, in the node's tools and its salt-minion alike.
+DISK_MOUNTS = ("/", "/var", "/boot")
+DISK_CAP = 1 << 30
 NODE_KEYS = {"id", "os", "kernel", "gpus", "faults", "ip", "role", "cpus", "memory_mib"}
 
 
@@ -87,6 +95,8 @@ def load_cluster(path):
         bad = set(faults) - FAULTS
         if bad:
             raise TwinError(f"{path}: node {nid}: unknown faults {sorted(bad)}; known: {sorted(FAULTS)}")
+        if "disk_full" in faults:
+            faults = dict(faults, disk_full=_disk_full_mounts(faults["disk_full"], f"{path}: node {nid}"))
         gpus = raw.get("gpus") or []
         if isinstance(gpus, dict):  # {model: count}
             gpus = [m for m, n in gpus.items() for _ in range(int(n))]
@@ -104,6 +114,39 @@ def load_cluster(path):
         })
     return {"name": data.get("name") or os.path.splitext(os.path.basename(path))[0], "nodes": out,
             "time_scale": float(data.get("time_scale", 0.05))}
+
+
+def _disk_full_mounts(value, where):
+    """The filesystems a disk_full fault names: a mount point, a list of
+    them, or true ("/")."""
+    if value is True:
+        return ["/"]
+    if value is False or value is None:
+        return []
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise TwinError(f"{where}: disk_full: expected one of {list(DISK_MOUNTS)} or a list of them, got {value!r}")
+    out = []
+    for item in items:
+        mnt = str(item).rstrip("/") or "/"
+        if mnt not in DISK_MOUNTS:
+            raise TwinError(f"{where}: disk_full: {item!r} is not one of the machine's filesystems {list(DISK_MOUNTS)}")
+        if mnt not in out:
+            out.append(mnt)
+    return out
+
+
+def disk_layers(mount):
+    """The private layers (machine.LAYERS paths) on filesystem ``mount``."""
+    from .machine import LAYERS
+
+    if mount == "/":
+        return [p for p, _ in LAYERS if p not in DISK_MOUNTS]
+    return [mount]
+
+
+def disk_name(mount):
+    return "root" if mount == "/" else mount.strip("/")
 
 
 # --------------------------------------------------------------------------
@@ -217,7 +260,8 @@ class Twin:
             shutil.rmtree(self.run)
         os.makedirs(self.run)
         pub, ret = _free_ports(2)
-        for sub in ("master", "machines", "nodes", "disks", "images", "artifacts", "pillar-twin", "etc/salt"):
+        for sub in ("master", "machines", "nodes", "disks", "images", "artifacts", "pillar-twin", "etc/salt",
+                    "cluster", "broker"):
             os.makedirs(self.path(sub), exist_ok=True)
         # overlay pillar and artifact store
         overlay = {}
@@ -273,9 +317,11 @@ class Twin:
                 os.makedirs(os.path.join(ndir, sub))
             from .machine import LAYERS, layer_name
 
+            for mnt in (node["faults"].get("disk_full") or []):
+                self._small_disk(nid, mnt)
             for p, _lower in LAYERS:
                 for sub in ("upper", "work"):
-                    os.makedirs(self.path("disks", nid, layer_name(p), sub))
+                    os.makedirs(self.path("disks", nid, layer_name(p), sub), exist_ok=True)
             prof = os_profiles.profile(node["os_key"])
             node_json = {
                 "id": nid,
@@ -339,6 +385,93 @@ class Twin:
         with open(os.path.join(etc, "pki", "ca.crt"), "w", encoding="utf-8") as fh:
             fh.write(ca_pem)
 
+    # ---------------------------------------------------------- disk_full
+    def _disk_dir(self, nid, mount):
+        return self.path("disks", nid, ".disk-" + disk_name(mount))
+
+    def _small_disk(self, nid, mount):
+        """A filesystem of its own for ``mount`` of node ``nid`` (a tmpfs on
+        the host side, so the twin reads the node's files as before): its
+        layers' upper and work dirs live there, linked from disks/<id>/."""
+        from .machine import layer_name
+        from .machine import mount as sys_mount
+
+        disk = self._disk_dir(nid, mount)
+        os.makedirs(disk)
+        sys_mount("tmpfs", disk, "tmpfs", 0, f"size={DISK_CAP},mode=0755")
+        for layer in disk_layers(mount):
+            for sub in ("upper", "work"):
+                os.makedirs(os.path.join(disk, layer_name(layer), sub))
+            os.makedirs(self.path("disks", nid), exist_ok=True)
+            os.symlink(os.path.join(disk, layer_name(layer)), self.path("disks", nid, layer_name(layer)))
+
+    def _disk_full_mounts(self, node):
+        ni = (self.info().get("node_info") or {}).get(node)
+        if ni is None:
+            raise TwinError(f"no node {node} in this twin")
+        mounts = ni["faults"].get("disk_full") or []
+        if not mounts:
+            raise TwinError(f"node {node} has no disk_full fault in the cluster file (its disks are the host's)")
+        return mounts
+
+    def fill_disk(self, node):
+        """Fill the filesystems the node's disk_full fault names: each is
+        shrunk to what it holds (and the last page taken), so any write
+        that needs a block fails with ENOSPC ("No space left on device")."""
+        from .machine import MS_REMOUNT
+        from .machine import mount as sys_mount
+
+        mounts = self._disk_full_mounts(node)
+        for mnt in mounts:
+            disk = self._disk_dir(node, mnt)
+            for _ in range(50):
+                st = os.statvfs(disk)
+                used = (st.f_blocks - st.f_bfree) * st.f_frsize
+                try:
+                    sys_mount(None, disk, None, MS_REMOUNT, f"size={max(used, st.f_frsize)}")
+                    break
+                except OSError:  # it grew meanwhile (EINVAL: below what it holds)
+                    time.sleep(0.05)
+            else:
+                raise TwinError(f"could not fill {mnt} of {node}")
+            # what the rounding left: a file outside the node's view
+            fd = os.open(os.path.join(disk, "ballast"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                while os.write(fd, b"\0" * st.f_frsize) > 0:
+                    pass
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        _append_jsonl(self.path("events.jsonl"), {"t": round(time.time(), 3), "node": node, "event": "disk_full",
+                                                  "mounts": mounts})
+
+    def clear_disk_full(self, node):
+        """Clear the disk_full fault: the filesystems get their room back
+        (as an admin who deleted what filled them)."""
+        from .machine import MS_REMOUNT
+        from .machine import mount as sys_mount
+
+        mounts = self._disk_full_mounts(node)
+        for mnt in mounts:
+            disk = self._disk_dir(node, mnt)
+            try:
+                os.unlink(os.path.join(disk, "ballast"))
+            except FileNotFoundError:
+                pass
+            sys_mount(None, disk, None, MS_REMOUNT, f"size={DISK_CAP}")
+        _append_jsonl(self.path("events.jsonl"), {"t": round(time.time(), 3), "node": node, "event": "disk_freed",
+                                                  "mounts": mounts})
+
+    def disk_usage(self, node):
+        """{mount: {"size", "used", "free"}} (bytes) of the node's disk_full filesystems."""
+        out = {}
+        for mnt in self._disk_full_mounts(node):
+            st = os.statvfs(self._disk_dir(node, mnt))
+            out[mnt] = {"size": st.f_blocks * st.f_frsize, "used": (st.f_blocks - st.f_bfree) * st.f_frsize,
+                        "free": st.f_bavail * st.f_frsize}
+        return out
+
     def restart_master(self, wait=True, timeout=120):
         """Restart the salt-master (the supervisor does it), as a master
         host's reboot or a package upgrade would; minions reconnect."""
@@ -382,7 +515,11 @@ class Twin:
         if self.is_up():
             raise TwinError(f"the twin is already up in {self.run} (bin/twin down first)")
         self.down(quiet=True)
-        info = self.prepare(cluster_file, pillar_dir)
+        try:
+            info = self.prepare(cluster_file, pillar_dir)
+        except BaseException:
+            self.down(quiet=True)  # a disk_full fault's disks may be mounted already
+            raise
         log(f"twin: {len(info['nodes'])} nodes from {info['cluster_file']}, pillar {info['pillar_dir']}")
         with open(self.path("supervisor.log"), "ab") as out:
             proc = subprocess.Popen(
@@ -396,6 +533,11 @@ class Twin:
             )
         try:
             self.wait_ready(timeout=timeout, proc=proc, log=log)
+            # disks fill once the machines are up (their first boot wrote them)
+            for nid, ni in info["node_info"].items():
+                if ni["faults"].get("disk_full"):
+                    self.fill_disk(nid)
+                    log(f"twin: {nid}: {', '.join(ni['faults']['disk_full'])} full")
         except BaseException:
             self.down(quiet=True)
             raise
@@ -715,7 +857,8 @@ class Twin:
             time.sleep(0.3)
         for mnt in self.leftover_mounts():
             subprocess.run(["umount", "-l", mnt], capture_output=True)
-            forced.append(f"mount {mnt}")
+            if not os.path.basename(mnt).startswith(".disk-"):  # a disk_full fault's own disk
+                forced.append(f"mount {mnt}")
         for name in ("supervisor.pid", "master.ready"):
             try:
                 os.unlink(self.path(name))
@@ -803,6 +946,8 @@ class Supervisor:
         self.info = self.twin.info()
         self.stopping = False
         self.master = None
+        self.broker = None
+        self._pidns = {}  # PID namespace -> node (the broker's peers)
         self.machines = {}  # id -> Popen
         self.boots = {}  # id -> number of boots started
         self.pending = {}  # id -> (request, first seen)
@@ -816,6 +961,31 @@ class Supervisor:
 
     def set_state(self, node, state):
         _write_json(self.twin.path("machines", f"{node}.state"), {"state": state, "t": time.time()})
+
+    def start_broker(self):
+        """The cluster-state broker (k8stwin.broker): the nodes' only way to
+        change the shared cluster state, which they see read-only."""
+        from . import broker
+
+        self.broker = broker.Broker(self.twin.path("broker", "kube.sock"),
+                                    self.twin.path("cluster", "kube-cluster.json"),
+                                    self.node_of_pid, self.twin.node_dir, self.twin.path("broker.jsonl")).start()
+
+    def node_of_pid(self, pid):
+        """The node whose PID namespace holds host PID ``pid`` (None: none)."""
+        from .broker import pid_namespace
+
+        ns = pid_namespace(pid)
+        if ns is None:
+            return None
+        if ns not in self._pidns or pid_namespace(self.twin.machine(self._pidns[ns]).get("init")) != ns:
+            self._pidns = {}
+            for node in self.info["nodes"]:
+                init = self.twin.machine(node).get("init")
+                node_ns = pid_namespace(init) if init else None
+                if node_ns:
+                    self._pidns[node_ns] = node
+        return self._pidns.get(ns)
 
     def start_master(self):
         out = open(self.twin.path("master", "var", "log", "salt", "master.console"), "ab")  # noqa: SIM115
@@ -881,9 +1051,14 @@ class Supervisor:
             "disk_dir": self.twin.path("disks", node),
             "image_dir": self.twin.path("images", ni["os_key"]),
             "artifacts": self.twin.path("artifacts"),
+            # the shared cluster state is read-only in nodes: kubeadm/kubectl
+            # change it through the broker (k8stwin.broker), whose socket
+            # directory is read-only too
             "binds": [[self.twin.path("nodes"), True], [ndir, False], [self.twin.path("artifacts"), True],
-                      [self.twin.path("cluster"), False]] + [[p, True] for p in _python_prefixes()],
-            "env": {"K8STWIN_CLUSTER_STATE": self.twin.path("cluster", "kube-cluster.json")},
+                      [self.twin.path("cluster"), True], [self.twin.path("broker"), True]]
+                     + [[p, True] for p in _python_prefixes()],
+            "env": {"K8STWIN_CLUSTER_STATE": self.twin.path("cluster", "kube-cluster.json"),
+                    "K8STWIN_CLUSTER_BROKER": self.twin.path("broker", "kube.sock")},
             "hide": hide,
             "readonly": [REPO],
             "python": os.path.join(VENV_BIN, "python"),
@@ -1012,6 +1187,7 @@ class Supervisor:
         with open(self.twin.path("supervisor.pid"), "w", encoding="utf-8") as fh:
             fh.write(str(os.getpid()))
         try:
+            self.start_broker()
             self.start_master()
             for node in self.info["nodes"]:
                 if self.stopping:
@@ -1065,6 +1241,12 @@ class Supervisor:
                 os.killpg(self.master.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        if self.broker is not None:
+            self.broker.stop()
+        # the disk_full fault's disks (mounted at prepare) go with the machines
+        for mnt in self.twin.leftover_mounts():
+            if os.path.basename(mnt).startswith(".disk-"):
+                subprocess.run(["umount", "-l", mnt], capture_output=True)
         self.event(None, "down")
         for name in ("master.ready", "supervisor.pid"):
             try:

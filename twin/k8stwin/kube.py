@@ -3,7 +3,8 @@ The twin's one Kubernetes cluster, shared by every node.
 
 Nodes live in separate mount namespaces, so the cluster state is a JSON file
 outside them, at ``$K8STWIN_CLUSTER_STATE`` (read and changed under an
-exclusive ``flock`` of ``<file>.lock``). The emulated kubeadm writes the
+exclusive ``flock`` of ``<file>.lock``; read-only in the twin's nodes, which
+change it through the twin's broker, :mod:`k8stwin.broker`). The emulated kubeadm writes the
 control plane, bootstrap tokens and nodes; the emulated kubectl writes
 objects (manifests applied) and labels; both read the other nodes' machine
 state through the node directories registered here.
@@ -87,7 +88,19 @@ def read():
 
 @contextlib.contextmanager
 def locked():
-    """Read-modify-write the cluster state under an exclusive lock."""
+    """Read-modify-write the cluster state under an exclusive lock. Inside
+    the twin's nodes the state is read-only: the change goes through the
+    twin's broker (``$K8STWIN_CLUSTER_BROKER``, :mod:`k8stwin.broker`)."""
+    from . import broker
+
+    if os.environ.get(broker.ENV):
+        with broker.transaction() as raw:
+            data = _empty()
+            data.update(raw)
+            raw.clear()
+            yield data
+            raw.update(data)
+        return
     p = path()
     os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
     with open(p + ".lock", "a+", encoding="utf-8") as lock:

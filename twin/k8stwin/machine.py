@@ -178,10 +178,24 @@ def _write_minion_config(spec, kernel):
     if not os.path.exists("/etc/salt/minion"):
         with open("/etc/salt/minion", "w", encoding="utf-8") as fh:
             fh.write("# salt-minion configuration (the twin's settings are in minion.d/k8stwin.conf)\n")
-    with open("/etc/salt/minion.d/k8stwin.conf", "w", encoding="utf-8") as fh:
-        fh.write("# Written by the cluster twin at every boot.\n")
-        json.dump(conf, fh, indent=1, sort_keys=True)
-        fh.write("\n")
+    text = "# Written by the cluster twin at every boot.\n" + json.dumps(conf, indent=1, sort_keys=True) + "\n"
+    path = "/etc/salt/minion.d/k8stwin.conf"
+    try:
+        with open(path, encoding="utf-8") as fh:
+            if fh.read() == text:
+                return
+    except OSError:
+        pass
+    try:
+        with open(path + ".tmp", "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(path + ".tmp", path)
+    except OSError as exc:  # a full / (the disk_full fault): the minion keeps its last config
+        sys.stderr.write(f"twin: could not write {path}: {exc}\n")
+        try:
+            os.unlink(path + ".tmp")
+        except OSError:
+            pass
 
 
 class Init:

@@ -17,6 +17,7 @@ state or test may read them.
 """
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -82,6 +83,14 @@ def run_tool(main):
     rc = 1
     try:
         rc = main(argv) or 0
+    except OSError as exc:
+        # a full (or read-only) filesystem: the tool fails as a real one
+        # does, naming the file and strerror ("No space left on device")
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"{argv[0]}: {where}{os.strerror(exc.errno)}\n")
+        rc = 1
     finally:
         record(argv, rc)
     sys.exit(rc)
