@@ -74,6 +74,8 @@ SLOW_FIRST = (
     "tests/twin/test_orchestrate_join.py",
     "tests/twin/test_orchestrate_lock.py",
     "tests/twin/test_orchestrate_test_mode.py",
+    "tests/twin/test_disk_full.py",
+    "tests/twin/test_scale.py",
     "tests/twin/",
     "tests/judges/",
     "tests/twin_kube/",
