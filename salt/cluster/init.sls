@@ -25,7 +25,9 @@
 {%-   if (nodes[nid] or {}).get("role") == "control-plane" %}{% do control.append(nid) %}{% else %}{% do workers.append(nid) %}{% endif %}
 {%-   if (nodes[nid] or {}).get("gpus") %}{% do gpu_nodes.append(nid) %}{% endif %}
 {%- endfor %}
-{%- set prepare = ["host", "kernel", "nouveau", "docker", "nvidia.container_toolkit", "kubernetes"] %}
+{%- import_yaml "parameters/layers.yaml" as layers %}
+{%- set prepare = layers.layers | rejectattr("gpu", "defined") | map(attribute="sls") | list %}
+{%- set gpu_layers = layers.layers | selectattr("gpu", "defined") | map(attribute="sls") | list %}
 {%- set batch = cluster.get("join_batch_size", 2) %}
 {%- set reboot_timeout = cluster.get("reboot_timeout", 900) %}
 {%- set reboot_grace = cluster.get("reboot_grace", 300) %}
@@ -41,13 +43,13 @@
 {%- set stages = [
       ("prepare-control-plane", "k8snvidia.step", {"step_name": "prepare", "sls": prepare, "role": cp, "required": true}),
       ("reboot-control-plane", "k8snvidia.reboot", {"role": cp, "required": true}),
-      ("driver-control-plane", "k8snvidia.step", {"step_name": "driver", "sls": ["nvidia.driver"], "gpu": true, "role": cp, "required": true}),
+      ("driver-control-plane", "k8snvidia.step", {"step_name": "driver", "sls": gpu_layers, "gpu": true, "role": cp, "required": true}),
       ("reboot-after-driver-control-plane", "k8snvidia.reboot", {"role": cp, "required": true}),
       ("control-plane", "k8snvidia.step", {"step_name": "control-plane", "sls": ["kubernetes.master"], "role": cp, "required": true}),
       ("prepare", "k8snvidia.step", {"step_name": "prepare", "sls": prepare, "role": "worker"}),
       ("reboot", "k8snvidia.reboot", {"role": "worker"}),
       ("driver-drain", "k8snvidia_driver.drain", {"namespace": device_plugin_ns}),
-      ("driver", "k8snvidia.step", {"step_name": "driver", "sls": ["nvidia.driver"], "gpu": true, "role": "worker"}),
+      ("driver", "k8snvidia.step", {"step_name": "driver", "sls": gpu_layers, "gpu": true, "role": "worker"}),
       ("reboot-after-driver", "k8snvidia.reboot", {"role": "worker"}),
       ("driver-uncordon", "k8snvidia_driver.uncordon", {}),
       ("join-data", "k8snvidia.publish_join_data", {}),
@@ -87,7 +89,7 @@ k8snvidia-orchestrate-predict-driver:
   salt.state:
     - tgt: {{ gpu_nodes | join(",") | json }}
     - tgt_type: list
-    - sls: [nvidia.driver]
+    - sls: {{ gpu_layers | json }}
     - test: true
     - allow_fail: {{ gpu_nodes | length }}
 {%-   endif %}
