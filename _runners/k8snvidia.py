@@ -374,6 +374,20 @@ def _failed_states(ret):
     return bad, changes
 
 
+def _changed_states(ret, limit=50):
+    """``<state module>:<id>`` of the states of a state.apply return that
+    changed something (the driver runner tells a driver left as it was
+    from one that was touched)."""
+    if not isinstance(ret, dict):
+        return []
+    out = []
+    for key, val in ret.items():
+        if isinstance(val, dict) and val.get("changes") and "_|-" in key:
+            mod, sid = key.split("_|-")[:2]
+            out.append(f"{mod}:{sid}")
+    return sorted(out)[:limit]
+
+
 def step(step_name, sls, role=None, gpu=None, required=False, batch=None, node_timeout=NODE_TIMEOUT, stage=None):
     """
     Apply ``sls`` (a list) on the nodes that have not failed, in parallel (or
@@ -423,7 +437,8 @@ def step(step_name, sls, role=None, gpu=None, required=False, batch=None, node_t
                 _progress(run, f"[{step_name}] {nid}: FAILED ({run['nodes'][nid]['failed']})")
                 continue
             bad, changes = _failed_states(rets[nid].get("ret"))
-            entry.setdefault("steps", {})[step_name] = {"changes": changes, "failed": bad[:3]}
+            entry.setdefault("steps", {})[step_name] = {"changes": changes, "failed": bad[:3],
+                                                        "changed": _changed_states(rets[nid].get("ret"))}
             entry["changes"] = entry.get("changes", 0) + changes
             if bad or rets[nid].get("retcode", 0) not in (0, None):
                 _fail(run, nid, step_name, bad[0] if bad else f"retcode {rets[nid].get('retcode')}")
