@@ -662,10 +662,16 @@ def gpu_check(node_timeout=NODE_TIMEOUT, stage="gpu-check"):
             continue
         pod = client.cmd(control[0], "kubeadm.validate_gpu", [nid], timeout=600).get(control[0]) or {}
         entry["validation_pod"] = pod.get("phase")
-        if pod.get("phase") != "Succeeded":
+        busy = pod.get("phase") == "Failed" and str(pod.get("pod_reason") or "").startswith("OutOf")
+        if busy:
+            # every GPU serves a running pod: the node works; the check itself had no GPU to run on
+            entry["validation_pod"] = "not run: every GPU in use"
+        elif pod.get("phase") != "Succeeded":
             _fail(run, nid, "gpu-check", f"validation pod {pod.get('phase')}: {pod.get('reason', '')}".strip())
         _progress(run, f"[gpu-check] {nid}: driver {entry['driver']}, {entry['gpus_allocatable']} GPU(s) "
-                       f"allocatable, validation pod {pod.get('phase')}")
+                       f"allocatable, validation pod " + (f"not run: every GPU is in use by running pods "
+                                                          f"({pod.get('pod_reason')})" if busy else
+                                                          str(pod.get("phase"))))
     _save(run)
     return {"result": True}
 

@@ -250,14 +250,26 @@ def _load(base):
     return node, st
 
 
-def sync(node_dir=None):
+def _mtime(path):
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def sync(node_dir=None, unless_changed=False):
     """Write the node's holders into ``<node dir>/proc`` (pid entries and the
-    module use counts); returns them."""
+    module use counts); returns them. ``unless_changed``: write nothing when
+    state.json changed meanwhile (a tool changed the modules: its own
+    ``hw.sync`` writes the newer view, this one would be stale)."""
     from . import hw, state
 
     base = pathlib.Path(node_dir or state.node_dir())
+    before = _mtime(base / "state.json")
     node, st = _load(base)
     found = holders(node, st)
+    if unless_changed and _mtime(base / "state.json") != before:
+        return found
     write_procfs(base / "proc", found)
     drv = st.get("nvidia_driver") or {}
     hw.write_modules(base / "proc", st.get("modules") or [], open_module=drv.get("kernel_module_type") == "open",
@@ -296,4 +308,4 @@ def tick(every=5.0):
     if sig == _last["sig"] and now - _last["at"] < every:
         return
     _last["sig"], _last["at"] = sig, now
-    sync(base)
+    sync(base, unless_changed=True)
