@@ -829,8 +829,10 @@ def _validation_settings():
 def validate_gpu(node, image=None, timeout=None):
     """
     Run a pod on ``node`` that requests ``nvidia.com/gpu: 1`` and runs
-    nvidia-smi; wait for it to finish (``timeout`` seconds), return its phase
-    and the end of its log, and delete it.
+    nvidia-smi; wait for it to finish (``timeout`` seconds), return its phase,
+    the end of its log and, when it failed, the pod's reason (``pod_reason``:
+    ``OutOfnvidia.com/gpu: ...`` when the kubelet rejected it because running
+    pods hold every GPU), and delete it.
 
     CLI Example:
 
@@ -877,8 +879,15 @@ def validate_gpu(node, image=None, timeout=None):
         if phase in ("Succeeded", "Failed"):
             break
         time.sleep(1)
+    pod_reason = ""
+    if phase == "Failed":
+        # the kubelet's rejection (OutOfnvidia.com/gpu: every GPU taken by running pods) or the container's end
+        res = _kubectl(["get", "pod", name, "-o", "jsonpath={.status.reason}: {.status.message}"])
+        pod_reason = (res["stdout"] or "").strip().strip(":").strip()
     logs = _kubectl(["logs", name])
     _kubectl(["delete", "pod", name, "--ignore-not-found"])
     tail = "\n".join((logs.get("stdout") or "").splitlines()[-12:])
     reason = "" if phase == "Succeeded" else f"pod {name} is {phase} after {int(timeout)}s"
-    return {"phase": phase, "reason": reason, "log": tail}
+    if pod_reason:
+        reason += f" ({pod_reason})"
+    return {"phase": phase, "reason": reason, "log": tail, "pod_reason": pod_reason}

@@ -241,10 +241,40 @@ def _sysfs_holders(sysfs, name="nvidia"):
         return []
 
 
+def _read(path, binary=False):
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    return data if binary else data.decode("utf-8", "replace")
+
+
+def _process_origin(procfs, pid):
+    """(systemd unit or None, in a Kubernetes pod) of a process, from
+    ``/proc/<pid>/cgroup``: ``/system.slice/X.service`` is unit X (cgroup v2's
+    ``0::`` line or v1's ``name=systemd`` one), a path under ``kubepods`` is
+    a container of a pod (the kubelet's cgroup, systemd or cgroupfs driver)."""
+    text = _read(os.path.join(procfs, pid, "cgroup")) or ""
+    pod = "kubepods" in text
+    unit = None
+    for line in text.splitlines():
+        hier, _, path = line.partition(":")[2].partition(":")
+        if hier not in ("", "name=systemd"):
+            continue
+        parts = [p for p in path.split("/") if p]
+        if "system.slice" in parts[:1] and len(parts) > 1 and parts[1].endswith(".service"):
+            unit = parts[1][: -len(".service")]
+    return unit, pod
+
+
 def _device_openers(procfs):
     """Processes with ``/dev/nvidia*`` open: one pass over ``/proc/*/fd``
-    (readlink only; nothing is opened). A process that vanishes or cannot be
-    read is skipped."""
+    (readlink only; nothing is opened). The command is the program of
+    ``cmdline`` (``comm`` is cut to 15 characters: ``nvidia-persiste``), else
+    ``comm``; ``unit`` is its systemd service, ``pod`` true when it runs in a
+    Kubernetes pod (both from its cgroup). A process that vanishes or cannot
+    be read is skipped."""
     found = {}
     try:
         pids = [p for p in os.listdir(procfs) if p.isdigit()]
@@ -266,12 +296,17 @@ def _device_openers(procfs):
                 devices.add(target)
         if not devices:
             continue
-        try:
-            with open(os.path.join(procfs, pid, "comm"), encoding="utf-8", errors="replace") as fh:
-                command = fh.read().strip()
-        except OSError:
-            command = "?"
-        found[int(pid)] = {"pid": int(pid), "command": command, "devices": sorted(devices)}
+        argv0 = (_read(os.path.join(procfs, pid, "cmdline"), binary=True) or b"").split(b"\0")[0]
+        command = os.path.basename(argv0.decode("utf-8", "replace")) if argv0 else None
+        if not command:
+            command = (_read(os.path.join(procfs, pid, "comm")) or "?").strip() or "?"
+        entry = {"pid": int(pid), "command": command, "devices": sorted(devices)}
+        unit, pod = _process_origin(procfs, pid)
+        if unit:
+            entry["unit"] = unit
+        if pod:
+            entry["pod"] = True
+        found[int(pid)] = entry
     return [found[p] for p in sorted(found)]
 
 
@@ -279,8 +314,10 @@ def holders():
     """
     Everything that keeps the NVIDIA kernel modules from being unloaded (and
     so makes the ``.run`` installer abort an upgrade): ``processes``, the
-    processes with a ``/dev/nvidia*`` device open (pid, command, devices;
-    the device plugin, nvidia-persistenced, DCGM's nv-hostengine, CUDA jobs),
+    processes with a ``/dev/nvidia*`` device open (pid, command, devices,
+    and from the cgroup ``unit``, the systemd service, or ``pod: true`` for a
+    container of a Kubernetes pod; the device plugin, nvidia-persistenced,
+    DCGM's nv-hostengine, CUDA jobs),
     plus those nvidia-smi lists as using the GPUs; ``modules``, the loaded
     NVIDIA modules with their use count and the modules using them
     (``/proc/modules``, ``/sys/module/nvidia/holders``); and ``busy``, true

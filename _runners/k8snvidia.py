@@ -416,6 +416,20 @@ def _failed_states(ret):
     return [text for _req, text in sorted(bad, key=lambda b: b[0])], changes
 
 
+def _changed_states(ret, limit=50):
+    """``<state module>:<id>`` of the states of a state.apply return that
+    changed something (the driver runner tells a driver left as it was
+    from one that was touched)."""
+    if not isinstance(ret, dict):
+        return []
+    out = []
+    for key, val in ret.items():
+        if isinstance(val, dict) and val.get("changes") and "_|-" in key:
+            mod, sid = key.split("_|-")[:2]
+            out.append(f"{mod}:{sid}")
+    return sorted(out)[:limit]
+
+
 def step(step_name, sls, role=None, gpu=None, required=False, batch=None, node_timeout=NODE_TIMEOUT, stage=None):
     """
     Apply ``sls`` (a list) on the nodes that have not failed, in parallel (or
@@ -465,7 +479,8 @@ def step(step_name, sls, role=None, gpu=None, required=False, batch=None, node_t
                 _progress(run, f"[{step_name}] {nid}: FAILED ({run['nodes'][nid]['failed']})")
                 continue
             bad, changes = _failed_states(rets[nid].get("ret"))
-            entry.setdefault("steps", {})[step_name] = {"changes": changes, "failed": bad[:3]}
+            entry.setdefault("steps", {})[step_name] = {"changes": changes, "failed": bad[:3],
+                                                        "changed": _changed_states(rets[nid].get("ret"))}
             entry["changes"] = entry.get("changes", 0) + changes
             if bad or rets[nid].get("retcode", 0) not in (0, None):
                 _fail(run, nid, step_name, bad[0] if bad else f"retcode {rets[nid].get('retcode')}")
@@ -689,10 +704,16 @@ def gpu_check(node_timeout=NODE_TIMEOUT, stage="gpu-check"):
             continue
         pod = client.cmd(control[0], "kubeadm.validate_gpu", [nid], timeout=600).get(control[0]) or {}
         entry["validation_pod"] = pod.get("phase")
-        if pod.get("phase") != "Succeeded":
+        busy = pod.get("phase") == "Failed" and str(pod.get("pod_reason") or "").startswith("OutOf")
+        if busy:
+            # every GPU serves a running pod: the node works; the check itself had no GPU to run on
+            entry["validation_pod"] = "not run: every GPU in use"
+        elif pod.get("phase") != "Succeeded":
             _fail(run, nid, "gpu-check", f"validation pod {pod.get('phase')}: {pod.get('reason', '')}".strip())
         _progress(run, f"[gpu-check] {nid}: driver {entry['driver']}, {entry['gpus_allocatable']} GPU(s) "
-                       f"allocatable, validation pod {pod.get('phase')}")
+                       f"allocatable, validation pod " + (f"not run: every GPU is in use by running pods "
+                                                          f"({pod.get('pod_reason')})" if busy else
+                                                          str(pod.get("phase"))))
     _save(run)
     return {"result": True}
 

@@ -3,32 +3,49 @@ Driver upgrades on joined GPU nodes: the steps around the orchestration's
 ``driver`` step (salt/cluster/init.sls) that need the control plane's admin
 kubeconfig, which no GPU node has.
 
-The device plugin, DCGM and nvidia-persistenced hold ``/dev/nvidia*`` open,
-so NVIDIA's ``.run`` installer cannot unload the old module and aborts
-under ``--silent``. Before the driver step, :func:`drain` asks every GPU node
-what its driver state would do (``state.apply nvidia.driver test=True``:
-the plan says ``drain`` when a change is planned while an NVIDIA module is
-loaded) and, for each such node that is in the cluster, on the control
-plane:
+The device plugin, DCGM, nvidia-persistenced and every CUDA pod hold
+``/dev/nvidia*`` open, so NVIDIA's ``.run`` installer cannot unload the old
+module and aborts under ``--silent``. Three stages (docs/driver.md):
+
+:func:`drain` (stage ``driver-drain``, before the driver step) asks every
+joined GPU node what its driver state would do (``state.apply nvidia.driver
+test=True``). A node whose plan says ``drain`` (a change while an NVIDIA
+module is loaded) is, on the control plane:
 
 1. ``kubectl cordon <node>``;
-2. ``kubectl label --overwrite node <node> nvidia.com/gpu.present=false``:
-   the device plugin DaemonSet selects ``nvidia.com/gpu.present=true``, so
-   its pod leaves the node (``kubectl drain`` skips DaemonSet pods);
-3. ``kubectl drain <node> --ignore-daemonsets --delete-emptydir-data``
-   (the GPU pods and every other workload move or stop);
-4. waits until no device plugin pod runs on the node.
+2. ``kubectl label --overwrite node <node> nvidia.com/gpu.deploy.device-plugin=false``:
+   the device plugin DaemonSet does not run where that label is ``false``
+   (its node affinity; ``kubectl drain`` skips DaemonSet pods), as with
+   NVIDIA's GPU operator;
+3. ``kubectl drain <node> --ignore-daemonsets --delete-emptydir-data
+   --timeout=<t>s`` (the GPU pods and every other workload leave; a pod
+   without a controller stops the drain: it would be lost);
+4. waits until no device plugin pod is left on the node.
 
-The driver state itself then stops nvidia-dcgm / nvidia-persistenced
-(``driver:stop_services``), installs, verifies (DKMS included) and starts
-them again; a holder left is refused by name (pid, command, device).
-After the driver step, :func:`uncordon` gives back the nodes whose driver
-step succeeded: ``nvidia.com/gpu.present=true`` and ``kubectl uncordon``.
-A node whose driver step failed stays cordoned (no pods land on a node
-without a working driver) and is named in the summary.
+A node whose plan refuses (something that is neither a pod nor one of
+``driver:stop_services`` holds the GPU) is not drained: its driver step
+then fails with the refusal, and its workloads were never disturbed.
+
+The driver state itself stops ``driver:stop_services`` (nvidia-persistenced,
+DCGM), checks that nothing holds the GPU, installs, verifies (DKMS
+included) and starts them again; a holder left is refused by name.
+
+:func:`restore` (stage ``driver-restore``, after the driver step and its
+reboot) lets the device plugin back on each drained node whose driver step
+succeeded (the label removed) and waits until it runs there; the node stays
+cordoned, so the ``gpu-check`` validation pod (bound to the node by name)
+finds the GPU free.
+
+:func:`uncordon` (stage ``driver-uncordon``, after ``gpu-check``): ``kubectl
+uncordon`` for each drained node that has not failed. A drained node whose
+driver was not touched (the drain or the driver step refused before the
+driver changed) is given back too: its old driver is intact. A node whose
+driver step failed after it began, or whose new driver failed its check,
+stays cordoned, without the device plugin, and is named in the summary.
 
     salt-run k8snvidia_driver.drain            # every GPU node that needs it
     salt-run k8snvidia_driver.drain node-110   # one node, by hand
+    salt-run k8snvidia_driver.restore node-110
     salt-run k8snvidia_driver.uncordon node-110
 """
 
@@ -42,7 +59,10 @@ import salt.client
 log = logging.getLogger(__name__)
 
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
-PRESENT_LABEL = "nvidia.com/gpu.present"
+# NVIDIA's GPU operator's label for the same purpose: the device plugin
+# DaemonSet (salt/kubernetes/files/device-plugin.yaml.jinja) runs on nodes
+# where it is not "false"
+DEPLOY_LABEL = "nvidia.com/gpu.deploy.device-plugin"
 PLUGIN_SELECTOR = "name=nvidia-device-plugin-ds"
 
 
@@ -72,10 +92,10 @@ def _note(run, message):
     log.info("k8snvidia_driver: %s", message)
 
 
-def _fail(run, nid, why):
+def _fail(run, nid, stage, why):
     entry = run["nodes"].setdefault(nid, {})
     if not entry.get("failed"):
-        entry["failed"] = f"driver: {why}"
+        entry["failed"] = f"{stage}: {why}"
 
 
 def _nodes():
@@ -103,21 +123,33 @@ def _kubectl(client, control, args, timeout=120):
     return rc, out if rc == 0 else ((ret.get("stderr") or "").strip() or out)
 
 
+def _driver_states(prediction):
+    if not isinstance(prediction, dict):
+        return []
+    return [v for k, v in prediction.items() if k.startswith("nvidia_driver_|-") and isinstance(v, dict)]
+
+
 def drain_needed(prediction):
     """Whether a node's ``state.apply nvidia.driver test=True`` return
     plans a driver change while the GPU is in use (``changes.drain``)."""
-    if not isinstance(prediction, dict):
-        return False
-    for key, val in prediction.items():
-        if key.startswith("nvidia_driver_|-") and isinstance(val, dict) and (val.get("changes") or {}).get("drain"):
-            return True
-    return False
+    return any((v.get("changes") or {}).get("drain") for v in _driver_states(prediction))
 
 
-def _plugin_pods(client, control, node, namespace):
+def refused(prediction):
+    """The comment of a driver state that refuses in its prediction (what
+    holds the GPU), or None."""
+    for v in _driver_states(prediction):
+        if v.get("result") is False:
+            return str(v.get("comment") or "refused")
+    return None
+
+
+def _plugin_phases(client, control, node, namespace):
+    """(rc, [phase of each device plugin pod on ``node``] or the error)."""
     rc, out = _kubectl(client, control, ["get", "pods", "-n", namespace, "-l", PLUGIN_SELECTOR,
-                                         f"--field-selector=spec.nodeName={node}", "-o", "name"])
-    return (rc, [line for line in out.splitlines() if line.strip()] if rc == 0 else out)
+                                         f"--field-selector=spec.nodeName={node}", "-o",
+                                         "jsonpath={range .items[*]}{.status.phase}{\"\\n\"}{end}"])
+    return (rc, [line.strip() for line in out.splitlines() if line.strip()] if rc == 0 else out)
 
 
 def _stage_done(run, stage):
@@ -126,6 +158,24 @@ def _stage_done(run, stage):
     key = "not_done" if run.get("stopped") else "done"
     if stage and stage not in run.setdefault(key, []):
         run[key].append(stage)
+
+
+def _wait_plugin(client, control, nid, namespace, timeout, gone):
+    """Wait until no device plugin pod is on the node (``gone``) or one runs
+    there; the error, or None."""
+    deadline = time.time() + float(timeout)
+    while True:
+        rc, phases = _plugin_phases(client, control, nid, namespace)
+        if rc != 0:
+            return f"cannot list the device plugin pods on {nid}: {phases}"
+        if (gone and not phases) or (not gone and "Running" in phases):
+            return None
+        if time.time() > deadline:
+            return (f"the device plugin pod did not leave {nid} within {timeout}s" if gone else
+                    f"the device plugin did not start on {nid} within {timeout}s "
+                    f"({', '.join(phases) or 'no pod'}): see `kubectl -n {namespace} describe ds "
+                    "nvidia-device-plugin-daemonset`")
+        time.sleep(2)
 
 
 def drain(node=None, timeout=600, namespace="kube-system", stage=None, node_timeout=None):
@@ -142,6 +192,7 @@ def drain(node=None, timeout=600, namespace="kube-system", stage=None, node_time
         salt-run k8snvidia_driver.drain
         salt-run k8snvidia_driver.drain node-110
     """
+    stage_name = stage or "driver-drain"
     run = _load()
     if run.get("stopped"):  # a stopped run (signal, control plane) drains nothing
         _stage_done(run, stage)
@@ -160,20 +211,25 @@ def drain(node=None, timeout=600, namespace="kube-system", stage=None, node_time
     if node is None and targets:
         preds = client.cmd(targets, "state.apply", ["nvidia.driver"], tgt_type="list", kwarg={"test": True},
                            timeout=600)
-        targets = [n for n in targets if drain_needed(preds.get(n))]
+        for nid in targets:
+            why = refused(preds.get(nid))
+            if why:
+                # the driver step will refuse with this: disturb nothing for an upgrade that cannot happen
+                _note(run, f"[{stage_name}] {nid}: not drained, its driver step would refuse: {why[:300]}")
+        targets = [n for n in targets if drain_needed(preds.get(n)) and not refused(preds.get(n))]
     control = _control_plane(run, nodes)
     if not targets:
-        _note(run, "[driver-drain] no joined GPU node has its driver replaced")
+        _note(run, f"[{stage_name}] no joined GPU node has its driver replaced")
         _save(run)
         return {"result": True, "drained": []}
     if not control:
         for nid in targets:
-            _fail(run, nid, "its driver must be replaced but no control plane is up to drain it")
+            _fail(run, nid, stage_name, "its driver must be replaced but no control plane is up to drain it")
         _save(run)
         return {"result": False, "drained": []}
     done = []
     for nid in targets:
-        steps = (["cordon", nid], ["label", "--overwrite", "node", nid, f"{PRESENT_LABEL}=false"],
+        steps = (["cordon", nid], ["label", "--overwrite", "node", nid, f"{DEPLOY_LABEL}=false"],
                  ["drain", nid, "--ignore-daemonsets", "--delete-emptydir-data", f"--timeout={int(timeout)}s"])
         error = None
         for args in steps:
@@ -181,35 +237,97 @@ def drain(node=None, timeout=600, namespace="kube-system", stage=None, node_time
             if rc != 0:
                 error = f"kubectl {' '.join(args)} failed: {out}"
                 break
-        deadline = time.time() + float(timeout)
-        while error is None:
-            rc, pods = _plugin_pods(client, control, nid, namespace)
-            if rc != 0:
-                error = f"cannot list the device plugin pods on {nid}: {pods}"
-            elif not pods:
-                break
-            elif time.time() > deadline:
-                error = f"the device plugin pod ({', '.join(pods)}) did not leave {nid} within {timeout}s"
-            else:
-                time.sleep(2)
+        if error is None:
+            error = _wait_plugin(client, control, nid, namespace, timeout, gone=True)
         entry = run["nodes"].setdefault(nid, {})
         entry["drained"] = True  # uncordon gives it back, also after a partial drain
         if error:
-            _fail(run, nid, error)
-            _note(run, f"[driver-drain] {nid}: FAILED ({error})")
+            _fail(run, nid, stage_name, error)
+            _note(run, f"[{stage_name}] {nid}: FAILED ({error})")
         else:
             done.append(nid)
-            _note(run, f"[driver-drain] {nid}: cordoned, drained, device plugin moved off")
+            _note(run, f"[{stage_name}] {nid}: cordoned, drained, device plugin moved off")
     _save(run)
     return {"result": len(done) == len(targets), "drained": done}
 
 
-def uncordon(node=None, stage=None, node_timeout=None):
+def _driver_untouched(entry):
+    """Whether a failed node's driver is as it was: the failure came before
+    the driver step (the drain), or the driver step changed no
+    ``nvidia_driver`` state (a refusal, a prerequisite that failed)."""
+    failed = str(entry.get("failed") or "")
+    if failed.startswith("driver-drain:"):
+        return True
+    step = (entry.get("steps") or {}).get("driver")
+    if failed.startswith("driver:") and isinstance(step, dict) and "changed" in step:
+        return not any(str(s).startswith("nvidia_driver:") for s in step["changed"])
+    return False
+
+
+def _drained(run, node):
+    out = [n for n, e in sorted(run["nodes"].items()) if e.get("drained") and (node is None or n == node)]
+    if node is not None and node not in out:
+        out.append(node)
+    return out
+
+
+def restore(node=None, timeout=300, namespace="kube-system", stage=None, node_timeout=None):
     """
-    Give back the nodes :func:`drain` took: the device plugin label set
-    again and ``kubectl uncordon``, for each node whose driver step
-    succeeded (or ``node``, by hand). A node whose driver step failed stays
-    cordoned, and says so.
+    Let the device plugin back on the drained nodes whose driver step
+    succeeded, or whose driver was not touched (the label removed), and wait
+    until it runs there; the nodes stay cordoned until :func:`uncordon`. A
+    node where the plugin does not start within ``timeout`` seconds fails.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run k8snvidia_driver.restore
+        salt-run k8snvidia_driver.restore node-110
+    """
+    stage_name = stage or "driver-restore"
+    run = _load()
+    nodes = _nodes()
+    client = salt.client.get_local_client(mopts=__opts__)
+    control = _control_plane(run, nodes)
+    if stage and stage not in run.setdefault("done", []):
+        run["done"].append(stage)  # also in a stopped run: what drain took is given back
+    back, kept = [], []
+    for nid in _drained(run, node):
+        entry = run["nodes"].setdefault(nid, {})
+        if entry.get("restored"):
+            continue
+        if entry.get("failed") and node is None and not _driver_untouched(entry):
+            kept.append(nid)
+            _note(run, f"[{stage_name}] {nid}: no device plugin while its driver is not known good: {entry['failed']}")
+            continue
+        if not control:
+            kept.append(nid)
+            continue
+        args = ["label", "node", nid, f"{DEPLOY_LABEL}-"]
+        rc, out = _kubectl(client, control, args)
+        error = None if rc == 0 else f"kubectl {' '.join(args)} failed: {out}"
+        if error is None and not entry.get("failed"):
+            error = _wait_plugin(client, control, nid, namespace, timeout, gone=False)
+        if error:
+            kept.append(nid)
+            _fail(run, nid, stage_name, error)
+            _note(run, f"[{stage_name}] {nid}: FAILED ({error})")
+        else:
+            entry["restored"] = True
+            back.append(nid)
+            _note(run, f"[{stage_name}] {nid}: device plugin back (still cordoned until the GPU check)")
+    _save(run)
+    return {"result": not kept, "restored": back, "kept": kept}
+
+
+def uncordon(node=None, namespace="kube-system", stage=None, node_timeout=None):
+    """
+    Give back the nodes :func:`drain` took (``kubectl uncordon``, and the
+    device plugin label if :func:`restore` has not removed it yet): those
+    that have not failed, and those whose driver was not touched. A node
+    whose driver step failed after it began, or that failed its GPU check,
+    stays cordoned and says so. ``node``: that node, whatever its record.
 
     CLI Example:
 
@@ -218,6 +336,7 @@ def uncordon(node=None, stage=None, node_timeout=None):
         salt-run k8snvidia_driver.uncordon
         salt-run k8snvidia_driver.uncordon node-110
     """
+    stage_name = stage or "driver-uncordon"
     run = _load()
     nodes = _nodes()
     client = salt.client.get_local_client(mopts=__opts__)
@@ -225,32 +344,33 @@ def uncordon(node=None, stage=None, node_timeout=None):
     # also in a stopped run: what drain took is given back
     if stage and stage not in run.setdefault("done", []):
         run["done"].append(stage)
-    drained = [n for n, e in sorted(run["nodes"].items()) if e.get("drained") and (node is None or n == node)]
-    if node is not None and node not in drained:
-        drained.append(node)
     back, kept = [], []
-    for nid in drained:
+    for nid in _drained(run, node):
         entry = run["nodes"].setdefault(nid, {})
-        if entry.get("failed") and node is None:
+        untouched = entry.get("failed") and _driver_untouched(entry)
+        if entry.get("failed") and node is None and not untouched:
             kept.append(nid)
-            _note(run, f"[driver-uncordon] {nid} stays cordoned: {entry['failed']}")
+            _note(run, f"[{stage_name}] {nid} stays cordoned: {entry['failed']}")
             continue
         if not control:
             kept.append(nid)
             continue
+        steps = [] if entry.get("restored") else [["label", "node", nid, f"{DEPLOY_LABEL}-"]]
         error = None
-        for args in (["label", "--overwrite", "node", nid, f"{PRESENT_LABEL}=true"], ["uncordon", nid]):
+        for args in steps + [["uncordon", nid]]:
             rc, out = _kubectl(client, control, args)
             if rc != 0:
                 error = f"kubectl {' '.join(args)} failed: {out}"
                 break
         if error:
             kept.append(nid)
-            _fail(run, nid, error)
-            _note(run, f"[driver-uncordon] {nid}: FAILED ({error})")
+            _fail(run, nid, stage_name, error)
+            _note(run, f"[{stage_name}] {nid}: FAILED ({error})")
         else:
             entry.pop("drained", None)
+            entry.pop("restored", None)
             back.append(nid)
-            _note(run, f"[driver-uncordon] {nid}: schedulable again")
+            _note(run, f"[{stage_name}] {nid}: schedulable again" + (
+                f" (its driver is unchanged: {entry['failed']})" if untouched else ""))
     _save(run)
     return {"result": not kept, "uncordoned": back, "cordoned": kept}

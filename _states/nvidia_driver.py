@@ -239,10 +239,27 @@ def _module_type(requested, version, rec, method):
 
 
 def _describe(procs):
-    return ", ".join(
-        f"{p.get('command') or p.get('name') or '?'} (pid {p.get('pid', '?')}, {', '.join(p.get('devices') or ['?'])})"
-        for p in procs
-    )
+    def one(p):
+        where = [f"pid {p.get('pid', '?')}"] + ([f"unit {p['unit']}.service"] if p.get("unit") else []) + (
+            ["in a pod"] if p.get("pod") else [])
+        return f"{p.get('command') or p.get('name') or '?'} ({', '.join(where + list(p.get('devices') or ['?']))})"
+
+    return ", ".join(one(p) for p in procs)
+
+
+def _freed(proc, services):
+    """Whether stopping ``services`` ends this holder: its systemd unit (from
+    its cgroup) is one of them, or its command is the one a service runs
+    (``comm`` may be cut to 15 characters)."""
+    names = {s[: -len(".service")] if s.endswith(".service") else s for s in services}
+    if proc.get("unit") in names:
+        return True
+    command = proc.get("command") or proc.get("name") or ""
+    for svc in names:
+        run = SERVICE_COMMANDS.get(svc, svc)
+        if command in (run, run[:15]):
+            return True
+    return False
 
 
 def _dkms_installed(entries, module, kernel, version=None, branch=None):
@@ -372,22 +389,45 @@ def decide(facts, want):
         services = [s for s, up in (facts.get("services") or {}).items() if up]
         plan["stop_services"] = services
         if method == "runfile":
-            freed = {SERVICE_COMMANDS.get(s, s) for s in services}
             holders = facts.get("holders") or {}
-            left = [p for p in holders.get("processes") or [] if (p.get("command") or p.get("name")) not in freed]
+            procs = holders.get("processes") or []
+            left = [p for p in procs if not _freed(p, services)]
+            pods = [p for p in left if p.get("pod")]
+            others = [p for p in left if not p.get("pod")]
             plan["holders"] = left
-            if left or (holders.get("busy") and not holders.get("processes")):
-                what = _describe(left) if left else "the kernel reports users of the nvidia module"
-                if not want.get("force"):
+            force = want.get("force")
+            if others or (holders.get("busy") and not procs):
+                if others:
+                    what = (f"held by {_describe(others)}, outside Kubernetes (a drain does not move "
+                            f"{'them' if len(others) > 1 else 'it'}) and not among k8snvidia:driver:stop_services "
+                            "(the services the state stops for the install and starts again)")
+                else:
+                    what = "in use: the kernel counts users of the nvidia module, but no process has a device open"
+                if not force:
                     refuse.append(
-                        f"the NVIDIA driver in use cannot be replaced while the GPU is held: {what}. On a joined "
-                        "node run the orchestration (it cordons and drains the node and moves the device plugin "
-                        "off it) or `salt-run k8snvidia_driver.drain <node>`; stop other holders, or set "
-                        "k8snvidia:driver:force: true (the old module then stays loaded until a reboot)"
+                        f"the NVIDIA driver in use cannot be replaced while the GPU is {what}. Stop "
+                        f"{'them' if len(others) > 1 else 'it'} (a systemd service can be added to "
+                        "k8snvidia:driver:stop_services), then apply nvidia.driver again or re-run the orchestration; "
+                        "or set k8snvidia:driver:force: true (the old module then stays loaded until a reboot)"
                     )
                     return plan
+            elif pods and not force and not want.get("test"):
+                refuse.append(
+                    f"the NVIDIA driver in use cannot be replaced while Kubernetes pods hold the GPU: "
+                    f"{_describe(pods)}. Drain the node first: the orchestration does it (`salt-run state.orchestrate "
+                    "cluster`), or by hand `salt-run k8snvidia_driver.drain <node>`, apply nvidia.driver, then "
+                    "`salt-run k8snvidia_driver.uncordon <node>`"
+                )
+                return plan
+            elif pods and not force:
+                plan["notes"].append(f"the GPU pods must leave first (a drain: the orchestration does it): "
+                                     f"{_describe(pods)}")
+            if left and force:
                 plan["allow_running"] = True
-                plan["notes"].append(f"forced while the GPU is held: {what}")
+                plan["notes"].append(f"forced while the GPU is held: {_describe(left)}")
+            elif holders.get("busy") and not procs and force:
+                plan["allow_running"] = True
+                plan["notes"].append("forced while the kernel reports users of the nvidia module")
         if loaded and (plan["allow_running"] or method == "package"):
             plan["reboot"] = f"NVIDIA driver {version} replaces module {loaded}, which stays loaded until a reboot"
     if boot != running:
@@ -492,13 +532,18 @@ def _act_runfile(plan, want, ret):
         return False
     if stopped:
         changes["stopped_services"] = stopped
-        holders = _fact("nvidia.holders")
-        freed = {SERVICE_COMMANDS.get(s, s) for s in stopped}
-        left = [p for p in holders.get("processes") or [] if p.get("command") not in freed]
-        if left and not want.get("force"):
-            _services("start", stopped)
-            ret["comment"] = (f"the GPU is still held after stopping {', '.join(stopped)}: {_describe(left)}; "
-                              "nothing was installed (services started again)")
+    if plan["drain"] and not plan["allow_running"]:
+        # what holds the GPU now (the services stopped, the pods drained); the installer would abort
+        left = [p for p in _fact("nvidia.holders").get("processes") or [] if not _freed(p, stopped)]
+        if left:
+            if stopped:
+                _services("start", stopped)
+            ret["changes"] = {}
+            ret["comment"] = ("the NVIDIA driver in use cannot be replaced: the GPU is still held"
+                              + (f" after stopping {', '.join(stopped)}" if stopped else "")
+                              + f" by {_describe(left)}; nothing was installed"
+                              + (" (services started again)" if stopped else "")
+                              + ". Stop it (or drain the node for pods), then apply nvidia.driver again")
             return False
     try:
         got = _fact("nvidia_driver.fetch", want["url"], want["sha256"], want["cache_dir"])

@@ -37,8 +37,9 @@
     the control plane that fails stops the run before any worker changes. #}
 {%- set cp = "control-plane" %}
 {#- a driver replaced on a joined node: cordon, drain, device plugin off
-    first, given back after the driver step and its reboot (k8snvidia_driver
-    runner, docs/driver.md) #}
+    first; the device plugin back after the driver step and its reboot; the
+    node uncordoned once its GPU check passed (k8snvidia_driver runner,
+    docs/driver.md) #}
 {%- set device_plugin_ns = (cfg.get("device_plugin") or {}).get("namespace", "kube-system") %}
 {%- set stages = [
       ("prepare-control-plane", "k8snvidia.step", {"step_name": "prepare", "sls": prepare, "role": cp, "required": true}),
@@ -51,12 +52,13 @@
       ("driver-drain", "k8snvidia_driver.drain", {"namespace": device_plugin_ns}),
       ("driver", "k8snvidia.step", {"step_name": "driver", "sls": gpu_layers, "gpu": true, "role": "worker"}),
       ("reboot-after-driver", "k8snvidia.reboot", {"role": "worker"}),
-      ("driver-uncordon", "k8snvidia_driver.uncordon", {}),
+      ("driver-restore", "k8snvidia_driver.restore", {"namespace": device_plugin_ns}),
       ("join-data", "k8snvidia.publish_join_data", {}),
       ("join", "k8snvidia.step", {"step_name": "join", "sls": ["kubernetes.node"], "role": "worker", "batch": batch}),
       ("gpu-facts", "k8snvidia.publish_gpu_facts", {}),
       ("labels", "k8snvidia.step", {"step_name": "labels", "sls": ["kubernetes.master"], "role": cp}),
       ("gpu-check", "k8snvidia.gpu_check", {}),
+      ("driver-uncordon", "k8snvidia_driver.uncordon", {"namespace": device_plugin_ns}),
     ] %}
 
 k8snvidia-orchestrate-validate:

@@ -178,8 +178,10 @@ def test_upgrade_refused_while_gpu_processes_run(minion):
     ret = minion.installed()
     assert ret["result"] is False
     assert f"Refusing to install NVIDIA driver {VERSION}: the NVIDIA driver in use cannot be replaced while the " \
-        "GPU is held: python (pid 4242, /dev/nvidia0, /dev/nvidiactl)" in ret["comment"]
-    assert "k8snvidia_driver.drain" in ret["comment"] and "k8snvidia:driver:force" in ret["comment"]
+        "GPU is held by python (pid 4242, /dev/nvidia0, /dev/nvidiactl), outside Kubernetes (a drain does not " \
+        "move it) and not among k8snvidia:driver:stop_services" in ret["comment"]
+    assert "k8snvidia:driver:stop_services), then apply nvidia.driver again" in ret["comment"]
+    assert "k8snvidia:driver:force" in ret["comment"]
     assert len(minion.commands()) == n and minion.mod.installed_version() == OLD
 
 
@@ -626,3 +628,70 @@ def test_precompiled_candidate_read_by_name_from_salts_answer():
     assert mod._candidate("absent") == ""
     assert mod._candidate("present") == "580.95.05-0ubuntu1"
     assert mod._candidate("dict-present") == "1.0"
+
+
+def _held_upgrade(holders, services=None, test=False, force=False):
+    mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
+    want = {"method": "runfile", "version": VERSION, "url": f"https://x/NVIDIA-Linux-x86_64-{VERSION}.run",
+            "sha256": "0" * 64, "cache_dir": "/c", "kernel_module_type": "auto", "dkms": True, "force": force,
+            "stop_services": list(services or {}), "test": test}
+    facts = _facts(installed=OLD, loaded=OLD, nvidia_loaded=True, url_version=VERSION,
+                   built={"version": OLD, "module_type": "proprietary", "dkms": True}, services=services or {},
+                   holders={"processes": holders, "busy": bool(holders)})
+    return mod.decide(facts, want)
+
+
+def test_plan_pods_holding_the_gpu_ask_for_a_drain_others_are_refused():
+    """A pod's process (cgroup under kubepods) leaves with a drain: the
+    prediction plans the drain instead of refusing; a real run on an
+    undrained node refuses with what to do. A process outside Kubernetes
+    that is no GPU service is refused in both, by pid and command."""
+    plugin = {"pid": 31000, "command": "nvidia-device-plugin", "devices": ["/dev/nvidia0", "/dev/nvidiactl"],
+              "pod": True}
+    # persistenced's comm is cut to 15 characters; its cgroup names its unit
+    persist = {"pid": 811, "command": "nvidia-persiste", "devices": ["/dev/nvidiactl"]}
+    hostengine = {"pid": 823, "command": "nv-hostengine", "unit": "nvidia-dcgm", "devices": ["/dev/nvidiactl"]}
+    services = {"nvidia-persistenced": True, "nvidia-dcgm": True}
+    plan = _held_upgrade([plugin, persist, hostengine], services, test=True)
+    assert plan["refusals"] == [] and plan["drain"] is True
+    assert plan["stop_services"] == ["nvidia-persistenced", "nvidia-dcgm"] and plan["holders"] == [plugin]
+    assert "the GPU pods must leave first" in plan["notes"][0]
+    plan = _held_upgrade([plugin, persist], services)
+    assert "while Kubernetes pods hold the GPU: nvidia-device-plugin (pid 31000, in a pod, /dev/nvidia0" in (
+        plan["refusals"][0])
+    assert "salt-run k8snvidia_driver.drain <node>" in plan["refusals"][0]
+    assert _held_upgrade([persist], services)["refusals"] == []
+    job = {"pid": 4242, "command": "python3", "devices": ["/dev/nvidia-uvm", "/dev/nvidia0"]}
+    for test in (True, False):
+        plan = _held_upgrade([plugin, job], services, test=test)
+        assert plan["refusals"] and "held by python3 (pid 4242, /dev/nvidia-uvm, /dev/nvidia0), outside " \
+            "Kubernetes" in plan["refusals"][0]
+    assert _held_upgrade([plugin, job], services, force=True)["allow_running"] is True
+
+
+def test_holders_name_the_unit_and_the_pod_from_the_cgroup(tmp_path):
+    mod = load_source("_modules/nvidia.py", "test_nvidia_holders2")
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "modules").write_text("nvidia 56692736 3 - Live 0x0 (POE)\n")
+    rows = (
+        (811, "nvidia-persiste", b"/usr/bin/nvidia-persistenced\0--user\0nvidia-persistenced\0",
+         "1:name=systemd:/system.slice/nvidia-persistenced.service\n11:devices:/system.slice/nvidia-persistenced.service\n"),
+        (31000, "nvidia-device-p", b"nvidia-device-plugin\0", "0::/kubepods.slice/kubepods-besteffort.slice/"
+         "kubepods-besteffort-pod1.slice/cri-containerd-ab.scope\n"),
+        (4242, "python3", b"", "0::/user.slice/user-0.slice/session-1.scope\n"),
+    )
+    for pid, comm, cmdline, cgroup in rows:
+        d = proc / str(pid)
+        (d / "fd").mkdir(parents=True)
+        (d / "comm").write_text(comm + "\n")
+        (d / "cmdline").write_bytes(cmdline)
+        (d / "cgroup").write_text(cgroup)
+        os.symlink("/dev/nvidiactl", d / "fd" / "3")
+    mod.__opts__ = {"nvidia.procfs_root": str(proc), "nvidia.sysfs_root": str(tmp_path / "sys")}
+    mod.processes = lambda: []
+    got = {p["pid"]: p for p in mod.holders()["processes"]}
+    assert got[811] == {"pid": 811, "command": "nvidia-persistenced", "unit": "nvidia-persistenced",
+                        "devices": ["/dev/nvidiactl"]}
+    assert got[31000]["command"] == "nvidia-device-plugin" and got[31000]["pod"] is True
+    assert got[4242] == {"pid": 4242, "command": "python3", "devices": ["/dev/nvidiactl"]}

@@ -58,3 +58,23 @@ def test_one_place_for_the_image():
     # no image literal outside the map
     for rel in ("_modules/kubeadm.py", "_runners/k8snvidia.py", "salt/kubernetes/master.sls"):
         assert not re.search(r"cuda:\d", (ROOT / rel).read_text()), rel
+
+
+def test_a_rejected_pod_says_why():
+    """Every GPU taken by running pods: the kubelet rejects the validation pod
+    (OutOfnvidia.com/gpu); validate_gpu returns that reason, which gpu-check
+    reports instead of failing the node."""
+    mod, _ = _module("580.95.05")
+    answers = {"{.status.phase}": "Failed",
+               "{.status.reason}: {.status.message}": "OutOfnvidia.com/gpu: Pod was rejected: Node didn't have "
+                                                      "enough resource: nvidia.com/gpu, requested: 1, used: 1, "
+                                                      "capacity: 1"}
+
+    def kubectl(args, **kw):
+        spec = next((a.split("=", 1)[1] for a in args if a.startswith("jsonpath=")), None)
+        return {"retcode": 0, "stdout": answers.get(spec, ""), "stderr": ""}
+
+    mod._kubectl = kubectl
+    res = mod.validate_gpu("node-110", timeout=5)
+    assert res["phase"] == "Failed" and res["pod_reason"].startswith("OutOfnvidia.com/gpu: Pod was rejected")
+    assert "(OutOfnvidia.com/gpu: " in res["reason"]

@@ -9,12 +9,13 @@ success. :func:`on_boot` runs at the end of every boot.
 
 The work is delegated to the components that emulate daemons:
 ``k8stwin.kube.on_service`` (container runtimes and kubelet: the runtime
-snapshot kubectl reads on other nodes).
+snapshot kubectl reads on other nodes), ``k8stwin.gpuholders.on_service``
+(a GPU service opens or closes /dev/nvidia*).
 """
 
 from . import fs
 
-DELEGATES = ("kube",)
+DELEGATES = ("kube", "gpuholders")
 
 
 def on_service(unit, active):

@@ -155,9 +155,18 @@ def layout(gpus, node_id="node"):
 
 
 def _write(path, text):
+    """Write a view file atomically (readers run meanwhile: the node's
+    kubelet stand-in rewrites /proc/modules while Salt reads it)."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _device(root, bus, vendor, device, klass, driver=None):
@@ -194,13 +203,14 @@ def write_sysfs(root, gpus, driver=None, node_id="node"):
     return gpus
 
 
-def module_line(name, holders=(), open_module=False):
-    """One /proc/modules line as the kernel prints it."""
+def module_line(name, holders=(), open_module=False, extra=0):
+    """One /proc/modules line as the kernel prints it; ``extra``: uses
+    beyond the stacked modules (each open device of the module counts)."""
     size, taint = MODULE_LINES.get(name, ("16384", ""))
     if open_module and taint:
         taint = taint.replace("P", "")
     deps = ",".join(holders) + "," if holders else "-"
-    line = f"{name} {size} {len(holders)} {deps} Live 0x0000000000000000"
+    line = f"{name} {size} {len(holders) + int(extra)} {deps} Live 0x0000000000000000"
     return f"{line} {taint}" if taint else line
 
 
@@ -216,20 +226,29 @@ def version_text(driver_version, open_module=False):
     return first + "\nGCC version:  gcc version 11.5.0 20240719 (Red Hat 11.5.0-5) (GCC) \n"
 
 
-def write_procfs(root, modules, driver_version=None, open_module=False):
-    """
-    ``<root>/modules`` listing ``modules`` (load order; the kernel lists the
-    newest first) and, when ``driver_version`` is given and ``nvidia`` is
-    loaded, ``<root>/driver/nvidia/version``.
-    """
+def write_modules(root, modules, open_module=False, extra_refs=None):
+    """``<root>/modules`` listing ``modules`` (load order; the kernel lists
+    the newest first); ``extra_refs``: ``{module: open devices}``."""
     root = pathlib.Path(root)
     root.mkdir(parents=True, exist_ok=True)
     mods = list(modules or [])
+    refs = extra_refs or {}
     lines = [
-        module_line(m, [h for h in HOLDERS.get(m, ()) if h in mods], open_module and m.startswith("nvidia"))
+        module_line(m, [h for h in HOLDERS.get(m, ()) if h in mods], open_module and m.startswith("nvidia"),
+                    refs.get(m, 0))
         for m in reversed(mods)
     ]
     _write(root / "modules", "".join(line + "\n" for line in lines))
+
+
+def write_procfs(root, modules, driver_version=None, open_module=False, extra_refs=None):
+    """
+    ``<root>/modules`` (:func:`write_modules`) and, when ``driver_version``
+    is given and ``nvidia`` is loaded, ``<root>/driver/nvidia/version``.
+    """
+    root = pathlib.Path(root)
+    mods = list(modules or [])
+    write_modules(root, mods, open_module, extra_refs)
     shutil.rmtree(root / "driver" / "nvidia", ignore_errors=True)
     if driver_version and "nvidia" in mods:
         _write(root / "driver" / "nvidia" / "version", version_text(driver_version, open_module))
@@ -253,12 +272,17 @@ def sync(node_dir=None):
     driver = "nvidia" if "nvidia" in modules else ("nouveau" if "nouveau" in modules else None)
     gpus = write_sysfs(base / "sys", node.get("gpus") or [], driver, node.get("id", "node"))
     drv = data.get("nvidia_driver") or {}
+    from k8stwin import gpuholders
+
+    held = gpuholders.holders(node, data)  # what has /dev/nvidia* open (pid entries, module use counts)
     write_procfs(
         base / "proc",
         modules,
         drv.get("loaded_version") or drv.get("version"),  # loaded_version: an old module kept loaded by an upgrade
         open_module=drv.get("kernel_module_type") == "open",
+        extra_refs=gpuholders.extra_refs(held),
     )
+    gpuholders.write_procfs(base / "proc", held)
     from k8stwin import fakenvml
     from k8stwin.tools import nvidia_smi
 

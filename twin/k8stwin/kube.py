@@ -748,6 +748,29 @@ def plugin_config(text):
     return replicas, (GPU + ".shared" if rename and replicas > 1 else GPU)
 
 
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
+# What the DaemonSet controller adds to every pod it makes
+# (pkg/controller/daemon/util/daemonset_util.go AddOrUpdateDaemonPodTolerations):
+# DaemonSet pods stay on a cordoned, not-ready or pressured node.
+DAEMON_TOLERATIONS = [
+    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/disk-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/pid-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": UNSCHEDULABLE_TAINT, "operator": "Exists", "effect": "NoSchedule"},
+]
+
+
+def daemon_tolerations(spec):
+    """A DaemonSet pod's tolerations: the template's plus the controller's
+    (network-unavailable too for hostNetwork pods)."""
+    extra = list(DAEMON_TOLERATIONS)
+    if spec.get("hostNetwork"):
+        extra.append({"key": "node.kubernetes.io/network-unavailable", "operator": "Exists", "effect": "NoSchedule"})
+    return list(spec.get("tolerations") or []) + extra
+
+
 def tolerates(taints, tolerations):
     for taint in taints or []:
         if taint.get("effect") == "PreferNoSchedule":
@@ -867,7 +890,7 @@ def gpu_status(cluster, name):
     chosen = None
     for p in plugins:
         spec = _pod_spec(p["obj"])
-        if selects(spec, full_labels(name, node), name) and tolerates(node.get("taints"), spec.get("tolerations"))[0]:
+        if selects(spec, full_labels(name, node), name) and tolerates(node.get("taints"), daemon_tolerations(spec))[0]:
             chosen = p
             break
     if chosen is None:
@@ -1001,7 +1024,8 @@ def node_object(cluster, name):
             "name": name,
             "uid": hashlib.md5(f"{name}{node.get('created')}".encode()).hexdigest(),
         },
-        "spec": {"taints": node.get("taints")} if node.get("taints") else {},
+        "spec": dict({"taints": node.get("taints")} if node.get("taints") else {},
+                     **({"unschedulable": True} if node.get("unschedulable") else {})),
         "status": {
             "addresses": [{"address": node.get("ip") or "", "type": "InternalIP"}, {"address": name, "type": "Hostname"}],
             "allocatable": allocatable,
@@ -1134,6 +1158,10 @@ def schedule_pod(cluster, pod):
         if not selects(spec, full_labels(name, node), name):
             why("node(s) didn't match Pod's node affinity/selector")
             continue
+        if node.get("unschedulable") and not spec.get("nodeName") and not tolerates(
+                [{"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}], spec.get("tolerations"))[0]:
+            why("node(s) were unschedulable")  # the scheduler's NodeUnschedulable plugin, before taints
+            continue
         ok, taint = tolerates(node.get("taints"), spec.get("tolerations"))
         if not ok and not spec.get("nodeName"):
             why("node(s) had untolerated taint {%s: %s}" % (taint["key"], taint.get("value") or ""))
@@ -1143,11 +1171,12 @@ def schedule_pod(cluster, pod):
             why("node(s) had untolerated taint {node.kubernetes.io/not-ready: }")
             continue
         gs = gpu_status(cluster, name) if want else {"allocatable": 0}
-        if want and gs["allocatable"] < want:
+        used = gpu_used(cluster, name, pod) if want else 0
+        if want and gs["allocatable"] - used < want:
             if spec.get("nodeName"):
                 return {"phase": "Failed", "reason": f"OutOf{GPU}", "node": name,
                         "message": f"Pod was rejected: Node didn't have enough resource: {GPU}, requested: {want}, "
-                                   f"used: 0, capacity: {gs['allocatable']}"}
+                                   f"used: {used}, capacity: {gs['allocatable']}"}
             why(f"Insufficient {GPU}")
             continue
         candidates.append(name)
@@ -1158,6 +1187,35 @@ def schedule_pod(cluster, pod):
                            f"{len(nodes)} Preemption is not helpful for scheduling."}
     name = candidates[0]
     return run_pod(cluster, pod, name, want)
+
+
+def gpu_used(cluster, name, pod=None):
+    """``nvidia.com/gpu`` taken on node ``name`` by the pods bound there that
+    have not finished (a crash-looping pod keeps its GPU), ``pod`` left out."""
+    me = (pod or {}).get("metadata") or {}
+    used = 0
+    for o in objects(cluster, "Pod"):
+        meta = o.get("metadata") or {}
+        if (meta.get("name"), meta.get("namespace")) == (me.get("name"), me.get("namespace")):
+            continue
+        st = o.get("status") or {}
+        if st.get("node") == name and st.get("phase") not in ("Succeeded", "Failed", "Pending", None):
+            used += _requests(o.get("spec") or {})
+    return used
+
+
+def long_running(argv):
+    """A container command that keeps running (``sleep infinity``, a long
+    ``sleep``, ``tail -f``): the pod stays Running."""
+    argv = [str(a) for a in argv or []]
+    if argv[:1] in (["sh"], ["/bin/sh"], ["bash"], ["/bin/bash"]) and "-c" in argv:
+        argv = " ".join(argv[argv.index("-c") + 1:]).split()
+    if not argv:
+        return False
+    prog = os.path.basename(argv[0])
+    if prog == "sleep" and len(argv) > 1:
+        return argv[1] == "infinity" or (argv[1].isdigit() and int(argv[1]) >= 600)
+    return prog == "tail" and "-f" in argv
 
 
 def run_pod(cluster, pod, name, want):
@@ -1182,9 +1240,13 @@ def run_pod(cluster, pod, name, want):
                         "please update your driver to a newer version, or use an earlier cuda container: unknown"
                         % image_cuda)
             return _restart_policy(spec, status)
+        if long_running((ctr.get("command") or []) + (ctr.get("args") or [])):
+            return {"phase": "Running", "node": name, "logs": "", "started": now()}
         gpus = list((v.node.get("gpus") if v else None) or [])[:1]
         if "nvidia-smi" in cmd or not cmd:
             status["logs"] = container_nvidia_smi(gpus, driver, cuda, node.get("node_id"))
+    elif long_running((ctr.get("command") or []) + (ctr.get("args") or [])):
+        return {"phase": "Running", "node": name, "logs": "", "started": now()}
     elif "nvidia-smi" in cmd:
         status.update(phase="Failed", reason="Error", exitCode=127,
                       logs='/bin/sh: 1: nvidia-smi: not found\n' if "sh" in cmd else "",
@@ -1202,9 +1264,75 @@ def _restart_policy(spec, status):
     return status
 
 
-def reconcile(cluster):
-    """Re-evaluate Pending bare pods (a device plugin or CNI may have come since)."""
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # what Kubernetes' generated names use
+
+
+def _gen(seed, length):
+    h = hashlib.sha1(seed.encode()).hexdigest()
+    return "".join(_NAME_CHARS[int(h[i:i + 2], 16) % len(_NAME_CHARS)] for i in range(0, 2 * length, 2))
+
+
+def replica_set_name(dep):
+    """``<deployment>-<pod-template-hash>``: the ReplicaSet of the current template."""
+    tmpl = json.dumps((dep.get("spec") or {}).get("template") or {}, sort_keys=True)
+    return f"{dep['metadata']['name']}-{_gen(tmpl, 10)}"
+
+
+def owned_by(o, kind, name):
+    return any(r.get("kind") == kind and r.get("name") == name for r in (o.get("metadata") or {}).get(
+        "ownerReferences") or [])
+
+
+def reconcile_controllers(cluster):
+    """The Deployment and ReplicaSet controllers, in one: each Deployment has
+    ``spec.replicas`` (default 1) unfinished pods of its current template
+    (``<rs>-<5 chars>``, owned by the ReplicaSet, scheduled like any pod); a
+    pod deleted or evicted is replaced by a new one; pods of a Deployment
+    that is gone, or of an older template, are deleted. True when changed."""
     changed = False
+    objs = cluster.setdefault("objects", {})
+    counters = cluster.setdefault("controllers", {})
+    current = {}
+    for dep in objects(cluster, "Deployment"):
+        ns = dep["metadata"].get("namespace") or "default"
+        current[(ns, replica_set_name(dep))] = dep
+    for key, o in list(objs.items()):
+        if o.get("kind") != "Pod":
+            continue
+        refs = [r for r in o["metadata"].get("ownerReferences") or [] if r.get("kind") == "ReplicaSet"]
+        if refs and ((o["metadata"].get("namespace") or "default"), refs[0].get("name")) not in current:
+            del objs[key]
+            changed = True
+    for (ns, rs), dep in sorted(current.items()):
+        spec = dep.get("spec") or {}
+        want = int(spec.get("replicas", 1))
+        live = [o for o in objects(cluster, "Pod") if (o["metadata"].get("namespace") or "default") == ns
+                and owned_by(o, "ReplicaSet", rs) and (o.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+        for o in live[want:]:
+            del objs[obj_key("Pod", ns, o["metadata"]["name"])]
+            changed = True
+        for _ in range(want - len(live)):
+            n = counters.get(f"{ns}/{rs}", 0)
+            counters[f"{ns}/{rs}"] = n + 1
+            tmpl = json.loads(json.dumps(spec.get("template") or {}))
+            meta = tmpl.get("metadata") or {}
+            labels = dict(meta.get("labels") or {}, **{"pod-template-hash": rs.rsplit("-", 1)[1]})
+            pod = {"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": f"{rs}-{_gen(f'{ns}/{rs}/{n}', 5)}", "namespace": ns, "labels": labels,
+                                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs,
+                                                     "controller": True, "blockOwnerDeletion": True}]},
+                   "spec": tmpl.get("spec") or {}}
+            pod["status"] = schedule_pod(cluster, pod)
+            objs[obj_key("Pod", ns, pod["metadata"]["name"])] = pod
+            changed = True
+    return changed
+
+
+def reconcile(cluster):
+    """The controllers (:func:`reconcile_controllers`), then re-evaluate
+    Pending pods (a device plugin or CNI may have come since, a node may
+    have been uncordoned)."""
+    changed = reconcile_controllers(cluster)
     for o in objects(cluster, "Pod"):
         st = o.get("status") or {}
         if st.get("phase") in (None, "Pending"):

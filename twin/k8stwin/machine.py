@@ -206,6 +206,7 @@ class Init:
         self.minion = None
         self.stopping = False
         self.want_minion = False
+        self.next_tick = 0.0
 
     def start_minion(self):
         os.makedirs("/var/log/salt", exist_ok=True)
@@ -291,6 +292,7 @@ class Init:
             except ChildProcessError:
                 pid = 0
             if pid == 0:
+                self._tick()
                 time.sleep(0.25)
                 continue
             if self.minion is not None and pid == self.minion.pid:
@@ -298,6 +300,24 @@ class Init:
                 self._status(minion_pid=None, minion_exit=self.minion.returncode)
         self.stop_minion()
         return 0
+
+    def _tick(self):
+        """About once a second: the node's kubelet stand-in
+        (``k8stwin.gpuholders.tick``: pod processes started and killed as
+        the cluster says). A failure there never stops the machine."""
+        now = time.monotonic()
+        if now < self.next_tick:
+            return
+        self.next_tick = now + 1.0
+        try:
+            if not getattr(self, "tick_env", False):
+                os.environ.update(node_env(self.spec))
+                self.tick_env = True
+            from k8stwin import gpuholders
+
+            gpuholders.tick()
+        except (Exception, SystemExit):  # noqa: BLE001
+            pass
 
     def _on_usr1(self, signum, frame):
         self.want_minion = True

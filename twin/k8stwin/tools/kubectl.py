@@ -21,7 +21,7 @@ import sys
 
 import yaml
 
-from k8stwin import fs, kube, state
+from k8stwin import fs, goflags, kube, state
 from k8stwin.goflags import FlagError, parse
 
 
@@ -203,6 +203,11 @@ def _suffix(*parts):
     return "".join(alphabet[int(h[i:i + 2], 16) % len(alphabet)] for i in range(0, 10, 2))
 
 
+MIRROR = "kubernetes.io/config.mirror"
+# DaemonSets the cluster has without an applied manifest (kubeadm's addon)
+IMPLICIT_DAEMONSETS = ("kube-system/kube-proxy",)
+
+
 def pods(cluster):
     """All pods: static control-plane pods, DaemonSet/Deployment pods, bare pods."""
     result = []
@@ -210,11 +215,20 @@ def pods(cluster):
     nodes = cluster.get("nodes") or {}
     for comp in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
         if cp.get("name") in nodes:
-            result.append(_pod("kube-system", f"{comp}-{cp['name']}", cp["name"], "Running", {}))
+            pod = _pod("kube-system", f"{comp}-{cp['name']}", cp["name"], "Running", {})
+            # static pods: the kubelet's mirror pods (drain skips them)
+            pod["metadata"]["labels"] = {"component": comp, "tier": "control-plane"}
+            pod["metadata"]["annotations"] = {MIRROR: _suffix(comp, cp["name"]) * 6}
+            result.append(pod)
     cni = kube.cni_deployed(cluster)
     for n in sorted(nodes):
-        result.append(_pod("kube-system", f"kube-proxy-{_suffix('kube-proxy', n)}", n,
-                           "Running" if _node_up(cluster, n) else "Pending", {}))
+        pod = _pod("kube-system", f"kube-proxy-{_suffix('kube-proxy', n)}", n,
+                   "Running" if _node_up(cluster, n) else "Pending", {})
+        pod["metadata"]["labels"] = {"k8s-app": "kube-proxy", "controller-revision-hash": _suffix("kube-proxy") * 2,
+                                     "pod-template-generation": "1"}
+        pod["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "kube-proxy",
+                                               "controller": True, "blockOwnerDeletion": True}]
+        result.append(pod)
     for i in range(2):
         phase = "Running" if cni and any(kube.node_ready(cluster, n)[0] for n in nodes) else "Pending"
         result.append(_pod("kube-system", f"coredns-{_suffix('coredns')[:5]}{i}-{_suffix('coredns', str(i))}",
@@ -222,15 +236,23 @@ def pods(cluster):
     for ds in kube.objects(cluster, "DaemonSet"):
         spec = kube._pod_spec(ds)
         ns = ds["metadata"].get("namespace") or "default"
+        tmpl_labels = (((ds.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
         for n in sorted(nodes):
             node = nodes[n]
             if not kube.selects(spec, kube.full_labels(n, node), n):
                 continue
-            if not kube.tolerates(node.get("taints"), spec.get("tolerations"))[0]:
+            if not kube.tolerates(node.get("taints"), kube.daemon_tolerations(spec))[0]:
                 continue
             phase = "Running" if _node_up(cluster, n) and (spec.get("hostNetwork") or cni) else "Pending"
             pod = _pod(ns, f"{ds['metadata']['name']}-{_suffix(ds['metadata']['name'], n)}", n, phase, {})
-            pod["metadata"]["ownerReferences"] = [{"kind": "DaemonSet", "name": ds["metadata"]["name"]}]
+            pod["metadata"]["labels"] = dict(tmpl_labels, **{"controller-revision-hash": _suffix(ds["metadata"]["name"]) * 2,
+                                                              "pod-template-generation": "1"})
+            pod["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "DaemonSet",
+                                                   "name": ds["metadata"]["name"], "controller": True,
+                                                   "blockOwnerDeletion": True}]
+            pod["spec"]["tolerations"] = kube.daemon_tolerations(spec)
+            if spec.get("volumes"):
+                pod["spec"]["volumes"] = spec["volumes"]
             if "k8s-device-plugin" in " ".join(kube._images(ds)) or "nvidia-device-plugin" in ds["metadata"]["name"]:
                 gs = kube.gpu_status(cluster, n)
                 pod["_logs"] = gs.get("plugin_log") or ""
@@ -262,6 +284,23 @@ def ds_status(cluster, ds):
     return {"currentNumberScheduled": len(owned), "desiredNumberScheduled": len(owned), "numberAvailable": ready,
             "numberMisscheduled": 0, "numberReady": ready, "observedGeneration": 1,
             "updatedNumberScheduled": len(owned)}
+
+
+def deployment_status(cluster, dep):
+    """A Deployment's status from the pods of its current ReplicaSet."""
+    ns = dep["metadata"].get("namespace") or "default"
+    rs = kube.replica_set_name(dep)
+    owned = [o for o in kube.objects(cluster, "Pod") if (o["metadata"].get("namespace") or "default") == ns
+             and kube.owned_by(o, "ReplicaSet", rs)]
+    ready = sum(1 for o in owned if (o.get("status") or {}).get("phase") == "Running"
+                and not (o.get("status") or {}).get("reason"))
+    want = int((dep.get("spec") or {}).get("replicas", 1))
+    st = {"observedGeneration": 1, "replicas": len(owned), "updatedReplicas": len(owned)}
+    if ready:
+        st.update(readyReplicas=ready, availableReplicas=ready)
+    if want - ready > 0:
+        st["unavailableReplicas"] = want - ready
+    return st
 
 
 def _node_up(cluster, name):
@@ -496,7 +535,9 @@ def _print_objects(objs, fmt, kind, cluster, single, all_ns=False, name_prefix=N
         for o in objs:
             ready = next(c for c in o["status"]["conditions"] if c["type"] == "Ready")["status"] == "True"
             roles = sorted(k.split("/", 1)[1] for k in o["metadata"]["labels"] if k.startswith("node-role.kubernetes.io/"))
-            row = [o["metadata"]["name"], "Ready" if ready else "NotReady", ",".join(roles) or "<none>",
+            status = ("Ready" if ready else "NotReady") + (",SchedulingDisabled" if (o.get("spec") or {}).get(
+                "unschedulable") else "")
+            row = [o["metadata"]["name"], status, ",".join(roles) or "<none>",
                    _age(o, cluster), o["status"]["nodeInfo"]["kubeletVersion"]]
             if fmt == "wide":
                 info = o["status"]["nodeInfo"]
@@ -541,6 +582,45 @@ GET_SHORT = dict(GSHORT, o="output", A="all-namespaces", l="selector", w="watch"
                  R="recursive", k="kustomize")
 
 
+# the fields the API server lets a field selector use (pkg/registry/core/*/strategy.go
+# ToSelectableFields; metadata.name and metadata.namespace for every kind)
+FIELDS = {
+    "Pod": ("metadata.name", "metadata.namespace", "spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+            "spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"),
+    "Node": ("metadata.name", "spec.unschedulable"),
+}
+
+
+def _field_value(o, field):
+    cur = o
+    for part in field.split("."):
+        cur = cur.get(part) if isinstance(cur, dict) else None
+    if isinstance(cur, bool):
+        return "true" if cur else "false"
+    if cur is None:
+        return "false" if field in ("spec.unschedulable", "spec.hostNetwork") else ""
+    return str(cur)
+
+
+def _field_filter(items, kind, plural, opts):
+    """``--field-selector k=v,k==v,k!=v`` on the fields the server knows."""
+    text = opts["field-selector"]
+    terms = []
+    for term in [t for t in text.split(",") if t]:
+        m = re.match(r"^([A-Za-z.]+)\s*(!=|==|=)\s*(.*)$", term)
+        if not m:
+            raise Fail(f"Error from server (BadRequest): invalid selector: '{text}'; can't understand '{term}'")
+        field, op, value = m.groups()
+        if field not in FIELDS.get(kind, ("metadata.name", "metadata.namespace")):
+            group = next((a.rpartition("/")[0] for (a, k) in KINDS if k == kind), "")
+            version = next((a.rpartition("/")[2] for (a, k) in KINDS if k == kind), "v1")
+            raise Fail(f'Error from server (BadRequest): Unable to find {{"{group}" "{version}" "{plural}"}} that match '
+                       f'label selector "{opts.get("selector") or ""}", field selector "{text}": field label not '
+                       f"supported: {field}")
+        terms.append((field, op != "!=", value))
+    return [o for o in items if all((_field_value(o, f) == v) == eq for f, eq, v in terms)]
+
+
 def _match_selector(labels, selector):
     for term in [t for t in (selector or "").split(",") if t]:
         if "!=" in term:
@@ -582,6 +662,9 @@ def _collect(cluster, kind, ns, all_ns):
         if kind == "DaemonSet":
             for ds in items:
                 ds["status"] = ds_status(cluster, ds)
+        if kind == "Deployment":
+            for dep in items:
+                dep["status"] = deployment_status(cluster, dep)
     info = _plural_of_kind(cluster, kind)
     namespaced = info[1] if info else True
     if namespaced and not all_ns:
@@ -641,6 +724,8 @@ def cmd_get(args):
             _print_objects(found, fmt, kind, cluster, True, name_prefix=_display_kind(kind))
             continue
         items = [o for o in items if _match_selector((o["metadata"].get("labels") or {}), opts.get("selector"))]
+        if opts.get("field-selector"):
+            items = _field_filter(items, kind, plural, opts)
         if not items:
             if fmt in ("json", "yaml") or (fmt or "").startswith("jsonpath"):
                 _print_objects([], fmt, kind, cluster, False)
@@ -683,6 +768,7 @@ def cmd_describe(args):
                 first = False
             taints = (o.get("spec") or {}).get("taints") or []
             out("Taints:             " + (", ".join(f"{t['key']}:{t['effect']}" for t in taints) or "<none>"))
+            out(f"Unschedulable:      {'true' if (o.get('spec') or {}).get('unschedulable') else 'false'}")
             out("Conditions:")
             for c in o["status"]["conditions"]:
                 out(f"  {c['type']}   {c['status']}   {c['reason']}   {c['message']}")
@@ -745,10 +831,13 @@ def cmd_label(args):
         for k, v in sets.items():
             if k in labels and labels[k] != v and not opts.get("overwrite"):
                 raise Fail(f"error: '{k}' already has a value ({labels[k]}), and --overwrite is false")
+        missing = [k for k in removes if k not in labels]
         changed = any(labels.get(k) != v for k, v in sets.items()) or any(k in labels for k in removes)
         labels.update(sets)
         for k in removes:
             labels.pop(k, None)
+    for k in missing:
+        out(f'label "{k}" not found.')
     out(f"node/{name} {'labeled' if changed else 'not labeled'}")
     return 0
 
@@ -913,6 +1002,7 @@ def cmd_apply(args, create=False):
                 new["status"] = kube.schedule_pod(c, new)
             c["objects"][key] = new
             lines.append(f"{disp} created")
+        kube.reconcile(c)  # the controllers act on what was applied (Deployment pods)
     for line in lines:
         out(line)
     if verb == "apply":
@@ -962,6 +1052,7 @@ def cmd_delete(args):
                 grp = _group(api)
                 err(f'Error from server (NotFound): {info[0]}{"." + grp if grp else ""} "{name}" not found')
                 rc = 1
+        kube.reconcile(c)  # a deleted controller's pods go, a deleted pod of one is replaced
     return rc
 
 
@@ -1121,8 +1212,19 @@ def cmd_rollout(args):
             err(f'Error from server (NotFound): {plural}.apps "{name}" not found')
             rc = 1
             continue
+        if kind == "Deployment":
+            st = found[0]["status"]
+            want = int((found[0].get("spec") or {}).get("replicas", 1))
+            if st.get("availableReplicas", 0) < want:
+                out(f'Waiting for deployment "{name}" rollout to finish: {st.get("availableReplicas", 0)} of {want} '
+                    "updated replicas are available...")
+                err("error: timed out waiting for the condition")
+                rc = 1
+            else:
+                out(f'deployment "{name}" successfully rolled out')
+            continue
         if kind != "DaemonSet":
-            out(f'deployment "{name}" successfully rolled out')
+            out(f'{kind.lower()} "{name}" successfully rolled out')
             continue
         st = found[0]["status"]
         if st["numberAvailable"] < st["desiredNumberScheduled"]:
@@ -1135,7 +1237,205 @@ def cmd_rollout(args):
     return rc
 
 
-COMMANDS = {"rollout": cmd_rollout, "get": cmd_get, "describe": cmd_describe, "label": cmd_label, "taint": cmd_taint, "apply": cmd_apply,
+# ---------------------------------------------------------------------------
+# cordon, uncordon, drain (k8s.io/kubectl pkg/cmd/drain/drain.go, pkg/drain/
+# {cordon,drain,filters}.go)
+
+CORDON_FLAGS = dict(GLOBAL, **{"selector": "str", "dry-run": "str"})
+DRAIN_FLAGS = dict(CORDON_FLAGS, **{
+    "force": "bool", "ignore-daemonsets": "bool", "delete-local-data": "bool", "delete-emptydir-data": "bool",
+    "grace-period": "int", "timeout": "str", "pod-selector": "str", "disable-eviction": "bool",
+    "skip-wait-for-delete-timeout": "int", "chunk-size": "int", "ignore-errors": "bool"})
+DRAIN_SHORT = dict(GSHORT, l="selector")
+
+
+def _dry_run(opts):
+    """(strategy, suffix): none/client/server as cmdutil.GetDryRunStrategy."""
+    value = opts.get("dry-run")
+    if value is None or value in ("none", "false"):
+        return "none", ""
+    if value in ("client", "true", ""):
+        return "client", " (dry run)"
+    if value == "server":
+        return "server", " (server dry run)"
+    raise Fail(f'error: Invalid dry-run value ({value}). Must be "none", "server", or "client".')
+
+
+def _nodes_of(cluster, verb, opts, pos):
+    if not pos and not opts.get("selector"):
+        raise Fail(f"error: USAGE: {verb} NODE [flags]\nSee 'kubectl {verb} -h' for help and examples")
+    if pos and opts.get("selector"):
+        raise Fail("error: error: cannot specify both a node name and a --selector option\n"
+                   f"See 'kubectl {verb} -h' for help and examples")
+    if opts.get("selector"):
+        names = [o["metadata"]["name"] for o in node_list(cluster)
+                 if _match_selector(o["metadata"]["labels"], opts["selector"])]
+        if not names:
+            raise Fail("No resources found")
+        return names
+    names = []
+    for arg in pos:
+        word, _, name = arg.rpartition("/")
+        if word and _resolve_kind(cluster, word) != "Node":
+            raise Fail(f'error: expected resource of type node, got "{word}"')
+        if name not in (cluster.get("nodes") or {}):
+            raise Fail(f'Error from server (NotFound): nodes "{name}" not found')
+        names.append(name)
+    return names
+
+
+def _set_unschedulable(names, desired, dry):
+    """RunCordonOrUncordon: spec.unschedulable, and the taint the node
+    lifecycle controller keeps in step with it (node.kubernetes.io/
+    unschedulable:NoSchedule)."""
+    strategy, suffix = dry
+    with kube.locked() as c:
+        for name in names:
+            node = c["nodes"][name]
+            word = "cordon" if desired else "uncordon"
+            if bool(node.get("unschedulable")) == desired:
+                out(f"node/{name} already {word}ed{suffix}")
+                continue
+            if strategy != "client" and strategy != "server":
+                node["unschedulable"] = desired
+                taints = [t for t in node.get("taints") or [] if t.get("key") != kube.UNSCHEDULABLE_TAINT]
+                if desired:
+                    taints.append({"key": kube.UNSCHEDULABLE_TAINT, "effect": "NoSchedule",
+                                   "timeAdded": kube.iso(kube.now())})
+                node["taints"] = taints
+                if not desired:
+                    node.pop("unschedulable", None)
+            out(f"node/{name} {word}ed{suffix}")
+        kube.reconcile(c)
+
+
+def cmd_cordon(args, desired=True):
+    verb = "cordon" if desired else "uncordon"
+    opts, pos = parse(args, CORDON_FLAGS, DRAIN_SHORT)
+    dry = _dry_run(opts)
+    cluster = connect(opts)
+    _set_unschedulable(_nodes_of(cluster, verb, opts, pos), desired, dry)
+    return 0
+
+
+def _controller(pod):
+    return next((r for r in pod["metadata"].get("ownerReferences") or [] if r.get("controller")), None)
+
+
+def _daemonset_exists(cluster, ns, name):
+    return f"{ns}/{name}" in IMPLICIT_DAEMONSETS or (cluster.get("objects") or {}).get(
+        kube.obj_key("DaemonSet", ns, name)) is not None
+
+
+def pods_for_deletion(cluster, node, opts):
+    """GetPodsForDeletion: (pods to evict, warnings, errors), the filters in
+    kubectl's order (DaemonSet, mirror, local storage, unreplicated); the
+    first filter that keeps a pod decides."""
+    selector = opts.get("pod-selector") or ""
+    force = bool(opts.get("force"))
+    emptydir = bool(opts.get("delete-emptydir-data") or opts.get("delete-local-data"))
+    chosen, warnings, errors = [], {}, {}
+    # the API lists pods by namespace and name
+    for pod in sorted(pods(cluster), key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"])):
+        if (pod.get("spec") or {}).get("nodeName") != node:
+            continue
+        if not _match_selector(pod["metadata"].get("labels") or {}, selector):
+            continue
+        ref = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+        phase = (pod.get("status") or {}).get("phase")
+        finished = phase in ("Succeeded", "Failed")
+        ctl = _controller(pod)
+        status = ("ok", None)
+        if ctl and ctl.get("kind") == "DaemonSet" and not finished:
+            if not _daemonset_exists(cluster, pod["metadata"]["namespace"], ctl["name"]):
+                status = ("warn", f'daemonsets.apps "{ctl["name"]}" not found') if force else (
+                    "error", f'daemonsets.apps "{ctl["name"]}" not found')
+            elif not opts.get("ignore-daemonsets"):
+                status = ("error", "DaemonSet-managed Pods (use --ignore-daemonsets to ignore)")
+            else:
+                status = ("skip-warn", "ignoring DaemonSet-managed Pods")
+        if status[0] in ("ok", "warn") and MIRROR in (pod["metadata"].get("annotations") or {}):
+            status = ("skip", None)
+        if status[0] in ("ok", "warn") and not finished and any(
+                "emptyDir" in (v or {}) for v in (pod.get("spec") or {}).get("volumes") or []):
+            status = ("warn", "deleting Pods with local storage") if emptydir else (
+                "error", "Pods with local storage (use --delete-emptydir-data to override)")
+        if status[0] in ("ok", "warn") and not finished and ctl is None:
+            status = ("warn", "deleting Pods that declare no controller") if force else (
+                "error", "cannot delete Pods that declare no controller (use --force to override)")
+        kind, msg = status
+        if kind in ("warn", "skip-warn"):
+            warnings.setdefault(msg, []).append(ref)
+        if kind == "error":
+            errors.setdefault(msg, []).append(ref)
+        if kind in ("ok", "warn"):
+            chosen.append(pod)
+    errs = [f"{m}: {', '.join(p)}" if m.lower().startswith("cannot delete") else f"cannot delete {m}: {', '.join(p)}"
+            for m, p in errors.items()]
+    return chosen, "; ".join(f"{m}: {', '.join(p)}" for m, p in warnings.items()), errs
+
+
+def _aggregate(errs):
+    return errs[0] if len(errs) == 1 else "[" + ", ".join(errs) + "]"
+
+
+def cmd_drain(args):
+    opts, pos = parse(args, DRAIN_FLAGS, DRAIN_SHORT)
+    if "delete-local-data" in opts:
+        err("Flag --delete-local-data has been deprecated, This option is deprecated and will be deleted. Use "
+            "--delete-emptydir-data.")
+    if "timeout" in opts:
+        try:
+            goflags.duration(opts["timeout"])
+        except ValueError as exc:
+            raise Fail(f'error: invalid argument "{opts["timeout"]}" for "--timeout" flag: {exc}') from None
+    if opts.get("pod-selector"):
+        sel = opts["pod-selector"]
+        if not re.match(r"^\s*!?[A-Za-z0-9./_-]+\s*((!=|==|=)\s*[A-Za-z0-9._-]*)?(\s*,\s*!?[A-Za-z0-9./_-]+\s*"
+                        r"((!=|==|=)\s*[A-Za-z0-9._-]*)?)*\s*$", sel):
+            raise Fail("error: --pod-selector=<pod_selector> must be a valid label selector")
+    dry = _dry_run(opts)
+    cluster = connect(opts)
+    names = _nodes_of(cluster, "drain", opts, pos)
+    _set_unschedulable(names, True, dry)
+    fatal, remaining = [], []
+    for name in names:
+        with kube.locked() as c:
+            chosen, warnings, errs = pods_for_deletion(c, name, opts)
+            if not errs:
+                if warnings:
+                    err(f"Warning: {warnings}")
+                for pod in chosen:
+                    ref = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+                    if dry[0] == "client":
+                        out(f"evicting pod {ref} (dry run)")
+                        continue
+                    evict = not opts.get("disable-eviction")
+                    if evict:
+                        out(f"evicting pod {ref}" + (" (server dry run)" if dry[0] == "server" else ""))
+                    if dry[0] == "none":
+                        c["objects"].pop(kube.obj_key("Pod", pod["metadata"]["namespace"], pod["metadata"]["name"]),
+                                         None)
+                    # the pod has no grace period to wait for here: it is gone at once
+                    out(f"pod/{pod['metadata']['name']} {'evicted' if evict else 'deleted'}{dry[1]}")
+                kube.reconcile(c)  # controllers replace what was evicted (Pending while cordoned)
+        if errs:
+            agg = _aggregate(errs)
+            err(f'error: unable to drain node "{name}" due to error: {agg}, continuing command...')
+            fatal.append(agg)
+            remaining.append(name)
+            continue
+        out(f"node/{name} drained{dry[1]}")
+    if remaining:
+        err("There are pending nodes to be drained:")
+        for name in remaining:
+            err(f" {name}")
+        raise Fail(f"error: {_aggregate(fatal)}")
+    return 0
+
+
+COMMANDS = {"cordon": cmd_cordon, "uncordon": lambda a: cmd_cordon(a, desired=False), "drain": cmd_drain,
+            "rollout": cmd_rollout, "get": cmd_get, "describe": cmd_describe, "label": cmd_label, "taint": cmd_taint, "apply": cmd_apply,
             "create": lambda a: cmd_apply(a, create=True), "delete": cmd_delete, "wait": cmd_wait, "logs": cmd_logs,
             "version": cmd_version, "cluster-info": cmd_cluster_info}
 

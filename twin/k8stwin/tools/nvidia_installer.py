@@ -440,40 +440,14 @@ def do_uninstall(ui, skip_depmod=False):
     return old
 
 
-GPU_SERVICES = ("nvidia-persistenced", "nvidia-dcgm", "dcgm")
-
-
-def _device_plugin_here():
-    """Whether the cluster runs a device plugin pod on this node (it keeps
-    /dev/nvidia* open, like the real k8s-device-plugin)."""
-    try:
-        from .. import kube
-
-        cluster = kube.read()
-        me = kube.this_node_id()
-        for name, node in (cluster.get("nodes") or {}).items():
-            if node.get("node_id") == me or name == me:
-                return bool(kube.gpu_status(cluster, name).get("registered"))
-    except (Exception, SystemExit):  # noqa: BLE001 -- no cluster: no plugin
-        return False
-    return False
-
-
 def holders():
-    """What holds /dev/nvidia* open on this node, as rmmod would see it: GPU
-    processes, other holders (``device_holders`` in state.json), the GPU
-    services (nvidia-persistenced, DCGM) while active, and the device plugin
-    pod of the cluster the node has joined."""
-    st = state.read()
-    out = [f"{p.get('name')} (pid {p.get('pid')})" for p in st.get("gpu_processes") or []]
-    out += [f"{h.get('command')} (pid {h.get('pid')})" for h in st.get("device_holders") or []]
-    services = st.get("services") or {}
-    for svc in GPU_SERVICES:
-        if any((services.get(k) or {}).get("active") for k in (svc, svc + ".service")):
-            out.append(f"{svc}.service")
-    if _device_plugin_here():
-        out.append("nvidia-device-plugin (pod)")
-    return out
+    """What holds /dev/nvidia* open on this node, as rmmod would see it
+    (:func:`k8stwin.gpuholders.holders`: GPU processes, other holders, the
+    GPU services while active, the device plugin and GPU pods the cluster
+    runs here)."""
+    from .. import gpuholders
+
+    return [gpuholders.describe(h) for h in gpuholders.holders(state.node(), state.read())]
 
 
 def _unload_nvidia(ui, version):
