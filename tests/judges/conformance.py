@@ -212,5 +212,5 @@ def salt_selections(text):
     return out
 
 
-def diff_hint(what, real_res, twin_res):
-    return f"{what}\nreal: {real_res!r}\ntwin: {twin_res!r}"
+def diff_hint(what, want, got, who="twin", ref="recorded real"):
+    return f"{what}\n{ref}: {want!r}\n{who}: {got!r}"

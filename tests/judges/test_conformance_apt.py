@@ -277,7 +277,7 @@ def test_apt_conforms(apt_sides):
         tv = view(kind, got, url, twin.root, lists[1])
         if ref is not None:
             rv = view(kind, ref, url, root, lists[0])
-            assert rv == want, cf.diff_hint(f"step {i} {arg}: real apt {REAL_VERSION}? no longer as recorded", rv, want)
+            assert rv == want, cf.diff_hint(f"step {i} {arg}: real apt {REAL_VERSION}? no longer as recorded", want, rv, who="real now")
         assert tv == want, cf.diff_hint(f"step {i} {arg}", want, tv)
 
 

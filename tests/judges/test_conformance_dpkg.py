@@ -137,7 +137,7 @@ def test_dpkg_conforms(tmp_path, have_dpkg, case):
     if have_dpkg:
         adm = admindir(tmp_path)
         ref = cf.real(with_admindir(argv, adm), stdin=stdin)
-        assert tuple(ref) == recorded, cf.diff_hint(f"real dpkg {have_dpkg} no longer prints the recording", ref, recorded)
+        assert tuple(ref) == recorded, cf.diff_hint(f"real dpkg {have_dpkg} no longer prints the recording", recorded, ref, who="real now")
     assert tuple(got) == recorded, cf.diff_hint(case, recorded, got)
     if case in AFTER:
         after = twin.run(["dpkg", "--get-selections"])

@@ -90,7 +90,7 @@ def test_sysctl_conforms(tmp_path, real_runs):
     for i, (argv, recorded) in enumerate(CASES):
         got = twin.run(argv)
         if real_runs is not None:
-            assert real_runs[i] == recorded, cf.diff_hint(f"{argv}: real {REAL_VERSION}? not as recorded", real_runs[i], recorded)
+            assert real_runs[i] == recorded, cf.diff_hint(f"{argv}: real {REAL_VERSION}? not as recorded", recorded, real_runs[i], who="real now")
         assert tuple(got) == recorded, cf.diff_hint(argv, recorded, got)
     for j, (argv, rc) in enumerate(USAGE_CASES.items()):
         got = twin.run(list(argv))
@@ -98,7 +98,7 @@ def test_sysctl_conforms(tmp_path, real_runs):
         assert got.rc == rc and "Usage:\n sysctl [options] [variable[=value] ...]" in where, got
         if real_runs is not None:
             ref = real_runs[len(CASES) + j]
-            assert ref[0] == rc and (ref[1], ref[2]) == (got.out, got.err), cf.diff_hint(argv, ref, got)
+            assert ref[0] == rc and (ref[1], ref[2]) == (got.out, got.err), cf.diff_hint(argv, ref, got, ref="real")
 
 
 def test_salt_assign_reads_the_echo(tmp_path):

@@ -97,7 +97,7 @@ def test_ufw_conforms(tmp_path, real_runs):
     for i, (argv, recorded) in enumerate(CASES):
         got = twin.run(argv)
         if real_runs is not None:
-            assert real_runs[i] == recorded, cf.diff_hint(f"{argv}: real {REAL_VERSION}? not as recorded", real_runs[i], recorded)
+            assert real_runs[i] == recorded, cf.diff_hint(f"{argv}: real {REAL_VERSION}? not as recorded", recorded, real_runs[i], who="real now")
         assert tuple(got) == recorded, cf.diff_hint(argv, recorded, got)
     for argv, recorded in RECORDED_ONLY:
         assert tuple(twin.run(argv)) == recorded, argv
@@ -105,4 +105,4 @@ def test_ufw_conforms(tmp_path, real_runs):
         got = twin.run(list(argv))
         assert got.rc == 1 and got.err == err and got.out.startswith("\nUsage: ufw COMMAND\n"), got
         if real_runs is not None:
-            assert real_runs[len(CASES) + j] == tuple(got), cf.diff_hint(argv, real_runs[len(CASES) + j], got)
+            assert real_runs[len(CASES) + j] == tuple(got), cf.diff_hint(argv, real_runs[len(CASES) + j], got, ref="real")
