@@ -214,3 +214,74 @@ def salt_selections(text):
 
 def diff_hint(what, want, got, who="twin", ref="recorded real"):
     return f"{what}\n{ref}: {want!r}\n{who}: {got!r}"
+
+
+class BootedSystemd:
+    """A throwaway systemd booted under systemd-nspawn: an almost empty root
+    (os-release, passwd, group, an empty machine-id) with the host's /usr as
+    the lower of an overlay, so the host's systemd (Debian 12's 252) runs
+    as PID 1 with nothing of the host's enabled; no network (--private-
+    network), not registered with machined (this host's PID 1 is not
+    systemd). Vendor unit files go to `usr_upper`/lib/systemd/system before
+    start(); `systemctl(*args)` runs inside; close() powers it off."""
+
+    def __init__(self, base):
+        self.base = pathlib.Path(base)
+        self.root = self.base / "root"
+        self.usr_upper = self.base / "usr-upper"
+        self.proc = None
+        self.pid = None
+        for d in ("etc/systemd/system", "var", "run", "tmp", "proc", "sys", "dev", "usr", "root"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        for link in ("bin", "sbin", "lib", "lib64"):
+            (self.root / link).symlink_to(f"usr/{link}")
+        for f in ("/etc/os-release", "/etc/passwd", "/etc/group"):
+            shutil.copy(f, self.root / "etc")
+        (self.root / "etc/machine-id").write_text("")
+        (self.usr_upper / "lib/systemd/system").mkdir(parents=True, exist_ok=True)
+
+    def start(self, timeout=60):
+        import time
+
+        log = open(self.base / "nspawn.log", "wb")  # noqa: SIM115 - lives as long as the container
+        self.proc = subprocess.Popen(
+            ["systemd-nspawn", "-q", "-D", str(self.root), f"--overlay=/usr:{self.usr_upper}:/usr", "-b",
+             "--private-network", "--register=no", "--keep-unit", "--console=pipe",
+             f"--machine=conform-{os.getpid()}"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        host_ns = os.readlink("/proc/self/ns/pid")
+        while self.pid is None:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("systemd-nspawn did not boot: " + (self.base / "nspawn.log").read_text(errors="replace")[-2000:])
+            for task in os.listdir(f"/proc/{self.proc.pid}/task"):
+                for child in pathlib.Path(f"/proc/{self.proc.pid}/task/{task}/children").read_text().split():
+                    with contextlib.suppress(OSError):
+                        if os.readlink(f"/proc/{child}/ns/pid") != host_ns:
+                            self.pid = int(child)
+            time.sleep(0.1)
+        while True:
+            res = self.systemctl("is-system-running", "--wait")
+            if res.out.strip() in ("running", "degraded"):
+                return self
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the booted systemd is {res.out.strip() or res.err.strip()!r}")
+            time.sleep(0.2)
+
+    def systemctl(self, *args):
+        return real(["nsenter", "-t", str(self.pid), "-m", "-u", "-i", "-n", "-p", "--", "systemctl", *args], timeout=60)
+
+    def close(self):
+        import signal
+
+        if self.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGRTMIN + 4)  # systemd: poweroff
+        if self.proc:
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
