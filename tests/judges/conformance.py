@@ -285,3 +285,44 @@ class BootedSystemd:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
+
+
+def fetch_unpacked(suite, package):
+    """`package` of Debian `suite`, downloaded with the host's apt-get (its
+    own sources, lists, cache and an empty status, so neither the host's apt
+    state nor its installed version matter) and unpacked with dpkg-deb -x
+    under CACHE/conformance/ (reused between runs). Returns (root, .deb
+    name); raises RuntimeError when it cannot."""
+    import tempfile
+
+    from tests.judges import binaries
+
+    dest = binaries.CACHE / "conformance" / f"{suite}-{package}"
+    stamp = dest / ".complete"
+    if stamp.exists():
+        return dest, stamp.read_text().strip()
+    if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
+        raise RuntimeError("apt-get and dpkg-deb are needed")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="apt-", dir=dest.parent) as tmp:
+        tmp = pathlib.Path(tmp)
+        (tmp / "status").write_text("")
+        (tmp / "sources.list").write_text(f"deb [signed-by={binaries.KEYRING}] {binaries.MIRROR} {suite} main\n")
+        for sub in ("lists/partial", "cache/archives/partial", "parts"):
+            (tmp / sub).mkdir(parents=True)
+        opts = ["-o", f"Dir::Etc::SourceList={tmp / 'sources.list'}", "-o", f"Dir::Etc::SourceParts={tmp / 'parts'}",
+                "-o", f"Dir::State::Lists={tmp / 'lists'}", "-o", f"Dir::Cache={tmp / 'cache'}",
+                "-o", f"Dir::State::status={tmp / 'status'}", "-o", "APT::Architecture=amd64"]
+        for argv, where in ((["apt-get", "-q", *opts, "update"], None), (["apt-get", "-q", *opts, "download", package], tmp)):
+            res = real(argv, cwd=where, timeout=600)
+            if res.rc:
+                raise RuntimeError(f"{' '.join(argv[:2])} ... {argv[-1]} failed: {res.err.strip()[-300:]}")
+        deb = sorted(tmp.glob(f"{package}_*.deb"))[0]
+        staging = pathlib.Path(tempfile.mkdtemp(prefix="unpack-", dir=dest.parent))
+        res = real(["dpkg-deb", "-x", deb, staging])
+        if res.rc:
+            raise RuntimeError(res.err)
+        (staging / ".complete").write_text(deb.name + "\n")
+        shutil.rmtree(dest, ignore_errors=True)
+        staging.rename(dest)
+    return dest, stamp.read_text().strip()
