@@ -22,7 +22,7 @@ import pytest
 from tests.judges import conformance as cf
 
 REAL_VERSION = "initramfs-tools 0.142+deb12u3"
-K, K_MISSING = "6.1.0-99-amd64", "6.1.0-98-amd64"
+K, K_MISSING, K_NOCONFIG = "6.1.0-99-amd64", "6.1.0-98-amd64", "6.1.0-97-amd64"
 BLACKLIST = "/etc/modprobe.d/blacklist-nouveau.conf"
 USAGE = ("\nUsage: update-initramfs {-c|-d|-u} [-k version] [-v] [-b directory]\n\nOptions:\n -k version\tSpecify kernel "
          "version or 'all'\n -c\t\tCreate a new initramfs\n -u\t\tUpdate an existing initramfs\n -d\t\tRemove an existing "
@@ -36,12 +36,21 @@ CASES = [
     (["-c"], (2, "", "Create mode requires a version argument\n\n" + USAGE, None)),
     (["-x"], (2, "", "/usr/sbin/update-initramfs: invalid option -- 'x'\n" + USAGE, None)),
     (["-u"], (0, "", "", None)),  # no kernel has an image yet: nothing to do
+    # a kernel with modules but no /boot/config-K (not from a package: a container's running kernel)
+    (["-u", "-k", K_NOCONFIG], (1, f"update-initramfs: Generating /boot/initrd.img-{K_NOCONFIG}\n", (
+        f"grep: /boot/config-{K_NOCONFIG}: No such file or directory\nE: gzip compression (CONFIG_RD_GZIP) not supported "
+        f"by kernel\nupdate-initramfs: failed for /boot/initrd.img-{K_NOCONFIG} with 1.\n"), None)),
     (["-u", "-k", K], (0, GEN, [], True)),
     (["-u", "-k", K_MISSING], (0, f"update-initramfs: Generating /boot/initrd.img-{K_MISSING}\n", [
         f"W: missing /lib/modules/{K_MISSING}", "W: Ensure all necessary drivers are built into the linux image!"], None), T),
     (["-d", "-k", K_MISSING], (0, f"update-initramfs: Deleting /boot/initrd.img-{K_MISSING}\n", "", None), T),
     (["-d", "-k", K], (0, f"update-initramfs: Deleting /boot/initrd.img-{K}\n", "", False)),
 ]
+# with Debian's own initramfs.conf (COMPRESS=zstd), observed once: zstd falls back to gzip, then fails
+ZSTD_NOCONFIG = (1, f"update-initramfs: Generating /boot/initrd.img-{K_NOCONFIG}\n", (
+    f"grep: /boot/config-{K_NOCONFIG}: No such file or directory\nW: zstd compression (CONFIG_RD_ZSTD) not supported by "
+    f"kernel, using gzip\ngrep: /boot/config-{K_NOCONFIG}: No such file or directory\nE: gzip compression (CONFIG_RD_GZIP) "
+    f"not supported by kernel\nupdate-initramfs: failed for /boot/initrd.img-{K_NOCONFIG} with 1.\n"))
 
 
 def view(argv, rc, out, err, carries):
@@ -64,13 +73,11 @@ def real_runs(tmp_path_factory):
         return None
     base = tmp_path_factory.mktemp("initramfs")
     uu, eu, boot = base / "usr-upper", base / "etc-upper", base / "boot"
-    for d in (base / "uw", base / "ew", boot, uu / f"lib/modules/{K}", eu / "modprobe.d", eu / "initramfs-tools"):
+    for d in (base / "uw", base / "ew", boot, uu / f"lib/modules/{K}", uu / f"lib/modules/{K_NOCONFIG}", eu / "modprobe.d",
+              eu / "initramfs-tools"):
         d.mkdir(parents=True)
     (eu / "modprobe.d/blacklist-nouveau.conf").write_text("blacklist nouveau\noptions nouveau modeset=0\n")
-    conf = pathlib_read("/etc/initramfs-tools/initramfs.conf")
-    conf = "\n".join("COMPRESS=gzip\nCOMPRESSLEVEL=1" if x.startswith("COMPRESS=") else "MODULES=list" if x.startswith(
-        "MODULES=") else "BUSYBOX=n" if x.startswith("BUSYBOX=") else x for x in conf.splitlines()) + "\n"
-    (eu / "initramfs-tools/initramfs.conf").write_text(conf)
+    (eu / "initramfs-tools/initramfs.conf").write_text(fast_conf(pathlib_read("/etc/initramfs-tools/initramfs.conf")))
     (boot / f"vmlinuz-{K}").write_text("")
     (boot / f"config-{K}").write_text("CONFIG_RD_GZIP=y\nCONFIG_RD_ZSTD=y\n")
     cases = [["update-initramfs", *argv] for argv, _rec, *only in CASES if not only]
@@ -90,6 +97,12 @@ def real_runs(tmp_path_factory):
     return json.loads(res.out)
 
 
+def fast_conf(conf):
+    """initramfs.conf with gzip -1, MODULES=list, no busybox: seconds less per image."""
+    return "\n".join("COMPRESS=gzip\nCOMPRESSLEVEL=1" if x.startswith("COMPRESS=") else "MODULES=list" if x.startswith(
+        "MODULES=") else "BUSYBOX=n" if x.startswith("BUSYBOX=") else x for x in conf.splitlines()) + "\n"
+
+
 def pathlib_read(path):
     with open(path, encoding="utf-8") as fh:
         return fh.read()
@@ -100,6 +113,10 @@ def test_update_initramfs_conforms(tmp_path, real_runs):
     twin.write(BLACKLIST, "blacklist nouveau\noptions nouveau modeset=0\n")
     twin.path(f"/lib/modules/{K}").mkdir(parents=True)
     twin.write(f"/boot/vmlinuz-{K}", "")
+    for k in (K, K_MISSING):  # the missing kernel was observed with its config in /boot
+        twin.write(f"/boot/config-{k}", "CONFIG_RD_GZIP=y\nCONFIG_RD_ZSTD=y\n")
+    twin.path(f"/lib/modules/{K_NOCONFIG}").mkdir(parents=True)
+    twin.write("/etc/initramfs-tools/initramfs.conf", fast_conf("MODULES=most\nBUSYBOX=auto\nCOMPRESS=zstd\n"))
     real_iter = iter(real_runs) if real_runs is not None else None
     for argv, recorded, *only in CASES:
         got = twin.run(["update-initramfs", *argv])
@@ -109,3 +126,5 @@ def test_update_initramfs_conforms(tmp_path, real_runs):
             rv = view(argv, *next(real_iter))
             assert rv == recorded, cf.diff_hint(f"{argv}: real {REAL_VERSION}? not as recorded", recorded, rv, who="real now")
         assert tv == recorded, cf.diff_hint(argv, recorded, tv)
+    twin.write("/etc/initramfs-tools/initramfs.conf", "MODULES=most\nBUSYBOX=auto\nCOMPRESS=zstd\n")
+    assert tuple(twin.run(["update-initramfs", "-u", "-k", K_NOCONFIG])) == ZSTD_NOCONFIG
