@@ -319,8 +319,9 @@ def test_dkms_status_formats_and_actions(node):
     node.update(packages=dict(BASE_PKGS, dkms={"version": "2.8.1"}))
     res = node.tool("dkms", "status")
     assert res.stdout.splitlines() == [f"nvidia, 580.95.05, {RUNNING}, x86_64: installed"]
+    # dkms 3.0.10 prints its usage, names no action and exits 0 (tests/judges/test_conformance_dkms.py)
     res = node.tool("dkms", "frobnicate")
-    assert res.returncode != 0 and 'Unknown action specified: "frobnicate"' in res.stderr
+    assert res.returncode == 0 and 'Unknown action specified: ""' in res.stderr and res.stdout.startswith("Usage:")
     res = node.tool("dkms", "status", "--bogus")
     assert res.returncode != 0 and "Unknown option: --bogus" in res.stderr
     # install for a kernel without headers fails like dkms

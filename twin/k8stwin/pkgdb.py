@@ -523,7 +523,8 @@ def kernel_files(kver, family):
 
     w(f"/boot/vmlinuz-{kver}", f"k8stwin kernel image {kver}\n", 0o755)
     w(f"/boot/System.map-{kver}", "")
-    w(f"/boot/config-{kver}", "CONFIG_MODULES=y\nCONFIG_DRM_NOUVEAU=m\nCONFIG_BRIDGE_NETFILTER=m\nCONFIG_OVERLAY_FS=m\n")
+    w(f"/boot/config-{kver}", "CONFIG_MODULES=y\nCONFIG_DRM_NOUVEAU=m\nCONFIG_BRIDGE_NETFILTER=m\nCONFIG_OVERLAY_FS=m\n"
+      "CONFIG_RD_GZIP=y\nCONFIG_RD_ZSTD=y\n")  # what update-initramfs 0.142 checks
     mods = {
         "nouveau": "kernel/drivers/gpu/drm/nouveau/nouveau.ko",
         "drm": "kernel/drivers/gpu/drm/drm.ko",

@@ -16,7 +16,6 @@ def _packages_line(repo_id):
 
 def _policy(names):
     inst = pkgdb.installed()
-    holds = apt_get.holds()
     cands = apt_get.available()
     if not names:
         fs.out("Package files:\n 100 /var/lib/dpkg/status\n     release a=now")
@@ -29,7 +28,9 @@ def _policy(names):
         cur = inst.get(name)
         if not vs and not cur:
             continue
-        cand = cur["version"] if (cur and name in holds) else (vs[0].full if vs else cur["version"])
+        # a dpkg hold does not change the candidate (pins do): `apt-cache
+        # policy` of a held package still shows the newest version
+        cand = vs[0].full if vs else cur["version"]
         if cur and vs and pkgdb.deb_compare(cur["version"], vs[0].full) > 0:
             cand = cur["version"]
         fs.out(f"{name}:")
@@ -79,6 +80,11 @@ def main(argv):
         fs.err("E: No operation given" if True else "")
         return 100
     cmd, names = clean[0], clean[1:]
+    try:
+        apt_get.sources()
+    except apt_get.Fail as exc:
+        fs.err(exc.text)
+        return 100
     if cmd == "policy":
         return _policy(names)
     if cmd == "madison":

@@ -43,16 +43,41 @@ def _signed(src, cat):
     return bool(fs.glob("/etc/apt/trusted.gpg.d/*.gpg") + fs.glob("/etc/apt/trusted.gpg.d/*.asc")) or fs.isfile("/etc/apt/trusted.gpg")
 
 
-def cmd_update(quiet=1):
+def sources():
+    """The configured sources, or Fail as apt fails to read them: a malformed
+    line, or one URI and suite given two different Signed-By keyrings (apt
+    2.x debReleaseIndex::SetSignedBy)."""
     srcs = pkgdb.apt_sources()
+    signed = {}
+    for src in srcs:
+        if src.get("error"):
+            raise Fail(f"E: {src['error']}\nE: The list of sources could not be read.")
+        key = (src["uri"].rstrip("/"), src["suite"])
+        new = src.get("signed_by") or ""
+        cur = signed.get(key)
+        if not cur:
+            signed[key] = new
+        elif new != cur:
+            raise Fail(f"E: Conflicting values set for option Signed-By regarding source {key[0]}/ {key[1]}: "
+                       f"{cur} != {new}\nE: The list of sources could not be read.")
+    return srcs
+
+
+def _packages_label(src, component):
+    if src["suite"].endswith("/"):
+        return f"{_source_label(src).rstrip()} Packages"
+    return f"{src['uri'].rstrip('/')} {src['suite']}/{component} amd64 Packages"
+
+
+def cmd_update():
+    srcs = sources()
     old = {(e["uri"], e["suite"]): e for e in pkgdb.apt_index()}
     index = []
     errors = []
     warnings = []
+    fetched = []  # sources whose package indexes are downloaded after the InRelease files
     n = 0
     for src in srcs:
-        if src.get("error"):
-            raise Fail(f"E: {src['error']}\nE: The list of sources could not be read.")
         n += 1
         label = _source_label(src)
         cat = pkgdb.find_catalog("deb", src["uri"], src["suite"])
@@ -70,15 +95,32 @@ def cmd_update(quiet=1):
             n += 1
             continue
         if not _signed(src, cat):
-            fs.out(f"Get:{n} {label} InRelease [1,186 B]\nErr:{n} {label} InRelease\n  The following signatures couldn't be verified because the public key is not available: NO_PUBKEY {KEY_FINGERPRINT}")
-            warnings.append(f"W: GPG error: {label.strip()} InRelease: The following signatures couldn't be verified because the public key is not available: NO_PUBKEY {KEY_FINGERPRINT}")
+            why = f"The following signatures couldn't be verified because the public key is not available: NO_PUBKEY {KEY_FINGERPRINT}"
+            prev = old.get((src["uri"], src["suite"]))
+            if prev:
+                # fetched before: apt keeps the old indexes and only warns (rc 0)
+                fs.out(f"Hit:{n} {label} InRelease\nErr:{n} {label} InRelease\n  {why}")
+                warnings.append("W: An error occurred during the signature verification. The repository is not updated "
+                                f"and the previous index files will be used. GPG error: {label.strip()} InRelease: {why}")
+                warnings.append(f"W: Failed to fetch {src['uri'].rstrip('/')}/dists/{src['suite']}/InRelease  {why}")
+                index.append(prev)
+                continue
+            fs.out(f"Get:{n} {label} InRelease [1186 B]\nErr:{n} {label} InRelease\n  {why}")
+            warnings.append(f"W: GPG error: {label.strip()} InRelease: {why}")
             errors.append(f"E: The repository '{label.strip()} InRelease' is not signed.")
             continue
         if (src["uri"], src["suite"]) in old:
             fs.out(f"Hit:{n} {label} InRelease")
         else:
-            fs.out(f"Get:{n} {label} InRelease [1,186 B]")
+            fs.out(f"Get:{n} {label} InRelease [1186 B]")
+            fetched.append(src)
         index.append({"uri": src["uri"], "suite": src["suite"], "catalog": cat["name"], "file": src["file"]})
+    for src in fetched:
+        for component in (src.get("components") or ["main"]) if not src["suite"].endswith("/") else [None]:
+            n += 1
+            fs.out(f"Get:{n} {_packages_label(src, component)} [1295 B]")
+    if fetched and not errors and not warnings:
+        fs.out(f"Fetched {2481 * len(fetched)} B in 0s ({2481 * len(fetched) // 100 / 10} kB/s)")
     fs.out("Reading package lists...")
     fs.write_json(pkgdb.APT_INDEX, index)
     for w in warnings:
@@ -87,7 +129,8 @@ def cmd_update(quiet=1):
         fs.err("W: Some index files failed to download. They have been ignored, or old ones used instead.")
     if errors:
         fs.err("\n".join(errors))
-        fs.err("N: Updating from such a repository can't be done securely, and is therefore disabled by default.")
+        # no "N: Updating from such a repository can't be done securely" notice:
+        # apt prints notices only at quiet level 0, and it is 1 when stdout is no terminal
         return 100
     return 0
 
@@ -169,6 +212,7 @@ def _say(opts, text):
 def cmd_install(opts, specs, reinstall=False):
     fl = opts["flags"]
     yes = bool(fl & {"-y", "--yes", "--assume-yes", "--force-yes"})
+    sources()
     cands = available()
     inst = pkgdb.installed()
     hold = holds()
@@ -221,16 +265,20 @@ def cmd_install(opts, specs, reinstall=False):
         _say(opts, a)
     allc = deps[::-1] + todo
     new = [c for c in allc if c.name not in inst]
-    upg = [c for c in allc if c.name in inst]
-    if new:
-        _say(opts, "The following NEW packages will be installed:\n  " + " ".join(c.name for c in new))
-    if upg:
-        _say(opts, "The following packages will be upgraded:\n  " + " ".join(c.name for c in upg if c not in downgrades))
-    if downgrades:
-        _say(opts, "The following packages will be DOWNGRADED:\n  " + " ".join(c.name for c in downgrades))
+    upg = [c for c in allc if c.name in inst and c not in downgrades]
+    # apt's order: additional (dependencies), held, NEW, upgraded, DOWNGRADED
+    if deps:
+        _say(opts, "The following additional packages will be installed:\n  " + " ".join(sorted(d.name for d in deps)))
     if held_changed:
         _say(opts, "The following held packages will be changed:\n  " + " ".join(held_changed))
-    _say(opts, f"{len(upg) - len(downgrades)} upgraded, {len(new)} newly installed, {len(downgrades)} downgraded, 0 to remove and 0 not upgraded.")
+    if new:
+        _say(opts, "The following NEW packages will be installed:\n  " + " ".join(sorted(c.name for c in new)))
+    if upg:
+        _say(opts, "The following packages will be upgraded:\n  " + " ".join(sorted(c.name for c in upg)))
+    if downgrades:
+        _say(opts, "The following packages will be DOWNGRADED:\n  " + " ".join(sorted(c.name for c in downgrades)))
+    down = f"{len(downgrades)} downgraded, " if downgrades else ""
+    _say(opts, f"{len(upg)} upgraded, {len(new)} newly installed, {down}0 to remove and 0 not upgraded.")
     if not allc:
         return 0
     if held_changed and "--allow-change-held-packages" not in fl and "--force-yes" not in fl:
@@ -255,34 +303,73 @@ def cmd_install(opts, specs, reinstall=False):
         _say(opts, f"Selecting previously unselected package {c.name}.\nUnpacking {c.name} ({c.full}) ...")
     for c in allc:
         pkgdb.record_install(c, "Debian", lambda t: _say(opts, t), reason="auto" if c in deps else "manual")
+        with state.locked() as st:  # installed again: no longer only its config files
+            (st.get("dpkg_config_files") or {}).pop(c.name, None)
         _say(opts, f"Setting up {c.name} ({c.full}) ...")
     return 0
 
 
+def _dep_names(dep):
+    """'a (>= 1) | b' -> ['a', 'b']."""
+    return [alt.strip().split(" ")[0].split(":")[0] for alt in dep.split("|") if alt.strip()]
+
+
+def _has_conffiles(entry):
+    """Debian packages ship their /etc files as conffiles (debhelper marks
+    them): removing such a package leaves it in state config-files."""
+    return any(str(p).startswith("/etc/") for p in entry.get("files") or [])
+
+
 def cmd_remove(opts, specs, purge=False):
     inst = pkgdb.installed()
+    conf = dict(state.read().get("dpkg_config_files") or {})
+    sources()
     _say(opts, "Reading package lists...\nBuilding dependency tree...\nReading state information...")
-    gone = []
+    gone, conf_only = [], []
     for spec in specs:
         name = spec.split("=")[0]
-        if name not in inst:
-            if not available() or candidate(name) is None:
-                raise Fail(f"E: Unable to locate package {name}")
+        if name in inst:
+            if name not in gone:
+                gone.append(name)
+        elif purge and name in conf:
+            conf_only.append(name)
+        elif name in conf or (available() and candidate(name) is not None):
             _say(opts, f"Package '{name}' is not installed, so not removed")
-            continue
-        gone.append(name)
-    if gone:
-        _say(opts, "The following packages will be REMOVED:\n  " + " ".join(g + ("*" if purge else "") for g in gone))
-    _say(opts, f"0 upgraded, 0 newly installed, {len(gone)} to remove and 0 not upgraded.")
-    for g in gone:
-        _say(opts, f"Removing {g} ({inst[g]['version']}) ...")
-        pkgdb.record_remove(g, "Debian")
-        if not purge:
-            with state.locked() as st:
-                st.setdefault("dpkg_config_files", {})[g] = inst[g]["version"]
         else:
-            with state.locked() as st:
+            raise Fail(f"E: Unable to locate package {name}")
+    # what depends on a removed package goes too (unless an alternative stays)
+    order = list(gone)
+    changed = True
+    while changed:
+        changed = False
+        for name, entry in sorted(inst.items()):
+            if name in order:
+                continue
+            for dep in entry.get("depends") or []:
+                alts = _dep_names(dep)
+                if alts and all(a in order or a not in inst for a in alts) and any(a in order for a in alts):
+                    order.append(name)
+                    changed = True
+                    break
+    listed = sorted(order + conf_only)
+    if listed:
+        _say(opts, "The following packages will be REMOVED:\n  " + " ".join(g + ("*" if purge else "") for g in listed))
+    _say(opts, f"0 upgraded, 0 newly installed, {len(listed)} to remove and 0 not upgraded.")
+    for g in reversed(order):  # dependents first, as dpkg is asked to
+        _say(opts, f"Removing {g} ({inst[g]['version']}) ...")
+        keep = not purge and _has_conffiles(inst[g])
+        pkgdb.record_remove(g, "Debian")
+        with state.locked() as st:
+            if keep:
+                st.setdefault("dpkg_config_files", {})[g] = inst[g]["version"]
+            else:
                 (st.get("dpkg_config_files") or {}).pop(g, None)
+        if purge and _has_conffiles(inst[g]):
+            _say(opts, f"Purging configuration files for {g} ({inst[g]['version']}) ...")
+    for g in conf_only:
+        _say(opts, f"Purging configuration files for {g} ({conf[g]}) ...")
+        with state.locked() as st:
+            (st.get("dpkg_config_files") or {}).pop(g, None)
     return 0
 
 

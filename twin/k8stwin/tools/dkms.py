@@ -6,8 +6,8 @@ the node's DKMS registry (``k8stwin.dkms``).
 ``dkms status`` uses the format of the node's dkms package version:
 ``nvidia/V, K, x86_64: installed`` from 2.8.6 (and when the version is not
 known), ``nvidia, V, K, x86_64: installed`` before (commit f83b758).
-Not verified against a real dkms: the exact texts of the unknown-option and
-no-action errors and their exit codes.
+Checked against Debian's dkms 3.0.10 (and the status format against 2.8.4
+and 3.2.2): tests/judges/test_conformance_dkms.py.
 """
 
 import sys
@@ -17,6 +17,16 @@ from .. import fs, state
 
 ACTIONS = ("status", "add", "build", "install", "remove", "uninstall", "autoinstall", "ldtarball", "unbuild")
 DEFAULT_VERSION = "3.0.11"
+USAGE = """Usage: /usr/sbin/dkms [action] [options]
+  [action]  = { add | remove | build | install | uninstall | match | autoinstall |
+                mktarball | ldtarball | status }
+  [options] = [-m module] [-v module-version] [-k kernel-version] [-a arch]
+              [-c dkms.conf-location] [-q] [--force] [--force-version-override] [--all]
+              [--templatekernel=kernel] [--directive='cli-directive=cli-value']
+              [--config=kernel-.config-location] [--archive=tarball-location]
+              [--kernelsourcedir=source-location]
+              [--binaries-only] [--source-only] [--verbose]
+              [--no-depmod] [--modprobe-on-install] [-j number] [--version]"""
 
 
 def _dkms_version():
@@ -25,10 +35,11 @@ def _dkms_version():
 
 
 def _new_format():
-    parts = []
-    for p in _dkms_version().split(".")[:3]:
-        digits = "".join(c for c in p if c.isdigit())
-        parts.append(int(digits or 0))
+    import re
+
+    # upstream version only: '2.8.4-3' is 2.8.4 (the Debian revision is no part of it)
+    upstream = _dkms_version().split(":", 1)[-1].split("-", 1)[0]
+    parts = [int(m.group(0)) if (m := re.match(r"\d+", p)) else 0 for p in upstream.split(".")[:3]]
     return tuple(parts) >= (2, 8, 6)
 
 
@@ -40,7 +51,7 @@ def _die(code, msg):
 def main(argv):
     args = list(argv[1:])
     action, module, version, kernels, extra = None, None, None, [], []
-    all_kernels = False
+    all_kernels = force = False
     i = 0
     while i < len(args):
         arg = args[i]
@@ -61,23 +72,28 @@ def main(argv):
                 kernels.append(val.split("/", 1)[0])
         elif arg in ("--all",):
             all_kernels = True
+        elif arg == "--force":
+            force = True
         elif arg in ("--no-depmod", "--no-initrd", "--no-prepare-kernel", "--no-clean-kernel", "-q", "--quiet",
-                     "--force", "--verbose", "--binaries-only", "--source-only"):
+                     "--verbose", "--binaries-only", "--source-only"):
             pass
         elif arg == "--version" or arg == "-V":
             fs.out(f"dkms-{_dkms_version()}")
             return 0
         elif arg.startswith("-"):
-            return _die(4, f"Unknown option: {arg}")
+            fs.out(USAGE)
+            fs.err(f"Error!  Unknown option: {arg}")  # (sic: two blanks)
+            return 2
         elif action is None:
             action = arg
         else:
             extra.append(arg)
         i += 1
-    if action is None:
-        return _die(4, "No action was specified.")
-    if action not in ACTIONS:
-        return _die(4, f'Unknown action specified: "{action}"')
+    if action is None or action not in ACTIONS:
+        # dkms 3.0.10 prints its usage, names no action and exits 0
+        fs.out(USAGE)
+        fs.err('Error! Unknown action specified: ""')
+        return 0
     if extra and action != "ldtarball":
         if "/" in extra[0]:
             module, version = extra[0].split("/", 1)
@@ -118,11 +134,20 @@ def main(argv):
         return 0
     if action in ("build", "install"):
         if key not in reg.registered():
-            if reg.source_of(module, version) is None:
-                return _die(3, f"The module/version combo: {module}-{version} is not located in the DKMS tree.")
+            if reg.source_of(module, version) is None:  # dkms adds it first, and fails as add does
+                return _die(2, f"Could not find module source directory.\nDirectory: /usr/src/{module}-{version} does not exist.")
             reg.add(module, version, reg.source_of(module, version).get("K8STWIN_MODULE_TYPE", "proprietary"))
         for kernel in kernels or [running]:
-            ok, msg = reg.build_install(module, version, kernel)
+            entry = reg.registered().get(key) or {}
+            if action == "install" and kernel in (entry.get("kernels") or []) and not force:
+                fs.out(f"Module {module}/{version} already installed on kernel {kernel} ({reg.ARCH}), skip. "
+                       "You may override by specifying --force.")
+                continue
+            if action == "build" and kernel in (entry.get("kernels") or []) + (entry.get("built") or []) and not force:
+                fs.out(f"Module {module}/{version} already built for kernel {kernel} ({reg.ARCH}), skip. "
+                       "You may override by specifying --force.")
+                continue
+            ok, msg = reg.build_install(module, version, kernel, install=action == "install")
             if not ok:
                 fs.err(msg)
                 return 1

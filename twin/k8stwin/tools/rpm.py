@@ -66,12 +66,16 @@ def _format(fmt, rec):
     return re.sub(r"%-?\d*\{(\w+)(?::(\w+))?\}", sub, fmt)
 
 
-def _check_fmt(fmt):
+def _fmt_error(fmt):
+    """rpm's complaint about a queryformat, or None. rpm prints it for each
+    package the query matches, in place of the line, and still exits 0
+    (rpm 4.18, tests/judges/test_conformance_rpm_dnf.py)."""
+    if re.search(r"%-?\d*\{[^}]*$", fmt):
+        return "error: incorrect format: missing } after %{"
     for m in re.finditer(r"%-?\d*\{(\w+)(?::\w+)?\}", fmt):
         if m.group(1).upper() not in TAGS:
-            fs.err(f'error: incorrect format: unknown tag: "{m.group(1)}"')
-            return False
-    return True
+            return f'error: incorrect format: unknown tag: "{m.group(1)}"'
+    return None
 
 
 def import_key(src, quiet=False):
@@ -193,17 +197,22 @@ def main(argv):
         fs.err("rpm: no operation specified" if not names else f"rpm: {names[0]}: unknown option")
         return 1
     fmt = _unescape(qf) if qf is not None else DEFAULT_QF
-    if not _check_fmt(fmt):
-        return 1
+    bad = _fmt_error(fmt)
     recs = _records()
+    import sys
+
+    def emit(rec):
+        if bad:
+            fs.err(bad)
+        else:
+            sys.stdout.write(_format(fmt, rec))
+
     if query_owner:
         rc = 0
         for p in names:
             owner = [r for r in recs if p in r["_files"]]
             if owner:
-                import sys
-
-                sys.stdout.write(_format(fmt, owner[0]))
+                emit(owner[0])
             elif fs.exists(p):
                 fs.out(f"file {p} is not owned by any package")
                 rc = 1
@@ -211,13 +220,11 @@ def main(argv):
                 fs.out(f"error: file {p}: No such file or directory")
                 rc = 1
         return rc
-    import sys
-
     if all_pkgs:
         for r in recs:
             if names and not any(fnmatch.fnmatchcase(r["NAME"], n) for n in names):
                 continue
-            sys.stdout.write(_format(fmt, r))
+            emit(r)
         return 0
     if not names:
         fs.err("rpm: no arguments given for query")
@@ -238,6 +245,6 @@ def main(argv):
             elif query_info:
                 fs.out(f"Name        : {r['NAME']}\nVersion     : {r['VERSION']}\nRelease     : {r['RELEASE']}\nArchitecture: {r['ARCH']}\nInstall Date: {_format('%{INSTALLTIME:date}', r)}")
             else:
-                sys.stdout.write(_format(fmt, r))
+                emit(r)
     return missing
 

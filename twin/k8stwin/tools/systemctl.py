@@ -10,6 +10,7 @@ on stdout (rc 3) instead of ``Unit X could not be found.`` (rc 4, systemd >= 231
 """
 
 import json
+import os
 import time
 
 from .. import fs, state
@@ -18,7 +19,7 @@ VERSIONS = {"centos7": 219, "rocky8": 239, "alma8": 239, "rocky9": 252, "alma9":
 FEATURES = "+PAM +AUDIT +SELINUX +IMA -APPARMOR +SMACK +SYSVINIT +UTMP +LIBCRYPTSETUP +GCRYPT +GNUTLS +ACL +XZ +LZ4 -SECCOMP +BLKID +ELFUTILS +KMOD +IDN"
 UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 NOARG = {"--no-pager", "--full", "-l", "--no-legend", "--system", "-q", "--quiet", "--now", "--all", "-a", "--no-block", "--no-ask-password", "--plain", "--value", "--no-reload", "--force", "-f", "--failed", "--user", "--global", "--runtime"}
-ARG = {"-n", "--lines", "-p", "--property", "-t", "--type", "--state", "-o", "--output", "-H", "--host", "-M", "--machine", "--root", "--job-mode", "--signal", "-s", "--kill-who"}
+ARG = {"-n", "--lines", "-p", "--property", "-P", "-t", "--type", "--state", "-o", "--output", "-H", "--host", "-M", "--machine", "--root", "--job-mode", "--signal", "-s", "--kill-who"}
 
 
 def version():
@@ -43,6 +44,55 @@ def known(unit, svcs):
     return unit in svcs or unit_file(unit) is not None
 
 
+def _install_section(unit):
+    """The [Install] keys of the unit file (WantedBy=, RequiredBy=, Alias=, Also=)."""
+    keys = {}
+    section = None
+    for line in (fs.read(unit_file(unit) or "") or "").splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line
+        elif section == "[Install]" and "=" in line:
+            k, v = line.split("=", 1)
+            keys[k.strip()] = v.strip()
+    return keys
+
+
+def is_static(unit, s=None):
+    """A unit whose file has no installation config is 'static' (systemctl
+    is-enabled says so, enable refuses), whatever state.json says."""
+    if (s or {}).get("static"):
+        return True
+    return unit_file(unit) is not None and not (set(_install_section(unit)) & {"WantedBy", "RequiredBy", "Alias", "Also", "DefaultInstance"})
+
+
+def _description(unit):
+    for line in (fs.read(unit_file(unit) or "") or "").splitlines():
+        if line.strip().startswith("Description="):
+            return line.split("=", 1)[1].strip()
+    return None
+
+
+def _file_state(unit, s):
+    return "masked" if s.get("masked") else ("static" if is_static(unit, s) else ("enabled" if s.get("enabled") else "disabled"))
+
+
+NO_INSTALL = (
+    "The unit files have no installation config (WantedBy=, RequiredBy=, Also=,\n"
+    "Alias= settings in the [Install] section, and DefaultInstance= for template\n"
+    "units). This means they are not meant to be enabled using systemctl.\n"
+    " \n"  # (sic: a line of one blank)
+    "Possible reasons for having this kind of units are:\n"
+    "\u2022 A unit may be statically enabled by being symlinked from another unit's\n"
+    "  .wants/ or .requires/ directory.\n"
+    "\u2022 A unit's purpose may be to act as a helper for some other unit which has\n"
+    "  a requirement dependency on it.\n"
+    "\u2022 A unit may be started when needed via activation (socket, path, timer,\n"
+    "  D-Bus, udev, scripted systemctl call, ...).\n"
+    "\u2022 In case of template units, the unit is meant to be enabled with some\n"
+    "  instance name specified.")
+
+
 def _wanted_by(unit):
     text = fs.read(unit_file(unit) or "") or ""
     for line in text.splitlines():
@@ -51,7 +101,33 @@ def _wanted_by(unit):
     return "multi-user.target"
 
 
+def _status_252(unit, s):
+    """systemd >= 252 (checked against Debian 12's 252): bullet by state,
+    5-space indent, 'preset:'; a masked unit shows no description."""
+    active, failed = s.get("active"), s.get("failed")
+    dot = "×" if failed else ("●" if active else "○")
+    since = time.strftime("%a %Y-%m-%d %H:%M:%S UTC", time.gmtime(s.get("since", time.time())))
+    if s.get("masked"):
+        lines = [f"{dot} {unit}", f"     Loaded: masked (Reason: Unit {unit} is masked.)"]
+    else:
+        desc = _description(unit)
+        lines = [f"{dot} {unit}" + (f" - {desc}" if desc else ""),
+                 f"     Loaded: loaded ({unit_file(unit) or '/lib/systemd/system/' + unit}; {_file_state(unit, s)}; preset: enabled)"]
+    if failed:
+        lines.append(f"     Active: failed (Result: exit-code) since {since}; 0s ago")
+    elif active:
+        lines.append(f"     Active: {'active (' + (s.get('substate') or 'running') + ')'} since {since}; 0s ago")
+    else:
+        lines.append("     Active: inactive (dead)")
+    if s.get("changed_on_disk"):  # what Salt's _check_for_unit_changes looks for
+        lines.insert(1, f"Warning: The unit file, source configuration file or drop-ins of {unit} changed on disk. "
+                        "Run 'systemctl daemon-reload' to reload units.")
+    return "\n".join(lines)
+
+
 def _status_text(unit, s, v):
+    if v >= 252:
+        return _status_252(unit, s)
     uf = unit_file(unit) or f"/usr/lib/systemd/system/{unit}"
     en = "masked" if s.get("masked") else ("static" if s.get("static") else ("enabled" if s.get("enabled") else "disabled"))
     fam, _m, _k = fs.node_os()
@@ -130,8 +206,10 @@ def main(argv):
                 val = args[i] if i < len(args) else ""
             else:
                 val = a.split("=", 1)[1]
-            if key in ("-p", "--property"):
+            if key in ("-p", "--property", "-P"):
                 props += val.split(",")
+                if key == "-P":
+                    flags.add("--value")
         elif a.startswith("-n") and a[2:].isdigit():
             pass
         elif a.startswith("-"):
@@ -162,14 +240,39 @@ def main(argv):
                 if cmd == "reset-failed":
                     s.pop("failed", None)
         return 0
-    if cmd in ("list-unit-files", "list-units"):
+    if cmd == "list-unit-files":
+        # every unit file on disk (and those state.json knows), with the
+        # preset column systemd >= 245 prints; patterns filter
+        import fnmatch
+
+        svcs = state.read().get("services") or {}
+        units = set(svcs)
+        for d in UNIT_DIRS:
+            units.update(p.rsplit("/", 1)[-1] for p in fs.glob(f"{d}/*.service") + fs.glob(f"{d}/*.socket")
+                         + fs.glob(f"{d}/*.timer"))
+        pats = pos[1:]
+        rows = []
+        for unit in sorted(units):
+            if pats and not any(fnmatch.fnmatchcase(unit, norm(p)) for p in pats):
+                continue
+            st = _file_state(unit, svcs.get(unit) or {})
+            rows.append((unit, st, "-" if st == "static" else "enabled"))
+        if rows:
+            w1 = max(len(r[0]) for r in rows)
+            w2 = max(len(r[1]) for r in rows)
+            if "--no-legend" not in flags:
+                w1, w2 = max(w1, len("UNIT FILE")), max(w2, len("STATE"))
+                fs.out(f"{'UNIT FILE':<{w1}} {'STATE':<{w2}} PRESET")
+            for r in rows:
+                fs.out(f"{r[0]:<{w1}} {r[1]:<{w2}} {r[2]}" if v >= 245 else f"{r[0]:<{w1}} {r[1]}")
+            if "--no-legend" not in flags:
+                fs.out(f"\n{len(rows)} unit files listed.")
+        return 0
+    if cmd == "list-units":
         svcs = state.read().get("services") or {}
         for unit in sorted(svcs):
             s = svcs[unit]
-            if cmd == "list-unit-files":
-                fs.out(f"{unit:<40} {'masked' if s.get('masked') else ('static' if s.get('static') else ('enabled' if s.get('enabled') else 'disabled'))}")
-            else:
-                fs.out(f"{unit:<40} loaded {'active' if s.get('active') else 'inactive'} {'running' if s.get('active') else 'dead'} {unit}")
+            fs.out(f"{unit:<40} loaded {'active' if s.get('active') else 'inactive'} {'running' if s.get('active') else 'dead'} {unit}")
         return 0
     if cmd == "is-system-running":
         fs.out("running")
@@ -224,7 +327,7 @@ def main(argv):
                 rc = 1
                 continue
             s = s or {}
-            word = "masked" if s.get("masked") else ("static" if s.get("static") else ("enabled" if s.get("enabled") else "disabled"))
+            word = _file_state(unit, s)
             if not quiet:
                 out.append(word)
             if word not in ("enabled", "static"):
@@ -265,7 +368,11 @@ def main(argv):
             s = svcs.setdefault(unit, {"enabled": False, "active": False})
             link = f"/etc/systemd/system/{_wanted_by(unit)}.wants/{unit}"
             target = unit_file(unit) or f"/usr/lib/systemd/system/{unit}"
-            if cmd == "enable" and not s.get("enabled") and not s.get("static"):
+            local = f"/etc/systemd/system/{unit}"
+            if cmd == "enable" and is_static(unit, s) and not s.get("masked"):
+                if v >= 252:
+                    fs.err(NO_INSTALL)
+            elif cmd == "enable" and not s.get("enabled"):
                 s["enabled"] = True
                 fs.symlink(target, link)
                 fs.err(f"Created symlink from {link} to {target}." if v < 231 else f"Created symlink {link} → {target}.")
@@ -273,14 +380,19 @@ def main(argv):
                 s["enabled"] = False
                 fs.remove(link)
                 fs.err(f"Removed symlink {link}." if v < 240 else f"Removed \"{link}\".")
-            elif cmd == "mask":
+            elif cmd == "mask" and not s.get("masked"):
+                if fs.isfile(local) and not os.path.islink(fs.path(local)):
+                    # a unit file of the admin's own in /etc cannot be masked over
+                    fs.err(f"Failed to mask unit: File {local} already exists.")
+                    rc = 1
+                    continue
                 s["masked"] = True
-                fs.symlink("/dev/null", f"/etc/systemd/system/{unit}")
-                fs.err(f"Created symlink from /etc/systemd/system/{unit} to /dev/null." if v < 231 else f"Created symlink /etc/systemd/system/{unit} → /dev/null.")
+                fs.symlink("/dev/null", local)
+                fs.err(f"Created symlink from {local} to /dev/null." if v < 231 else f"Created symlink {local} → /dev/null.")
             elif cmd == "unmask" and s.get("masked"):
                 s.pop("masked", None)
-                fs.remove(f"/etc/systemd/system/{unit}")
-                fs.err(f"Removed symlink /etc/systemd/system/{unit}.")
+                fs.remove(local)
+                fs.err(f"Removed symlink {local}." if v < 240 else f"Removed \"{local}\".")
             if "--now" in flags:
                 if cmd == "enable":
                     msg, r = _start(unit, svcs)

@@ -42,6 +42,7 @@ class Ctx:
         self.cacheonly = False
         self.downloadonly = False
         self.exclude = []
+        self.excluded = []  # candidates an exclude= filter hid
 
     def say(self, text=""):
         if not self.quiet:
@@ -181,6 +182,7 @@ def candidates(ctx, meta):
             excl += r["exclude"]
         for c in pkgdb.candidates_from(cat, r["id"], "rpm"):
             if any(fnmatch.fnmatchcase(c.name, p) for p in excl):
+                ctx.excluded.append(c)
                 continue
             if c.name in locked and c.vr not in locked[c.name]:
                 continue
@@ -249,7 +251,13 @@ def gpg_ok(ctx, c):
                 if ctx.dnf:
                     raise Fail(f"Curl error (37): Couldn't read a file:// file for {url}\nError: GPG check FAILED" if url.startswith("file://") else f"Curl error (6): Couldn't resolve host name for {url} [Could not resolve host: {host}]\nError: GPG check FAILED")
                 raise Fail(f"\n\nGPG key retrieval failed: {detail}")
-            fs.out(f"Importing GPG key 0x{_keyid(url)}:\n Userid     : \"{r['name']} <packages@example>\"\n Fingerprint: {_keyid(url)} \n From       : {url}")
+            text = (f"Importing GPG key 0x{_keyid(url)}:\n Userid     : \"{r['name']} <packages@example>\"\n"
+                    f" Fingerprint: {_keyid(url)} \n From       : ")
+            if ctx.dnf:  # dnf 4 prints it on stderr, a file:// key as its path
+                fs.err(text + (url[len("file://"):] if url.startswith("file://") else url))
+                fs.out("Key imported successfully")
+            else:
+                fs.out(text + url)
             have.add(url)
         if base_ok:
             good = True
@@ -362,6 +370,11 @@ def resolve_targets(ctx, specs, meta, allow_installed=True):
                 already.append(f"Package {best.name}-{pkgdb.evr_of(cur)}.{cur.get('arch')} already installed and latest version" if not ctx.dnf else f"Package {best.name}-{pkgdb.evr_of(cur)}.{cur.get('arch')} is already installed.")
                 continue
             if all(x < 0 for x in cmpv) and not INSTALLONLY.match(best.name):
+                if ctx.dnf and spec != best.name:
+                    # dnf 4: `install NAME-OLDER-VERSION` downgrades (yum 3 does nothing)
+                    if not any(x.name == best.name for x in chosen):
+                        chosen.append(best)
+                    continue
                 already.append(f"Package matching {best.name}-{best.vr}.{best.arch} already installed. Checking for update." if not ctx.dnf else f"Package {best.name}-{pkgdb.evr_of(cur)}.{cur.get('arch')} is already installed.")
                 continue
         if not any(x.name == best.name for x in chosen):
@@ -395,7 +408,10 @@ def cmd_install(ctx, specs, verb="install"):
     todo, already, missing = resolve_targets(ctx, specs, meta)
     if ctx.dnf and missing:
         for m in missing:
-            fs.out(f"No match for argument: {m}")
+            if any(match_spec(c, m) for c in ctx.excluded):
+                fs.out(f"All matches were filtered out by exclude filtering for argument: {m}")
+            else:
+                fs.out(f"No match for argument: {m}")
         raise Fail(f"Error: Unable to find a match: {' '.join(missing)}")
     if not ctx.dnf:
         ctx.say("Loaded plugins: fastestmirror" + (", versionlock" if versionlocks(ctx) is not None else ""))
@@ -441,8 +457,20 @@ def cmd_remove(ctx, specs):
             continue
         gone += [h[0] for h in hits]
     if not gone:
-        ctx.say("No Packages marked for removal" if not ctx.dnf else "No packages marked for removal.\nDependencies resolved.\nNothing to do.\nComplete!")
+        if ctx.dnf:
+            fs.err("No packages marked for removal.")
+            ctx.say("Dependencies resolved.\nNothing to do.\nComplete!")
+        else:
+            ctx.say("No Packages marked for removal")
         return 0
+    # what requires a removed package is removed too ('Removing dependent packages')
+    changed = True
+    while changed:
+        changed = False
+        for name, entry in sorted(inst.items()):
+            if name not in gone and any(r.split()[0] in gone for r in entry.get("depends") or []):
+                gone.append(name)
+                changed = True
     if not ctx.assumeyes:
         fs.out("Is this ok [y/N]: \nExiting on user command" if not ctx.dnf else "Is this ok [y/N]: \nOperation aborted.")
         return 1
