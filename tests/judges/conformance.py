@@ -61,23 +61,12 @@ def deb_version(package):
 
 
 def ensure_packages(tools):
-    """`tools` {command: Debian package}: apt-get install what is missing.
-    Returns None when all are there, else why not (the caller skips)."""
-    missing = sorted({pkg for tool, pkg in tools.items() if not shutil.which(tool)})
-    if not missing:
-        return None
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return f"needs {', '.join(missing)} (root and apt-get to install them)"
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
-    res = real(cmd, env=env, timeout=600)
-    if res.rc:
-        real(["apt-get", "-q", "update"], env=env, timeout=600)
-        res = real(cmd, env=env, timeout=600)
-    if res.rc:
-        return f"could not install {' '.join(missing)}: {res.err.strip()[-300:]}"
-    still = [tool for tool in tools if not shutil.which(tool)]
-    return f"{', '.join(still)} still missing after apt-get install" if still else None
+    """`tools` {command: Debian package}: apt-get install what is missing
+    (tests/host_tools.py: waits for the dpkg lock another test worker may
+    hold). Returns None when all are there, else why not (the caller skips)."""
+    from tests import host_tools
+
+    return host_tools.ensure(tools)
 
 
 # ------------------------------------------------------------------ the twin
