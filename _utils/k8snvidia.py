@@ -127,6 +127,18 @@ def build(params, pillar_cfg, minion_id, grains):
         "id": str(grains.get("os", "")).lower(),
         "codename": grains.get("oscodename"),
     }
+    derived = cfg.setdefault("derived", {})
+    cp_version = _control_plane_version(params, pillar_cfg, nodes)
+    derived["control_plane_version"] = cp_version
+    mine = (cfg.get("kubernetes") or {}).get("version")
+    if (cp_version and node["role"] != "control-plane" and _version_tuple(mine)
+            and _version_tuple(mine) > _version_tuple(cp_version)):
+        # a kubelet newer than the control plane cannot join (kubeadm: "the
+        # kubelet version is higher than the control plane version"), and the
+        # OS maps give each OS its own default: the worker takes the control
+        # plane's release
+        cfg["kubernetes"]["version"] = cp_version
+        derived["kubernetes_version_lowered_from"] = mine
     k8s_version = str((cfg.get("kubernetes") or {}).get("version", ""))
     minor = ".".join(k8s_version.split(".")[:2])
     names = {
@@ -139,7 +151,6 @@ def build(params, pillar_cfg, minion_id, grains):
     for section in ("driver", "kernel", "docker", "container_toolkit", "kubernetes", "salt"):
         if isinstance(cfg.get(section), dict):
             cfg[section] = _expand(cfg[section], names)
-    derived = cfg.setdefault("derived", {})
     derived["control_plane"] = [n for n, v in nodes.items() if (v or {}).get("role") == "control-plane"]
     kube = cfg.get("kubernetes") or {}
     derived["cri_socket"] = kube.get("cri_socket") or CRI_SOCKETS.get(kube.get("cri"))
@@ -177,8 +188,23 @@ def _line(text):
         return None
 
 
-def _host_of(params, pillar_cfg, node):
-    """``host`` and ``kernel`` of another node of the pillar, from its ``os`` (osfinger)."""
+def _version_tuple(version):
+    match = re.match(r"^(\d+)\.(\d+)\.(\d+)", str(version or ""))
+    return tuple(int(x) for x in match.groups()) if match else None
+
+
+def _control_plane_version(params, pillar_cfg, nodes):
+    """The Kubernetes release of the cluster's control plane (the lowest,
+    were there several), from its ``os`` through the maps; None without one."""
+    versions = [((_host_of(params, pillar_cfg, n, ("kubernetes",)).get("kubernetes") or {}).get("version"))
+                for n in nodes.values() if isinstance(n, dict) and n.get("role") == "control-plane"]
+    versions = [str(v) for v in versions if _version_tuple(v)]
+    return min(versions, key=_version_tuple) if versions else None
+
+
+def _host_of(params, pillar_cfg, node, sections=("host", "kernel")):
+    """``host`` and ``kernel`` (or ``sections``) of another node of the
+    pillar, from its ``os`` (osfinger), as build() would merge them."""
     finger = (node or {}).get("os")
     fam = family_of(finger)
     out = {}
@@ -192,7 +218,7 @@ def _host_of(params, pillar_cfg, node):
         (node or {}).get("overrides") or {},
     ]
     for layer in layers:
-        out = merge(out, {k: layer[k] for k in ("host", "kernel") if isinstance(layer.get(k), dict)})
+        out = merge(out, {k: layer[k] for k in sections if isinstance(layer.get(k), dict)})
     return out
 
 
@@ -273,6 +299,12 @@ def validate_cgroup_kernel(cfg):
             f"a release below 1.{CGROUP_V1_REFUSED_FROM} for node {nid} ({osname}, cgroup v1): Kubernetes "
             f"1.{CGROUP_V1_REFUSED_FROM}+ may no longer run on cgroup v1 (boot the node with cgroup v2 and set "
             "host:cgroup: v2 for it, or stay on 1.35-1.37)"))
+    cp_minor = _minor((cfg.get("derived") or {}).get("control_plane_version"))
+    if minor is not None and cp_minor is not None and node.get("role") != "control-plane" and cp_minor - minor > 3:
+        problems.append((
+            "kubernetes:version", version,
+            f"a release at most 3 minors below the control plane's 1.{cp_minor} for node {nid} ({osname}): "
+            "a kubelet may be up to 3 minor releases older than the API server, never more"))
     kernel = cfg.get("kernel") or {}
     stock = _line(kernel.get("stock_release")) if kernel.get("stock_release") else None
     if minor is not None and minor >= KERNEL_CHECK_FROM and stock and stock < (4, 0) and not kernel.get("manage"):

@@ -222,3 +222,43 @@ def test_seed2020_on_driver_440_gets_a_cuda_10_2_image():
     cfg, _ = build("CentOS Linux-7", "seed2020")
     assert util.validation_image(cfg["validation"], cfg["driver"]["version"]) == "nvidia/cuda:10.2-base-centos7"
 
+
+
+def _mixed(cp_os, worker_os, **worker_overrides):
+    pil = copy.deepcopy(PROFILE["modern"])
+    worker = {"ip": "10.0.0.2", "role": "worker", "os": worker_os, "gpus": ["NVIDIA GeForce RTX 3090"]}
+    if worker_overrides:
+        worker["overrides"] = worker_overrides
+    return util.merge(pil, {"cluster": {"name": "t"}, "nodes": {
+        "cp": {"ip": "10.0.0.1", "role": "control-plane", "os": cp_os, "gpus": []}, "w": worker}})
+
+
+def test_worker_never_newer_than_the_control_plane():
+    """The seed's CentOS 7 control plane runs 1.35 (its containerd is too
+    old for 1.36); an Ubuntu 22.04 worker added to it would get the map's
+    1.36 and kubeadm join refuses a kubelet newer than the control plane:
+    the worker takes the control plane's release, repository included."""
+    pil = _mixed("CentOS Linux-7", "Ubuntu-22.04")
+    cfg = util.build(PARAMS, pil, "w", grains("Ubuntu-22.04", "w"))
+    assert cfg["kubernetes"]["version"] == "1.35.4"
+    assert "/v1.35/" in cfg["kubernetes"]["repo"]["baseurl"]
+    assert cfg["derived"]["kubernetes_package_version"].startswith("1.35.4")
+    assert cfg["derived"]["kubernetes_version_lowered_from"] == "1.36.4"
+    assert util.validate(cfg, pil) == []
+    cp = util.build(PARAMS, pil, "cp", grains("CentOS Linux-7", "cp"))
+    assert cp["kubernetes"]["version"] == "1.35.4" and cp["derived"]["control_plane_version"] == "1.35.4"
+
+
+def test_older_worker_keeps_its_release():
+    # kubelet older than the API server is supported: a CentOS 7 worker of a 1.36 control plane stays on 1.35
+    pil = _mixed("Ubuntu-24.04", "CentOS Linux-7")
+    cfg = util.build(PARAMS, pil, "w", grains("CentOS Linux-7", "w"))
+    assert cfg["kubernetes"]["version"] == "1.35.4" and "kubernetes_version_lowered_from" not in cfg["derived"]
+    assert not [p for p in util.validate(cfg, pil) if "control plane" in p]
+
+
+def test_worker_too_far_behind_the_control_plane():
+    pil = _mixed("Ubuntu-24.04", "Ubuntu-22.04", kubernetes={"version": "1.32.9"})
+    cfg = util.build(PARAMS, pil, "w", grains("Ubuntu-22.04", "w"))
+    found = [p for p in util.validate(cfg, pil) if "3 minors below the control plane" in p]
+    assert found and "k8snvidia:kubernetes:version: '1.32.9'" in found[0] and "node w" in found[0], found
