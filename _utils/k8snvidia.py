@@ -894,6 +894,15 @@ def node_checks(cfg, found, facts):
         sha = driver.get("sha256")
         if not SHA256_RE.match(str(sha or "").lower()):
             found.effective("driver:sha256", sha, f"the 64-hex-digit sha256 of {url} (every download is checked)")
+    headers = driver.get("headers_package")
+    if (driver.get("manage", True) and "{kernel" in str(headers or "")
+            and (driver.get("headers_version") or (cfg.get("pkgrepo") or {}).get("format") == "yum")):
+        # yum/dnf install an rpm named with its version, then Salt's pkg.installed,
+        # which finds rpms by their bare name, reports it failed
+        found.effective("driver:headers_package", headers,
+                        "a bare package name such as kernel-devel, with the version in driver:headers_version "
+                        "(e.g. '{kernel_noarch}'): Salt's pkg.installed finds an rpm by its name only and reports "
+                        "one named with its version as failed after yum/dnf installed it")
     for key, value, expected in validate_cgroup_kernel(cfg):  # cgroup v1, kernel, containerd, validation image
         if not found.names(key):
             found.effective(key, value, expected)

@@ -239,6 +239,8 @@ SCHEMA = {
         "prerequisites": List("packages installed before the driver", os_map=True),
         "headers_package": Str("headers for the running kernel when kernel:manage is false ({kernel} expanded)",
                                null=True, os_map=True),
+        "headers_version": Str("the version headers_package is installed at ({kernel}, {kernel_noarch} expanded); "
+                               "null: none", null=True, os_map=True),
         "extra_repo": Repo("a repository for the prerequisites (EPEL on RedHat)", null=True, os_map=True),
     }),
     "docker": Map("Docker CE", {

@@ -106,6 +106,9 @@ def test_package_method_on_ubuntu_is_map_data():
     assert drv["precompiled"]["proprietary"] == ["linux-modules-nvidia-{branch}-{kernel}"]
     assert drv["dkms_packages"]["open"] == ["nvidia-dkms-{branch}-open"]
     assert "k8snvidia-driver-prerequisites" not in out
+    # the running kernel's headers: on Debian the release is in the package's name, no version
+    hdr = _kw(out, "k8snvidia-driver-kernel-headers")
+    assert hdr["name"] == "linux-headers-5.15.0-122-generic" and "version" not in hdr
 
 
 def test_package_method_on_el_enables_the_cuda_repository_and_stream(tmp_path):

@@ -15,11 +15,11 @@ PACKAGES = {"dnf": "dnf", "rpm": "rpm", "rpmbuild": "rpm", "rpmsign": "rpm", "cr
 
 SPEC = """Name: {name}
 Version: {version}
-Release: 1
+Release: {release}
 Summary: K8sNvidia repository probe
 License: MIT
 BuildArch: noarch
-%description
+{provides}%description
 A package that only proves a repository definition works.
 %install
 mkdir -p %{{buildroot}}/usr/share/k8snvidia-probe
@@ -92,16 +92,18 @@ class Keyring:
                  str(path))
 
 
-def build_rpm(workdir, name, version="1.0"):
-    """A noarch rpm named `name`; returns its path."""
-    top = os.path.join(str(workdir), f"rpmbuild-{name}")
+def build_rpm(workdir, name, version="1.0", release="1", provides=()):
+    """A noarch rpm named `name` (with `provides`, e.g. installonlypkg(kernel),
+    what makes dnf keep every version side by side); returns its path."""
+    top = os.path.join(str(workdir), f"rpmbuild-{name}-{version}-{release}")
     for sub in ("SPECS", "RPMS", "BUILD", "BUILDROOT", "SOURCES", "SRPMS"):
         os.makedirs(os.path.join(top, sub), exist_ok=True)
     spec = os.path.join(top, "SPECS", f"{name}.spec")
     with open(spec, "w", encoding="utf-8") as fh:
-        fh.write(SPEC.format(name=name, version=version))
+        fh.write(SPEC.format(name=name, version=version, release=release,
+                             provides="".join(f"Provides: {p}\n" for p in provides)))
     check(["rpmbuild", "--define", f"_topdir {top}", "--define", "_build_id_links none", "--nodeps", "-bb", spec])
-    out = os.path.join(top, "RPMS", "noarch", f"{name}-{version}-1.noarch.rpm")
+    out = os.path.join(top, "RPMS", "noarch", f"{name}-{version}-{release}.noarch.rpm")
     assert os.path.exists(out), out
     return out
 

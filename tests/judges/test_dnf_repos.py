@@ -112,7 +112,7 @@ def signed(tmp_path_factory):
         "nometa": dnf.make_repo(base / "nometa", [rpms["probe-v1"]]),
     }
     pub = {name: keys.export(name, str(base / f"{name}.asc")) for name in ("v1", "v2")}
-    return {"base": base, "repos": repos, "pub": pub}
+    return {"base": base, "repos": repos, "pub": pub, "keys": keys}
 
 
 def _pillar(tmp_path_factory):
@@ -259,3 +259,41 @@ def test_kubernetes_exclude_needs_disableexcludes(written, tmp_path):
     assert rc != 0 and "kubelet" in out, out
     rc, out = _install(written, "kubernetes", "kubelet", tmp_path, "--disableexcludes=kubernetes")
     assert rc == 0, out
+
+
+def test_an_installonly_package_by_name_and_version(signed, tmp_path):
+    """What nvidia.driver asks for the running kernel's headers on EL (name
+    kernel-devel, version its version-release: yumpkg runs `dnf install
+    kernel-devel-<version>-<release>`), judged by real dnf and rpm: dnf takes
+    the name-version-release form (and the .arch one), installs an older
+    version beside a newer one (kernel-devel provides installonlypkg(kernel),
+    as the EL and ELRepo kernel specs make it), and says `already installed`
+    the second time; Salt's own parser of `rpm -qa` (what pkg.list_pkgs and
+    so pkg.installed's check read) keys them all by the bare name, so a
+    state named kernel-devel-<release> can never be found there."""
+    from salt.utils.pkg import rpm as saltrpm
+
+    rpms = [dnf.build_rpm(tmp_path, "kernel-devel", "5.14.0", rel, provides=["installonlypkg(kernel)"])
+            for rel in ("427.el9", "570.el9")]
+    for path in rpms:
+        signed["keys"].sign_rpm("v1", path)
+    repo = dnf.make_repo(tmp_path / "repo", rpms)
+    reposd = tmp_path / "reposd"
+    reposd.mkdir()
+    (reposd / "el.repo").write_text(f"[el]\nname=el\nbaseurl=file://{repo}/\ngpgcheck=1\n"
+                                    f"gpgkey=file://{signed['pub']['v1']}\n")
+    root = tmp_path / "root"
+    newer = dnf.dnf(reposd, root, "install", "kernel-devel-5.14.0-570.el9")
+    assert newer.returncode == 0, newer.stdout + newer.stderr
+    older = dnf.dnf(reposd, root, "install", "kernel-devel-5.14.0-427.el9.noarch")
+    assert older.returncode == 0 and "Installing       : kernel-devel-5.14.0-427.el9" in older.stdout, older.stdout
+    again = dnf.dnf(reposd, root, "install", "kernel-devel-5.14.0-427.el9")
+    assert again.returncode == 0 and "Package kernel-devel-5.14.0-427.el9.noarch is already installed." in again.stdout
+    qa = dnf.check(["rpm", "--root", str(root), "-qa", "--nodigest", "--nosignature", "--queryformat",
+                    saltrpm.QUERYFORMAT.replace("%{REPOID}", "(none)") + "\n"]).stdout
+    listed = {}
+    for line in qa.splitlines():
+        info = saltrpm.parse_pkginfo(line, osarch="x86_64")
+        listed.setdefault(info.name, []).append(info.version)
+    assert sorted(listed["kernel-devel"]) == ["5.14.0-427.el9", "5.14.0-570.el9"]
+    assert not [n for n in listed if n.startswith("kernel-devel-")], listed

@@ -24,8 +24,8 @@ ALL_OSES = {
 EXPECTED = {
     "c7": ("CentOS", "RedHat", "CentOS Linux-7", "7.7.1908", 7, "3.10.0-1062.18.1.el7.x86_64"),
     "r8": ("Rocky", "RedHat", "Rocky Linux-8", "8.10", 8, "4.18.0-553.el8_10.x86_64"),
-    "r9": ("Rocky", "RedHat", "Rocky Linux-9", "9.4", 9, "5.14.0-427.13.1.el9_4.x86_64"),
-    "a9": ("AlmaLinux", "RedHat", "AlmaLinux-9", "9.4", 9, "5.14.0-427.13.1.el9_4.x86_64"),
+    "r9": ("Rocky", "RedHat", "Rocky Linux-9", "9.6", 9, "5.14.0-570.58.1.el9_6.x86_64"),
+    "a9": ("AlmaLinux", "RedHat", "AlmaLinux-9", "9.6", 9, "5.14.0-570.58.1.el9_6.x86_64"),
     "u18": ("Ubuntu", "Debian", "Ubuntu-18.04", "18.04", 18, "5.3.0-40-generic"),
     "u22": ("Ubuntu", "Debian", "Ubuntu-22.04", "22.04", 22, "5.15.0-119-generic"),
     "u24": ("Ubuntu", "Debian", "Ubuntu-24.04", "24.04", 24, "6.8.0-45-generic"),

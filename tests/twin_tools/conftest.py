@@ -18,6 +18,7 @@ TOOLS = [
 ]
 KERNELS = {
     "centos7": "3.10.0-1062.18.1.el7.x86_64",
+    "rocky8": "4.18.0-553.el8_10.x86_64",
     "rocky9": "5.14.0-427.13.1.el9_4.x86_64",
     "ubuntu1804": "5.3.0-40-generic",
     "ubuntu2204": "5.15.0-119-generic",
@@ -26,6 +27,7 @@ KERNELS = {
 }
 OS_RELEASE = {
     "centos7": 'NAME="CentOS Linux"\nVERSION="7 (Core)"\nID="centos"\nVERSION_ID="7"\n',
+    "rocky8": 'NAME="Rocky Linux"\nVERSION="8.10 (Green Obsidian)"\nID="rocky"\nVERSION_ID="8.10"\n',
     "rocky9": 'NAME="Rocky Linux"\nVERSION="9.4 (Blue Onyx)"\nID="rocky"\nVERSION_ID="9.4"\n',
     "ubuntu1804": 'NAME="Ubuntu"\nVERSION="18.04.6 LTS (Bionic Beaver)"\nID=ubuntu\nVERSION_ID="18.04"\n',
     "ubuntu2204": 'NAME="Ubuntu"\nVERSION="22.04.4 LTS (Jammy Jellyfish)"\nID=ubuntu\nVERSION_ID="22.04"\n',

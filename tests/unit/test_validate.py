@@ -128,6 +128,17 @@ def test_rejected(mutate, needle):
     assert_named_once(_bad(mutate), needle)
 
 
+def test_headers_package_with_the_version_in_its_name_is_refused_on_yum():
+    """The map before the fix (kernel-devel-{kernel}): dnf installs it, Salt's
+    pkg.installed cannot find it by that name and fails the driver step."""
+    bad = _bad(lambda c: c.update(by_os_family={"RedHat": {"driver": {"headers_package": "kernel-devel-{kernel}"}}}))
+    hit = assert_named_once(bad, "k8snvidia:driver:headers_package: 'kernel-devel-{kernel}'", render=False)
+    assert "with the version in driver:headers_version" in hit
+    assert problems_for(bad, UBUNTU) == []  # Debian's linux-headers-{kernel} is a real package name
+    assert problems_for(_bad(lambda c: c.update(by_os_family={"RedHat": {"driver": {
+        "headers_package": "kernel-devel", "headers_version": "{kernel_noarch}"}}}))) == []
+
+
 # ------------------------------------------------ class: wrong YAML types
 @pytest.mark.parametrize(
     "mutate,needle",

@@ -3,9 +3,16 @@ The operating systems a twin node can run: their identity files (what Salt's
 core grains read to tell the OS), the tools they have, and a default kernel.
 
 Identity file contents follow what each distribution ships in its
-``*-release`` package (centos-release 7-7.1908, rocky-release 8.10 / 9.4,
-almalinux-release 9.4, base-files of Ubuntu 18.04.3 / 22.04 / 24.04 and
+``*-release`` package (centos-release 7-7.1908, rocky-release 8.10 / 9.6,
+almalinux-release 9.6, base-files of Ubuntu 18.04.3 / 22.04 / 24.04 and
 Debian 12), as documented by os-release(5) and the distributions' own files.
+
+Each EL profile's default kernel is one its release's repositories still
+carry kernel-devel for (twin/catalog): Rocky and Alma keep only the current
+minor release in their main repositories (older minors move to the vault), so
+a 9.6 node runs a 9.6 kernel. A node given an older minor's kernel (cluster
+file `kernel:`) finds no headers for it, as a real one would. CentOS 7 keeps
+the seed's 7.7 kernel, whose kernel-devel the 7.9 vault lacks (the seed's trap).
 """
 
 # Tools every node has (systemd machines with the NVIDIA/Kubernetes stack the
@@ -83,12 +90,12 @@ REDHAT_SUPPORT_PRODUCT_VERSION="{version}"
 
 _ALMA9_OS_RELEASE = """\
 NAME="AlmaLinux"
-VERSION="9.4 (Seafoam Ocelot)"
+VERSION="9.6 (Sage Margay)"
 ID="almalinux"
 ID_LIKE="rhel centos fedora"
-VERSION_ID="9.4"
+VERSION_ID="9.6"
 PLATFORM_ID="platform:el9"
-PRETTY_NAME="AlmaLinux 9.4 (Seafoam Ocelot)"
+PRETTY_NAME="AlmaLinux 9.6 (Sage Margay)"
 ANSI_COLOR="0;34"
 LOGO="fedora-logo-icon"
 CPE_NAME="cpe:/o:almalinux:almalinux:9::baseos"
@@ -97,9 +104,9 @@ DOCUMENTATION_URL="https://wiki.almalinux.org/"
 BUG_REPORT_URL="https://bugs.almalinux.org/"
 
 ALMALINUX_MANTISBT_PROJECT="AlmaLinux-9"
-ALMALINUX_MANTISBT_PROJECT_VERSION="9.4"
+ALMALINUX_MANTISBT_PROJECT_VERSION="9.6"
 REDHAT_SUPPORT_PRODUCT="AlmaLinux"
-REDHAT_SUPPORT_PRODUCT_VERSION="9.4"
+REDHAT_SUPPORT_PRODUCT_VERSION="9.6"
 SUPPORT_END=2032-06-01
 """
 
@@ -179,13 +186,13 @@ PROFILES = {
     },
     "rocky9": {
         "cgroup": "v2",
-        "family": "RedHat", "major": 9, "osfinger": "Rocky Linux-9", "osrelease": "9.4",
-        "kernel": "5.14.0-427.13.1.el9_4.x86_64",
+        "family": "RedHat", "major": 9, "osfinger": "Rocky Linux-9", "osrelease": "9.6",
+        "kernel": "5.14.0-570.58.1.el9_6.x86_64",
         "files": {
             "etc/os-release": {"link": "../usr/lib/os-release"},
-            "usr/lib/os-release": _rocky_os_release("9.4", "Blue Onyx", 9, "2032-05-31"),
-            "etc/rocky-release": "Rocky Linux release 9.4 (Blue Onyx)\n",
-            "etc/rocky-release-upstream": "Derived from Red Hat Enterprise Linux 9.4\n",
+            "usr/lib/os-release": _rocky_os_release("9.6", "Blue Onyx", 9, "2032-05-31"),
+            "etc/rocky-release": "Rocky Linux release 9.6 (Blue Onyx)\n",
+            "etc/rocky-release-upstream": "Derived from Red Hat Enterprise Linux 9.6\n",
             "etc/redhat-release": {"link": "rocky-release"},
             "etc/system-release": {"link": "rocky-release"},
             "etc/system-release-cpe": "cpe:/o:rocky:rocky:9::baseos\n",
@@ -193,12 +200,12 @@ PROFILES = {
     },
     "alma9": {
         "cgroup": "v2",
-        "family": "RedHat", "major": 9, "osfinger": "AlmaLinux-9", "osrelease": "9.4",
-        "kernel": "5.14.0-427.13.1.el9_4.x86_64",
+        "family": "RedHat", "major": 9, "osfinger": "AlmaLinux-9", "osrelease": "9.6",
+        "kernel": "5.14.0-570.58.1.el9_6.x86_64",
         "files": {
             "etc/os-release": {"link": "../usr/lib/os-release"},
             "usr/lib/os-release": _ALMA9_OS_RELEASE,
-            "etc/almalinux-release": "AlmaLinux release 9.4 (Seafoam Ocelot)\n",
+            "etc/almalinux-release": "AlmaLinux release 9.6 (Sage Margay)\n",
             "etc/redhat-release": {"link": "almalinux-release"},
             "etc/system-release": {"link": "almalinux-release"},
             "etc/system-release-cpe": "cpe:/o:almalinux:almalinux:9::baseos\n",

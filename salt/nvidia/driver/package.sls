@@ -7,6 +7,7 @@
     data (salt/parameters); this file has no OS branching. -#}
 {%- from "map.jinja" import k8s with context %}
 {%- from "docker/pkgrepo.jinja" import pkgrepo with context %}
+{%- from "nvidia/driver/headers.jinja" import kernel_headers with context %}
 {%- set driver = k8s.driver %}
 {%- set package = driver.package %}
 {%- set repo = package.get("repo") or {} %}
@@ -19,11 +20,8 @@ include:
 {{ pkgrepo("k8snvidia-driver-package-repo", repo, k8s) }}
 {%- endif %}
 {%- if headers %}
-
 {#- the kernel layer is off: headers of the running kernel, for DKMS #}
-k8snvidia-driver-kernel-headers:
-  pkg.installed:
-    - name: {{ headers | replace("{kernel}", grains["kernelrelease"]) | json }}
+{{ kernel_headers(driver) }}
 {%- endif %}
 
 k8snvidia-driver:

@@ -10,6 +10,7 @@
     to do, before anything of the driver is installed. -#}
 {%- from "map.jinja" import k8s with context %}
 {%- from "docker/pkgrepo.jinja" import pkgrepo with context %}
+{%- from "nvidia/driver/headers.jinja" import kernel_headers with context %}
 {%- set driver = k8s.driver %}
 {%- set extra = driver.get("extra_repo") or {} %}
 {%- set headers = driver.get("headers_package") if not k8s.kernel.manage else none %}
@@ -32,11 +33,8 @@ k8snvidia-driver-prerequisites:
       - pkgrepo: k8snvidia-driver-extra-repo
 {%- endif %}
 {%- if headers %}
-
 {#- the kernel layer is off: headers of the running kernel (it is the one that boots) #}
-k8snvidia-driver-kernel-headers:
-  pkg.installed:
-    - name: {{ headers | replace("{kernel}", grains["kernelrelease"]) | json }}
+{{ kernel_headers(driver) }}
 {%- endif %}
 
 k8snvidia-driver:
