@@ -67,14 +67,17 @@ def pytest_sessionfinish(session, exitstatus):
 # Files that take minutes, first: the test command runs two workers taking
 # whole files (bin/test), and the long files started first finish with the
 # rest instead of after it. Measured with --durations on 2 cores.
-SLOW_FIRST = (
-    "tests/real/",
-    "tests/twin/test_orchestrate_faults.py",
+SLOW_FIRST = (  # xdist hands each worker two files at first: the four longest pair up
     "tests/twin/test_orchestrate.py",
+    "tests/twin/test_orchestrate_faults.py",
     "tests/twin/test_orchestrate_join.py",
-    "tests/twin/test_orchestrate_lock.py",
-    "tests/twin/test_orchestrate_test_mode.py",
+    "tests/twin/test_driver_upgrade.py",
+    "tests/real/",
+    "tests/twin/test_seed_layers.py",
     "tests/twin/test_disk_full.py",
+    "tests/twin/test_orchestrate_lock.py",
+    "tests/twin/test_no_dkms.py",
+    "tests/twin/test_orchestrate_test_mode.py",
     "tests/twin/test_scale.py",
     "tests/twin/",
     "tests/judges/",
