@@ -433,7 +433,12 @@ def decide(facts, want):
     if boot != running:
         plan["reboot"] = f"NVIDIA driver {version} is built for kernel {boot}, which is not running yet"
     elif method == "package" and not plan["reboot"]:
-        plan["reboot"] = f"NVIDIA driver {version} from packages is loaded at the next boot"
+        if not loaded and not facts.get("nouveau_loaded") and facts.get("gpus_visible", True):
+            # built for the running kernel, no GPU module loaded: modprobe it
+            # after the install instead of a reboot (one reboot per node at most)
+            plan["load"] = True
+        else:
+            plan["reboot"] = f"NVIDIA driver {version} from packages is loaded at the next boot"
     return plan
 
 
@@ -604,7 +609,24 @@ def _act_package(plan, want, ret):
             ret["comment"] = f"the NVIDIA driver packages were installed, but {err}"
             return False
         changes["dkms"] = found
+    if plan.get("load"):
+        loaded, why = _load_now()
+        if loaded:
+            changes["loaded"] = loaded
+        else:
+            plan["reboot"] = f"NVIDIA driver {plan['version']} from packages is loaded at the next boot ({why})"
     return True
+
+
+def _load_now():
+    """modprobe nvidia after a package install on the running kernel:
+    (loaded version, None), or (None, why not) and a reboot loads it."""
+    try:
+        _fact("kmod.load", "nvidia")
+        now = _fact("nvidia_driver.loaded_version")
+    except FactError as exc:
+        return None, f"modprobe nvidia: {exc}"
+    return (now, None) if now else (None, "modprobe nvidia loaded no NVIDIA module")
 
 
 def installed(

@@ -22,8 +22,12 @@ CLEAN = "docker.clean,nvidia.container_toolkit_clean,kubernetes.clean"
 REDHAT = ("centos7", "rocky9")
 MINION = {"centos7": "node-110", "rocky9": "node-109", "ubuntu1804": "node-105"}
 CODENAME = {"ubuntu1804": "bionic", "ubuntu2204": "jammy", "ubuntu2404": "noble", "debian12": "bookworm"}
-# the map's Kubernetes per OS: 1.35 where Docker's repository ends at containerd 1.6/1.7
-K8S_MINOR = {"centos7": "1.35", "ubuntu1804": "1.35"}
+# The map's Kubernetes per OS is 1.35 where Docker's repository ends at
+# containerd 1.6/1.7 and 1.36 elsewhere; but these renders are workers of the
+# shipped (seed's) cluster, whose control plane is CentOS 7 on 1.35, and a
+# worker never runs a release above its control plane's: 1.35 for all.
+K8S_MINOR = {}
+SEED_WORKER_MINOR = "1.35"
 K8S_VERSION = {
     ("modern", "RedHat", "1.36"): "1.36.4-150500.1.1",
     ("modern", "Debian", "1.36"): "1.36.4-1.1",
@@ -121,7 +125,7 @@ def test_repositories_come_before_packages(rendered, os_name, profile):
 @pytest.mark.parametrize("os_name,profile", CASES)
 def test_kubernetes_pinned_and_protected(rendered, os_name, profile):
     high = rendered(os_name, profile)
-    want = K8S_VERSION[(profile, family(os_name), K8S_MINOR.get(os_name, "1.36"))]
+    want = K8S_VERSION[(profile, family(os_name), K8S_MINOR.get(os_name, SEED_WORKER_MINOR))]
     pkg = args(high["k8snvidia-kubernetes-packages"], "pkg")
     assert pkg["pkgs"] == [{"kubelet": want}, {"kubeadm": want}, {"kubectl": want}]
     repo = args(high["k8snvidia-kubernetes-repo"], "pkgrepo")
@@ -135,7 +139,7 @@ def test_kubernetes_pinned_and_protected(rendered, os_name, profile):
     kubelet = args(high["k8snvidia-kubernetes-kubelet-service"], "service")
     assert kubelet["__fun__"] == "service.enabled" and kubelet["name"] == "kubelet"
     if profile == "modern":
-        assert f"pkgs.k8s.io/core:/stable:/v{K8S_MINOR.get(os_name, '1.36')}/" in repo.get("baseurl", repo["name"])
+        assert f"pkgs.k8s.io/core:/stable:/v{K8S_MINOR.get(os_name, SEED_WORKER_MINOR)}/" in repo.get("baseurl", repo["name"])
         assert ("service", "k8snvidia-containerd-service") in reqs(pkg, "require")
     else:
         assert "mirrors.aliyun.com/kubernetes/" in repo.get("baseurl", repo["name"])
@@ -575,7 +579,7 @@ def test_repositories_written_and_settled(tmp_path, os_name):
     if family(os_name) == "RedHat":
         kube = files["/etc/yum.repos.d/kubernetes.repo"]
         assert "exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni" in kube and "gpgcheck=1" in kube
-        assert f"baseurl=https://pkgs.k8s.io/core:/stable:/v{K8S_MINOR.get(os_name, '1.36')}/rpm/" in kube
+        assert f"baseurl=https://pkgs.k8s.io/core:/stable:/v{K8S_MINOR.get(os_name, SEED_WORKER_MINOR)}/rpm/" in kube
         ctk = files["/etc/yum.repos.d/nvidia-container-toolkit.repo"]
         assert "repo_gpgcheck=1" in ctk and "gpgcheck=0" in ctk
         assert "gpgkey=https://download.docker.com/linux/centos/gpg" in files["/etc/yum.repos.d/docker-ce-stable.repo"]
@@ -586,7 +590,7 @@ def test_repositories_written_and_settled(tmp_path, os_name):
             "deb [signed-by=/etc/apt/keyrings/docker-ce-stable.asc] https://download.docker.com/linux/ubuntu jammy stable"
         )
         assert lists["/etc/apt/sources.list.d/kubernetes.list"] == (
-            "deb [signed-by=/etc/apt/keyrings/kubernetes.asc] https://pkgs.k8s.io/core:/stable:/v1.36/deb/ /"
+            f"deb [signed-by=/etc/apt/keyrings/kubernetes.asc] https://pkgs.k8s.io/core:/stable:/v{SEED_WORKER_MINOR}/deb/ /"
         )
         assert lists["/etc/apt/sources.list.d/nvidia-container-toolkit.list"].endswith("/stable/deb/$(ARCH) /")
         assert "(Release.key)" in files["/etc/apt/keyrings/kubernetes.asc"]

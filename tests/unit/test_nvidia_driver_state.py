@@ -481,7 +481,10 @@ def test_plan_package_method_installs_and_verifies_dkms():
     plan = mod.decide(_facts(), dict(PKG_WANT))
     assert plan["refusals"] == [] and plan["action"] == "install"
     assert plan["packages"] == ["nvidia-driver", "nvidia-kernel-dkms"] and plan["dkms_kernels"] == [RUNNING]
-    assert plan["reboot"]  # packages do not load the module
+    # built for the running kernel, no GPU module loaded: loaded after the install, no reboot
+    assert plan["reboot"] is None and plan["load"] is True
+    with_nouveau = mod.decide(dict(_facts(), nouveau_loaded=True), dict(PKG_WANT))
+    assert with_nouveau["reboot"] and not with_nouveau.get("load")  # nouveau holds the GPU until a reboot
     done = _facts(packages={"nvidia-kernel-dkms": "535.247.01-1~deb12u1", "nvidia-driver": "535.247.01-1~deb12u1"},
                   dkms=[{"module": "nvidia-current", "version": "535.247.01", "kernel": RUNNING, "arch": "x86_64",
                          "status": "installed"}], loaded="535.247.01", nvidia_loaded=True)
