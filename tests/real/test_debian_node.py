@@ -137,9 +137,12 @@ def slowest(ret, count=6):
     return {sid: round(sec, 1) for sec, sid in reversed(got[-count:])}
 
 
+# Debian 13 ran green (docs/real-node-tier.md, "Debian 13") but costs as much
+# as Debian 12 again (about 9 minutes warm, most of it the DKMS build): kept
+# out of the default suite.
 TRIXIE = pytest.param("trixie", marks=pytest.mark.skipif(
     not os.environ.get("K8SNVIDIA_REAL_TRIXIE"),
-    reason="Debian 13 (trixie): same code, not yet run through once; K8SNVIDIA_REAL_TRIXIE=1 runs it"))
+    reason="Debian 13 (trixie): green when last run, about 9 min warm; K8SNVIDIA_REAL_TRIXIE=1 runs it"))
 
 
 @pytest.fixture(scope="module", params=["bookworm", TRIXIE])

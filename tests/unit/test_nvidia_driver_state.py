@@ -778,3 +778,21 @@ def test_a_kernel_without_module_support_has_nothing_loaded(tmp_path):
     (tmp_path / "proc/self").rmdir()
     ret = node.installed()
     assert ret["result"] is False and "cannot read the loaded kernel modules" in ret["comment"]
+
+
+def test_twin_catalog_has_what_the_debian_12_map_installs():
+    """The twin's bookworm archive agrees with the map and with what the
+    real-node tier installed on a real Debian 12 (tests/real): every package
+    the package method plans, of the map's branch, the DKMS packages
+    registering the map's module name for their module type."""
+    catalog = yaml.safe_load((ROOT / "twin/catalog/debian-family.yaml").read_text())
+    pkgs = next(r for r in catalog["repositories"] if r["name"] == "debian-bookworm")["packages"]
+    want = debian_want()
+    for mtype in ("proprietary", "open"):
+        for name in want["packages"][mtype] + want["dkms_packages"][mtype]:
+            assert name in pkgs, name
+        for name in want["dkms_packages"][mtype]:
+            spec = pkgs[name]["payload"]["nvidia_driver"]
+            assert spec["module"] == want["dkms_module"][mtype], (name, spec)
+            assert spec.get("module_type", "proprietary") == mtype
+            assert all(v.startswith(f"{want['branch']}.") for v in pkgs[name]["versions"])
