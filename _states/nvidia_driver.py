@@ -49,6 +49,9 @@ SERVICE_COMMANDS = {
     "nvidia-fabricmanager": "nv-fabricmanager",
 }
 METHODS = ("runfile", "package")
+# test=True on a node without GRUB that has no kernel installed yet (an
+# earlier state of the run installs it): the plan names the kernel thus
+BOOT_PENDING = "(the newest kernel installed by the time this runs)"
 
 
 def __virtual__():
@@ -90,6 +93,13 @@ def _loaded_modules():
     try:
         with open(os.path.join(procfs, "modules"), encoding="utf-8") as fh:
             return [line.split()[0] for line in fh if line.strip()]
+    except FileNotFoundError as exc:
+        # a kernel built without loadable module support (CONFIG_MODULES=n)
+        # has no /proc/modules: nothing is loaded, nothing can be. Without
+        # procfs at all nothing is known.
+        if os.path.isdir(os.path.join(procfs, "self")):
+            return []
+        raise FactError(f"cannot read the loaded kernel modules ({procfs}/modules): {exc}") from exc
     except OSError as exc:
         raise FactError(f"cannot read the loaded kernel modules ({procfs}/modules): {exc}") from exc
 
@@ -130,20 +140,76 @@ def _package_names(want, branch, module_type, boot):
     return tuple(_names(want, f, branch, module_type, boot) for f in ("packages", "precompiled", "dkms_packages"))
 
 
+def _dkms_module(want, module_type):
+    """The DKMS module name the packages register for ``module_type``: one
+    name, or ``{proprietary: ..., open: ...}`` (Debian: nvidia-current and
+    nvidia-current-open)."""
+    name = want.get("dkms_module")
+    if isinstance(name, dict):
+        name = name.get("open" if module_type == "open" else "proprietary")
+    return name or "nvidia"
+
+
+def _boot_kernel(want):
+    """The kernel that boots next: ``kernel``; the boot loader's default;
+    on a node without GRUB's commands (a container, a systemd-boot machine)
+    the newest installed kernel, as the kernel layer takes it. None when no
+    kernel is installed yet."""
+    if want.get("kernel"):
+        return want["kernel"]
+    if _fact("bootkernel.missing_tools", want.get("boot_tool")):
+        return (_fact("bootkernel.installed") or [None])[-1]
+    kw = {k: want[k] for k in ("boot_tool", "grub_config") if want.get(k)}
+    return _fact("bootkernel.default", **kw)
+
+
+def _enabled_components(codename):
+    """The apt archive areas the node's sources enable for suite
+    ``codename`` (``{"components": set, "files": [...]}``), or None when no
+    source names that suite (a local mirror with other suite names: nothing
+    is checked)."""
+    comps, files = set(), []
+    for entries in (_fact("pkg.list_repos") or {}).values():
+        for entry in entries or []:
+            if entry.get("disabled") or entry.get("type", "deb") != "deb" or entry.get("dist") != codename:
+                continue
+            comps.update(entry.get("comps") or [])
+            if entry.get("file") and entry["file"] not in files:
+                files.append(entry["file"])
+    return {"components": comps, "files": files} if files or comps else None
+
+
+def _pillar_recommendation(names):
+    """nvidia.recommended's answer for the pillar's GPU names (the node
+    shows none): the same rules, from _utils/nvidia_gpu.py."""
+    archs = [__utils__["nvidia_gpu.architecture_of_name"](n) for n in names]
+    rec = __utils__["nvidia_gpu.recommend"]([a for a in archs if a])
+    rec["gpus"] = []
+    return rec
+
+
 def _facts(want):
     """Everything the plan needs, read once. Raises FactError."""
     facts = {}
-    if want.get("kernel"):
-        facts["boot"] = want["kernel"]
-    else:
-        kw = {k: want[k] for k in ("boot_tool", "grub_config") if want.get(k)}
-        facts["boot"] = _fact("bootkernel.default", **kw)
-        if not facts["boot"]:
+    facts["boot"] = _boot_kernel(want)
+    if not facts["boot"]:
+        if want.get("test") and not want.get("kernel") and not _fact("bootkernel.installed"):
+            facts["boot"] = BOOT_PENDING
+        else:
             raise FactError("bootkernel.default found no boot-default kernel: check k8snvidia:kernel:boot_tool")
     facts["running"] = _fact("bootkernel.running") if "bootkernel.running" in __salt__ else (
         __grains__.get("kernelrelease") or os.uname().release)
     rec = _fact("nvidia.recommended")
-    facts["recommended"] = rec if isinstance(rec, dict) else {}
+    rec = rec if isinstance(rec, dict) else {}
+    # no GPU on this node's PCI bus (nor a driver that lists one): a node the
+    # pillar lists with GPUs is planned for those (docs/driver.md)
+    facts["gpus_visible"] = bool(rec.get("gpus"))
+    if not facts["gpus_visible"] and want.get("gpus"):
+        try:
+            rec = _pillar_recommendation(want["gpus"])
+        except (KeyError, NameError) as exc:
+            raise FactError(f"the nvidia_gpu utils are not loaded (run saltutil.sync_all): {exc}") from exc
+    facts["recommended"] = rec
     modules = _loaded_modules()
     facts["nouveau_loaded"] = "nouveau" in modules
     facts["nouveau_blacklist"] = _nouveau_blacklisted() if facts["nouveau_loaded"] else None
@@ -170,6 +236,9 @@ def _facts(want):
             # the package lists as they are (no refresh: the kernel layer refreshed them)
             facts["precompiled_available"][p] = bool(facts["packages"][p] or _candidate(p))
         facts["dkms"] = _fact("nvidia_driver.dkms_status") if want.get("dkms") else None
+        if want.get("components"):
+            facts["codename"] = __grains__.get("oscodename")
+            facts["components"] = _enabled_components(facts["codename"]) if facts["codename"] else None
     return facts
 
 
@@ -350,13 +419,17 @@ def decide(facts, want):
         stream = (want.get("module_stream") or {}).get("open" if mtype == "open" else "proprietary")
         plan["stream"] = _fmt(stream, branch=branch) if stream else None
         missing = [p for p in chosen if not (facts.get("packages") or {}).get(p)]
-        dkms_ok = use_pre or not want.get("dkms") or _dkms_installed(
-            facts.get("dkms"), want.get("dkms_module") or "nvidia", boot, branch=branch)
+        plan["dkms_module"] = module = _dkms_module(want, mtype)
+        dkms_ok = use_pre or not want.get("dkms") or _dkms_installed(facts.get("dkms"), module, boot, branch=branch)
         if missing or not dkms_ok:
             plan["action"] = "install" if missing else "rebuild"
             plan["missing"] = missing
             plan["why"] = (f"{', '.join(missing)} not installed" if missing
-                           else f"DKMS lists no {want.get('dkms_module') or 'nvidia'}/{branch}.* for kernel {boot}")
+                           else f"DKMS lists no {module}/{branch}.* for kernel {boot}")
+        if missing:
+            refuse += _component_problems(facts, want)
+            if refuse:
+                return plan
 
     if plan["action"] == "none":
         if loaded and (loaded != version if method == "runfile" else not str(loaded).startswith(f"{branch}.")):
@@ -433,13 +506,38 @@ def decide(facts, want):
     if boot != running:
         plan["reboot"] = f"NVIDIA driver {version} is built for kernel {boot}, which is not running yet"
     elif method == "package" and not plan["reboot"]:
-        if not loaded and not facts.get("nouveau_loaded") and facts.get("gpus_visible", True):
+        if facts.get("gpus_visible") is False:
+            # the module is loaded for a GPU it finds: a reboot would not load it
+            plan["notes"].append("no NVIDIA GPU is visible on this node: the module loads once one is, no "
+                                 "reboot is marked for it")
+        elif not loaded and not facts.get("nouveau_loaded"):
             # built for the running kernel, no GPU module loaded: modprobe it
             # after the install instead of a reboot (one reboot per node at most)
             plan["load"] = True
         else:
             plan["reboot"] = f"NVIDIA driver {version} from packages is loaded at the next boot"
+    if facts.get("gpus_visible") is False:
+        plan["notes"].append("no NVIDIA GPU is visible on this node (PCI bus, driver): "
+                             + (f"planned for the pillar's GPUs ({', '.join(want['gpus'])})" if want.get("gpus")
+                                else "planned without GPUs (the pillar lists none)"))
     return plan
+
+
+def _component_problems(facts, want):
+    """A refusal when the node's apt sources lack an archive area the
+    packages come from (Debian: contrib, non-free, non-free-firmware)."""
+    need = list(want.get("components") or [])
+    got = facts.get("components")
+    if not need or got is None:
+        return []
+    lacking = [c for c in need if c not in got["components"]]
+    if not lacking:
+        return []
+    have = ", ".join(sorted(got["components"])) or "none"
+    where = ", ".join(got["files"]) or "the system's sources"
+    return [f"the driver packages come from the archive areas {', '.join(need)}, and the node's sources for "
+            f"{facts.get('codename')} enable {have} ({where}): add {' '.join(lacking)} to that entry's "
+            "components (the state does not edit the system's own sources), then apply nvidia.driver again"]
 
 
 def _changes(plan, facts):
@@ -604,7 +702,7 @@ def _act_package(plan, want, ret):
         ret["comment"] = f"the package manager reported success but {', '.join(still)} is not installed"
         return False
     if plan["dkms_kernels"]:
-        found, err = _verify_dkms(plan, want.get("dkms_module") or "nvidia")
+        found, err = _verify_dkms(plan, plan.get("dkms_module") or _dkms_module(want, plan["module_type"]))
         if err:
             ret["comment"] = f"the NVIDIA driver packages were installed, but {err}"
             return False
@@ -648,6 +746,8 @@ def installed(
     dkms_module="nvidia",
     module_stream=None,
     stop_services=None,
+    gpus=None,
+    components=None,
 ):
     """
     Make the NVIDIA driver ``name`` installed, built for the kernel that
@@ -682,8 +782,16 @@ def installed(
         ``{kernel}`` (the boot kernel) filled in: the driver packages, the
         precompiled module packages (used when all exist for the boot
         kernel), the DKMS packages (used otherwise); the DKMS module name
-        the packages register; ``{proprietary: stream, open: stream}``, a
-        dnf module stream enabled first.
+        the packages register (one, or ``{proprietary: ..., open: ...}``);
+        ``{proprietary: stream, open: stream}``, a dnf module stream enabled
+        first.
+    gpus
+        The GPU names the pillar lists for this node: the plan's GPUs when
+        the node shows none (no PCI device, no driver), noted in the comment.
+    components
+        package: the apt archive areas the packages come from (Debian:
+        contrib, non-free, non-free-firmware); a node whose sources for its
+        suite lack one is refused before anything is installed.
     stop_services
         GPU services (nvidia-persistenced, nvidia-dcgm) stopped for the
         install while an NVIDIA module is loaded, started again after.
@@ -697,6 +805,7 @@ def installed(
         "packages": packages or {}, "precompiled": precompiled or {}, "dkms_packages": dkms_packages or {},
         "dkms_module": dkms_module,
         "module_stream": module_stream, "stop_services": list(stop_services or []), "test": test,
+        "gpus": [str(g) for g in gpus or []], "components": list(components or []),
     }
     if method == "runfile" and (not url or not sha256):
         ret["comment"] = "method runfile needs url and sha256 (k8snvidia:driver:url, k8snvidia:driver:sha256)"

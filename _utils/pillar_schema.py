@@ -220,7 +220,12 @@ SCHEMA = {
             "packages": Map("driver and userspace packages per module type", _PER_MODULE_TYPE, os_map=True),
             "precompiled": Map("signed prebuilt module packages per module type", _PER_MODULE_TYPE, os_map=True),
             "dkms_packages": Map("DKMS module packages per module type", _PER_MODULE_TYPE, os_map=True),
-            "dkms_module": Str("the DKMS module name dkms status must list", os_map=True),
+            "dkms_module": Map("the DKMS module name dkms status must list, per module type", {
+                "proprietary": Str("the DKMS module of the proprietary kernel module"),
+                "open": Str("the DKMS module of the open kernel module"),
+            }, os_map=True),
+            "components": List("apt: the archive areas the packages come from, which the node's sources for its "
+                               "suite must enable (Debian: contrib, non-free, non-free-firmware)", os_map=True),
             "module_stream": Map("dnf module streams per module type", {
                 "proprietary": Str("the stream for the proprietary module"),
                 "open": Str("the stream for the open module"),

@@ -5,18 +5,23 @@ Cold path (no cache): ``debootstrap --variant=minbase`` of the suite with the
 base packages the node needs before Salt (systemd, python3, kmod, ...); in
 that fresh rootfs, ``apt-get install --download-only`` of every package the
 state tree will install (Debian's docker.io, containerd, runc, the kernel
-metapackages, with their dependencies and recommends): those .debs become the
-local archive the node installs from. Salt 3008.4 goes into /opt/salt (a venv
-inside the rootfs) from wheels fetched with ``pip download`` for the rootfs's
-Python. Everything lands in /var/cache/k8snvidia-tests/<suite>/ (rebuilt from
-scratch when missing or when the recipe changes).
+metapackages, and the NVIDIA driver packages the map's package method names
+for that release, with their dependencies and recommends, from main, contrib,
+non-free and non-free-firmware): those .debs become the local archive the
+node installs from. Salt 3008.4 goes into /opt/salt (a venv inside the
+rootfs) from wheels fetched with ``pip download`` for the rootfs's Python.
+Everything lands in $K8SNVIDIA_REAL_CACHE/<suite>/ (default
+/var/cache/k8snvidia-tests; rebuilt from scratch when missing or when the
+recipe changes). Nothing else is written outside the per-run directory
+(/tmp/k8sr-*) and the run records (/run/k8snvidia-real).
 
 Per run: an overlay over the cached rootfs (the cache is never changed), a
-throwaway GPG key that signs the archive's Release (InRelease) and two flat
+throwaway GPG key that signs the archive's Release (InRelease; one component
+per Debian archive area, split by the packages' Section) and two flat
 repositories of stub packages (kubeadm/kubelet/kubectl and the NVIDIA
-Container Toolkit, which Debian does not package), a veth pair (one end moved
-into the node by ``--network-interface``), ``python -m http.server`` and a
-salt-master bound to the host end. Nothing else is reachable from the node.
+Container Toolkit, which Debian does not package), a network namespace with
+one end of a veth pair, ``python -m http.server`` and a salt-master bound to
+the host end. Nothing else is reachable from the node.
 """
 
 import contextlib
@@ -53,8 +58,17 @@ BASE_PACKAGES = [
     "iproute2", "initramfs-tools", "apt-utils",
 ]
 # Installed by the state tree from the local archive (downloaded with their
-# dependencies and recommends, as apt would install them).
+# dependencies and recommends, as apt would install them); the NVIDIA
+# driver's packages are added from the map (driver_packages).
 NODE_PACKAGES = ["docker.io", "containerd", "runc", "linux-image-amd64", "linux-headers-amd64"]
+# Debian's archive areas: the driver is in non-free (nvidia-kernel-dkms,
+# libcuda1, nvidia-smi), contrib (nvidia-support, nvidia-persistenced, the
+# open module) and non-free-firmware (firmware-nvidia-gsp). The local
+# archive serves each as its own component, split by the packages' Section.
+COMPONENTS = ["main", "contrib", "non-free", "non-free-firmware"]
+# What a fresh Debian 12/13 install enables (the installer adds
+# non-free-firmware since Debian 12): the node starts with these.
+STOCK_COMPONENTS = ["main", "non-free-firmware"]
 # Salt's runtime dependencies as wheels (salt itself is installed with
 # --no-deps: some of its declared dependencies, timelib among them, have no
 # wheel, and a minion does not import them).
@@ -62,7 +76,7 @@ SALT_DEPS = [
     "msgpack", "pyyaml", "jinja2", "markupsafe", "tornado", "looseversion", "jmespath",
     "distro", "packaging", "psutil", "pyzmq", "requests", "cryptography",
 ]
-RECIPE = 3  # bump when the build changes: old caches are rebuilt
+RECIPE = 4  # bump when the build changes: old caches are rebuilt
 
 # Packages that have no real counterpart installable here. Each is a stub
 # .deb built by the test with dpkg-deb: a package with the real name and the
@@ -110,31 +124,42 @@ HOST_TOOLS = {
 
 
 def ensure_host_tools():
-    """Install what the tier needs on the host with apt-get; returns a
+    """Install what the tier needs on the host with apt-get (tests/host_tools:
+    it waits for the dpkg lock a parallel test worker may hold); returns a
     reason string when that is impossible (the caller skips)."""
     if os.geteuid() != 0:
         return "the real-node tier needs root (debootstrap, systemd-nspawn, mounts, veth)"
-    missing = sorted({pkg for tool, pkg in HOST_TOOLS.items() if not shutil.which(tool)})
-    if not missing:
-        return None
-    if not shutil.which("apt-get"):
-        return f"missing {', '.join(missing)} and no apt-get to install them"
-    log(f"installing host tools: {' '.join(missing)}")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    proc = run(["apt-get", "install", "-y", "--no-install-recommends", *missing], check=False, env=env)
-    if proc.returncode != 0:
-        run(["apt-get", "update"], check=False, env=env)
-        proc = run(["apt-get", "install", "-y", "--no-install-recommends", *missing], check=False, env=env)
-    if proc.returncode != 0:
-        return f"could not install {' '.join(missing)}: {proc.stderr.strip()[-500:]}"
-    return None
+    from tests import host_tools
+
+    return host_tools.ensure(HOST_TOOLS)
 
 
 # ---------------------------------------------------------------- the cache
 
 
+def driver_packages(suite, module_type="proprietary"):
+    """The packages the product's package method installs on this Debian
+    release (salt/parameters: the Debian family's driver:package, the
+    release's branch), for ``module_type``: what the archive must hold."""
+    import yaml
+
+    params = ROOT / "salt" / "parameters"
+    family = yaml.safe_load((params / "os_family.yaml").read_text())["Debian"]["driver"]["package"]
+    finger = yaml.safe_load((params / "osfinger.yaml").read_text()).get(f"Debian-{SUITES[suite]['release']}") or {}
+    package = dict(family, **((finger.get("driver") or {}).get("package") or {}))
+    names = []
+    for field in ("packages", "dkms_packages"):
+        names += [str(n).format(branch=package["branch"]) for n in (package.get(field) or {}).get(module_type) or []]
+    return names
+
+
+def node_packages(suite):
+    return NODE_PACKAGES + driver_packages(suite)
+
+
 def recipe_key(suite):
-    text = json.dumps([RECIPE, suite, MIRROR, BASE_PACKAGES, NODE_PACKAGES, SALT_DEPS, SALT_VERSION])
+    text = json.dumps([RECIPE, suite, MIRROR, BASE_PACKAGES, node_packages(suite), COMPONENTS, SALT_DEPS,
+                       SALT_VERSION])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -182,12 +207,13 @@ def _build(suite, work):
     # The node's packages: resolved and downloaded by the rootfs's own apt, so
     # the archive holds exactly what an install on this system pulls in.
     shutil.copy("/etc/resolv.conf", rootfs / "etc/resolv.conf")
-    (rootfs / "etc/apt/sources.list").write_text(f"deb {MIRROR} {suite} main\n")
+    (rootfs / "etc/apt/sources.list").write_text(f"deb {MIRROR} {suite} {' '.join(COMPONENTS)}\n")
     for deb in (rootfs / "var/cache/apt/archives").glob("*.deb"):
         deb.unlink()
-    log(f"{suite}: downloading the node's packages: {' '.join(NODE_PACKAGES)}")
+    packages = node_packages(suite)
+    log(f"{suite}: downloading the node's packages: {' '.join(packages)}")
     _chroot(rootfs, "apt-get", "-q", "update")
-    _chroot(rootfs, "apt-get", "-q", "-y", "--download-only", "install", *NODE_PACKAGES)
+    _chroot(rootfs, "apt-get", "-q", "-y", "--download-only", "install", *packages)
     for deb in (rootfs / "var/cache/apt/archives").glob("*.deb"):
         shutil.move(str(deb), pool / deb.name)
     # Salt in a venv inside the rootfs, from wheels for its Python.
@@ -239,6 +265,20 @@ def _build(suite, work):
 def _index(pool, packages):
     proc = run(["dpkg-scanpackages", "--multiversion", pool.name], cwd=pool.parent)
     packages.write_text(proc.stdout)
+
+
+def split_components(text):
+    """The archive's Packages split by Debian archive area: a stanza whose
+    Section is ``non-free/kernel`` belongs to non-free, one without an area
+    prefix to main (as in Debian's own archive)."""
+    out = {c: [] for c in COMPONENTS}
+    for stanza in text.strip().split("\n\n"):
+        if not stanza.strip():
+            continue
+        section = next((ln.split(":", 1)[1].strip() for ln in stanza.splitlines() if ln.startswith("Section:")), "")
+        area = section.split("/", 1)[0] if "/" in section else "main"
+        out.setdefault(area, []).append(stanza)
+    return {c: ("\n\n".join(v) + "\n") if v else "" for c, v in out.items()}
 
 
 # ---------------------------------------------------------------- repository
@@ -309,14 +349,18 @@ def make_www(www, cache, suite, keyring, stub_versions):
     """The served tree: /debian (the cached archive, Release signed now),
     /kubernetes and /nvidia (flat stub repositories with Release.key)."""
     deb = www / "debian"
-    (deb / "dists" / suite / "main" / "binary-amd64").mkdir(parents=True)
+    (deb / "dists" / suite).mkdir(parents=True)
     os.symlink(cache / "pool", deb / "pool")
-    packages = (cache / "Packages").read_bytes()
-    bdir = deb / "dists" / suite / "main" / "binary-amd64"
-    (bdir / "Packages").write_bytes(packages)
-    (bdir / "Packages.gz").write_bytes(gzip.compress(packages, mtime=0))
-    rel = _release([("main/binary-amd64/Packages", packages),
-                    ("main/binary-amd64/Packages.gz", (bdir / "Packages.gz").read_bytes())], suite, suite)
+    files = []
+    for comp, text in split_components((cache / "Packages").read_text()).items():
+        bdir = deb / "dists" / suite / comp / "binary-amd64"
+        bdir.mkdir(parents=True)
+        packages = text.encode()
+        (bdir / "Packages").write_bytes(packages)
+        (bdir / "Packages.gz").write_bytes(gzip.compress(packages, mtime=0))
+        files += [(f"{comp}/binary-amd64/Packages", packages),
+                  (f"{comp}/binary-amd64/Packages.gz", (bdir / "Packages.gz").read_bytes())]
+    rel = _release(files, suite, suite, components=" ".join(COMPONENTS))
     (deb / "dists" / suite / "Release").write_text(rel)
     keyring.sign(deb / "dists" / suite / "Release")
     for repo, pkgs in STUBS.items():
@@ -463,13 +507,7 @@ class Node:
         root = self.merged
         key = root / "usr/share/keyrings/k8snvidia-real-archive.gpg"
         key.write_bytes(self.keyring.export(armor=False))
-        (root / "etc/apt/sources.list.d/debian.sources").write_text(textwrap.dedent(f"""\
-            Types: deb
-            URIs: {self.base_url}/debian
-            Suites: {self.suite}
-            Components: main
-            Signed-By: /usr/share/keyrings/k8snvidia-real-archive.gpg
-            """))
+        self.set_components(STOCK_COMPONENTS)
         # a test node is thrown away: dpkg need not fsync every file (the
         # kernel packages alone are thousands)
         (root / "etc/dpkg/dpkg.cfg.d/k8snvidia-real-unsafe-io").write_text("force-unsafe-io\n")
@@ -484,6 +522,17 @@ class Node:
         for unit in ("salt-minion.service",):
             (wants / unit).unlink(missing_ok=True)
             (wants / unit).symlink_to(f"/etc/systemd/system/{unit}")
+
+    def set_components(self, components):
+        """The node's own Debian source (deb822, as Debian 12 and 13 write
+        it), with these archive areas: what the administrator sets."""
+        (self.merged / "etc/apt/sources.list.d/debian.sources").write_text(textwrap.dedent(f"""\
+            Types: deb
+            URIs: {self.base_url}/debian
+            Suites: {self.suite}
+            Components: {' '.join(components)}
+            Signed-By: /usr/share/keyrings/k8snvidia-real-archive.gpg
+            """))
 
     @property
     def ret_port(self):

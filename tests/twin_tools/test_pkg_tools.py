@@ -177,6 +177,22 @@ def test_headers_for_the_running_kernel_per_os(make_node):
     assert "Error: Unable to find a match: kernel-devel-5.14.0-427.13.1.el9_4.x86_64" in r.stderr
 
 
+def test_debian_archive_areas_decide_what_apt_offers(make_node):
+    """As on a real Debian 12 (tests/real): the NVIDIA driver's packages are
+    in non-free/contrib/non-free-firmware, and a node whose sources enable
+    main only cannot install them until a line enables those areas."""
+    d = make_node("debian12")
+    assert d.run("apt-get", "-q", "update").returncode == 0
+    r = d.run("apt-get", "-q", "-y", "install", "nvidia-kernel-dkms")
+    assert r.returncode == 100 and "E: Unable to locate package nvidia-kernel-dkms" in r.stderr
+    extra = d.file("/etc/apt/sources.list.d/nonfree.list")
+    extra.parent.mkdir(parents=True, exist_ok=True)
+    extra.write_text("deb http://deb.debian.org/debian bookworm contrib non-free non-free-firmware\n")
+    assert d.run("apt-get", "-q", "update").returncode == 0
+    r = d.run("apt-cache", "policy", "nvidia-kernel-dkms")
+    assert "Candidate: 535.261.03-1" in r.stdout, r.stdout
+
+
 def test_package_tools_are_on_path_only_while_installed(make_node):
     n = make_node("debian12")
     dispatch = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "twin", "bin", "_dispatch")

@@ -52,6 +52,8 @@ class Minion:
         salt.update({
             "cmd.run_all": self.run_all,
             "bootkernel.default": lambda: self.boot,
+            "bootkernel.missing_tools": lambda _tool=None: [],
+            "bootkernel.installed": lambda: [RUNNING] + ([self.boot] if self.boot and self.boot != RUNNING else []),
             "bootkernel.running": lambda: RUNNING,
             "nvidia.recommended": lambda: dict(self.recommended),
             "nvidia.processes": lambda: list(self.node.state().get("gpu_processes") or []),
@@ -467,6 +469,157 @@ PKG_WANT = {
 }
 
 
+def debian_want(**kw):
+    """The package method as the Debian 12 map gives it."""
+    fam = yaml.safe_load((ROOT / "salt/parameters/os_family.yaml").read_text())["Debian"]["driver"]["package"]
+    fin = yaml.safe_load((ROOT / "salt/parameters/osfinger.yaml").read_text())["Debian-12"]["driver"]["package"]
+    want = dict(PKG_WANT, **{k: v for k, v in dict(fam, **fin).items() if k in PKG_WANT or k == "components"})
+    want.update(kw)
+    return want
+
+
+def test_plan_debian_open_module_is_nvidia_current_open():
+    """Debian registers the open module as nvidia-current-open (the
+    nvidia-open-kernel-dkms dkms.conf PACKAGE_NAME), the proprietary one as
+    nvidia-current: the DKMS check follows the module type."""
+    mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
+    turing = {"max_branch": None, "module_type": "open", "architectures": ["Turing"], "conflicts": []}
+    plan = mod.decide(_facts(recommended=turing), debian_want())
+    assert plan["packages"] == ["libcuda1", "nvidia-smi", "nvidia-persistenced", "nvidia-open-kernel-dkms"]
+    assert plan["dkms_module"] == "nvidia-current-open"
+    built = [{"module": "nvidia-current-open", "version": "535.261.03", "kernel": RUNNING, "arch": "x86_64",
+              "status": "installed"}]
+    have = dict.fromkeys(plan["packages"], "535.261.03-1")
+    assert mod.decide(_facts(recommended=turing, packages=have, dkms=built), debian_want())["action"] == "none"
+    built[0]["module"] = "nvidia-current"
+    assert mod.decide(_facts(recommended=turing, packages=have, dkms=built), debian_want())["action"] == "rebuild"
+    have["nvidia-kernel-dkms"] = "535.261.03-1"
+    assert mod.decide(_facts(packages=have, dkms=built), debian_want())["action"] == "none"  # Pascal: proprietary
+
+
+def test_plan_refuses_when_the_sources_lack_debians_archive_areas():
+    """A fresh Debian enables main and non-free-firmware: the driver's
+    packages (non-free, contrib) cannot install, refused before anything
+    changes with the file to edit; nothing is checked for a suite no
+    source names, nor once the packages are installed."""
+    mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
+    stock = {"components": {"main", "non-free-firmware"}, "files": ["/etc/apt/sources.list.d/debian.sources"]}
+    plan = mod.decide(_facts(components=stock, codename="bookworm"), debian_want())
+    assert len(plan["refusals"]) == 1, plan["refusals"]
+    assert "add contrib non-free to that entry's components" in plan["refusals"][0]
+    assert "enable main, non-free-firmware (/etc/apt/sources.list.d/debian.sources)" in plan["refusals"][0]
+    full = dict(stock, components={"main", "contrib", "non-free", "non-free-firmware"})
+    assert mod.decide(_facts(components=full, codename="bookworm"), debian_want())["refusals"] == []
+    assert mod.decide(_facts(components=None, codename="bookworm"), debian_want())["refusals"] == []
+    have = dict.fromkeys(["libcuda1", "nvidia-smi", "nvidia-persistenced", "nvidia-kernel-dkms"], "1")
+    dkms = [{"module": "nvidia-current", "version": "535.261.03", "kernel": RUNNING, "status": "installed"}]
+    assert mod.decide(_facts(components=stock, packages=have, dkms=dkms), debian_want())["action"] == "none"
+
+
+def test_plan_without_a_visible_gpu_marks_no_reboot_for_the_module():
+    """A node whose GPU is not visible (none on the PCI bus, no driver):
+    a reboot would not load the module, so none is marked for it, and the
+    comment says the plan is for the pillar's GPUs. A kernel that is not
+    running yet still needs its reboot."""
+    mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
+    want = debian_want(gpus=["NVIDIA GeForce GTX 1080 Ti"])
+    plan = mod.decide(_facts(gpus_visible=False), want)
+    assert plan["action"] == "install" and plan["reboot"] is None
+    assert any("no reboot is marked" in n for n in plan["notes"])
+    assert any("planned for the pillar's GPUs (NVIDIA GeForce GTX 1080 Ti)" in n for n in plan["notes"])
+    plan = mod.decide(_facts(gpus_visible=False, boot=OTHER), want)
+    assert plan["reboot"] and "not running yet" in plan["reboot"]
+    assert mod.decide(_facts(gpus_visible=True), want)["reboot"].endswith("loaded at the next boot")
+
+
+class FactsMinion:
+    """The state's facts step with every module it calls mocked: a node
+    without GRUB (a container), no GPU on its PCI bus."""
+
+    def __init__(self, tmp_path, kernels=(), repos=None):
+        self.mod = load_source("_states/nvidia_driver.py", "test_nvd_facts")
+        self.nvgpu = load_source("_utils/nvidia_gpu.py", "test_nvd_facts_gpu")
+        (tmp_path / "proc").mkdir()
+        (tmp_path / "proc/modules").write_text("ext4 1081344 1 - Live 0x0\n")
+        self.kernels = list(kernels)
+        self.reboots = []
+        self.mod.__salt__ = {
+            "bootkernel.missing_tools": lambda _tool=None: ["update-grub", "grub-set-default"],
+            "bootkernel.installed": lambda: list(self.kernels),
+            "bootkernel.default": lambda **_kw: None,
+            "bootkernel.running": lambda: RUNNING,
+            "nvidia.recommended": lambda: self.nvgpu.recommend([]) | {"gpus": []},
+            "nvidia_driver.loaded_version": lambda: None,
+            "nvidia_driver.installed_version": lambda: None,
+            "nvidia_driver.built_for": lambda _k: None,
+            "nvidia_driver.kernel_source": lambda k: f"/lib/modules/{k}/build" if k in self.kernels else None,
+            "nvidia_driver.dkms_status": lambda: None,
+            "pkg.version": lambda _name: "",
+            "pkg.latest_version": lambda _name, refresh=False: "1",
+            "pkg.list_repos": lambda: repos or {},
+            "k8snvidia.set_reboot_pending": self.reboots.append,
+        }
+        self.mod.__utils__ = {"nvidia_gpu.architecture_of_name": self.nvgpu.architecture_of_name,
+                              "nvidia_gpu.recommend": self.nvgpu.recommend}
+        self.mod.__grains__ = {"kernelrelease": RUNNING, "oscodename": "bookworm"}
+        self.mod.__opts__ = {"test": True, "nvidia.procfs_root": str(tmp_path / "proc")}
+        self.mod.__context__ = {}
+
+    def installed(self, test=True, **kw):
+        self.mod.__opts__["test"] = test
+        want = debian_want()
+        args = {k: want[k] for k in ("branch", "packages", "dkms_packages", "dkms_module", "components")}
+        args.update(kw)
+        return self.mod.installed("branch 535", method="package", **args)
+
+
+def test_no_grub_and_no_kernel_yet_predicts_for_the_kernel_installed_first(tmp_path):
+    """test=True on a fresh node without GRUB, before the kernel layer has
+    installed a kernel: a prediction, not a failure; the real run takes the
+    newest installed kernel (the kernel layer's rule without GRUB)."""
+    node = FactsMinion(tmp_path)
+    ret = node.installed(gpus=["NVIDIA GeForce GTX 1080 Ti"])
+    assert ret["result"] is None, ret["comment"]
+    assert ret["changes"]["kernel"] == "(the newest kernel installed by the time this runs)"
+    assert ret["changes"]["kernel_module_type"] == "proprietary"
+    node.mod.__salt__["pkg.version"] = lambda _name: ""
+    ret = node.installed(test=False)
+    assert ret["result"] is False and "no boot-default kernel" in ret["comment"]
+    node.kernels = ["6.1.0-40-amd64", "6.1.0-41-amd64"]
+    ret = node.installed(test=True)
+    assert ret["result"] is None and ret["changes"]["kernel"] == "6.1.0-41-amd64"
+    assert ret["changes"]["dkms_kernels"] == ["6.1.0-41-amd64"]
+
+
+def test_pillar_gpus_choose_the_module_type_when_none_is_visible(tmp_path):
+    """No GPU on the PCI bus: the pillar's GPUs decide (a Turing GPU: the
+    open module, nvidia-open-kernel-dkms); the comment says so."""
+    node = FactsMinion(tmp_path, kernels=["6.1.0-41-amd64"])
+    ret = node.installed(gpus=["NVIDIA GeForce RTX 2080"])
+    assert ret["result"] is None, ret["comment"]
+    assert ret["changes"]["kernel_module_type"] == "open"
+    assert "nvidia-open-kernel-dkms" in ret["changes"]["packages"]
+    assert "planned for the pillar's GPUs (NVIDIA GeForce RTX 2080)" in ret["comment"]
+
+
+def test_components_are_read_from_the_nodes_sources(tmp_path):
+    """pkg.list_repos as Salt reports a deb822 debian.sources: the suite's
+    components, disabled entries and other suites left out."""
+    repos = {"http://deb.debian.org/debian": [
+        {"file": "/etc/apt/sources.list.d/debian.sources", "dist": "bookworm", "type": "deb",
+         "comps": ["main", "non-free-firmware"], "disabled": False},
+        {"file": "/etc/apt/sources.list", "dist": "bookworm", "type": "deb", "comps": ["contrib", "non-free"],
+         "disabled": True},
+        {"file": "/etc/apt/sources.list.d/debian.sources", "dist": "bookworm-updates", "type": "deb",
+         "comps": ["non-free"], "disabled": False}]}
+    node = FactsMinion(tmp_path, kernels=["6.1.0-41-amd64"], repos=repos)
+    ret = node.installed(test=False, gpus=["NVIDIA GeForce GTX 1080 Ti"])
+    assert ret["result"] is False and "add contrib non-free to that entry's components" in ret["comment"]
+    assert "Nothing was installed" in ret["comment"]
+    repos["http://deb.debian.org/debian"][1]["disabled"] = False
+    assert node.installed(test=True)["result"] is None
+
+
 def test_plan_package_method_refuses_a_branch_the_gpus_cannot_use():
     mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
     rec = {"min_branch": 570, "max_branch": None, "module_type": "open", "architectures": ["Blackwell"],
@@ -698,3 +851,34 @@ def test_holders_name_the_unit_and_the_pod_from_the_cgroup(tmp_path):
                         "devices": ["/dev/nvidiactl"]}
     assert got[31000]["command"] == "nvidia-device-plugin" and got[31000]["pod"] is True
     assert got[4242] == {"pid": 4242, "command": "python3", "devices": ["/dev/nvidiactl"]}
+
+
+def test_a_kernel_without_module_support_has_nothing_loaded(tmp_path):
+    """A kernel built without loadable modules (this machine's: the real
+    tier's node runs on it) has no /proc/modules: nothing is loaded, the
+    plan goes on. Without procfs at all the state stops."""
+    node = FactsMinion(tmp_path, kernels=["6.1.0-41-amd64"])
+    (tmp_path / "proc/modules").unlink()
+    (tmp_path / "proc/self").mkdir()
+    assert node.installed(gpus=["NVIDIA GeForce GTX 1080 Ti"])["result"] is None
+    (tmp_path / "proc/self").rmdir()
+    ret = node.installed()
+    assert ret["result"] is False and "cannot read the loaded kernel modules" in ret["comment"]
+
+
+def test_twin_catalog_has_what_the_debian_12_map_installs():
+    """The twin's bookworm archive agrees with the map and with what the
+    real-node tier installed on a real Debian 12 (tests/real): every package
+    the package method plans, of the map's branch, the DKMS packages
+    registering the map's module name for their module type."""
+    catalog = yaml.safe_load((ROOT / "twin/catalog/debian-family.yaml").read_text())
+    pkgs = next(r for r in catalog["repositories"] if r["name"] == "debian-bookworm")["packages"]
+    want = debian_want()
+    for mtype in ("proprietary", "open"):
+        for name in want["packages"][mtype] + want["dkms_packages"][mtype]:
+            assert name in pkgs, name
+        for name in want["dkms_packages"][mtype]:
+            spec = pkgs[name]["payload"]["nvidia_driver"]
+            assert spec["module"] == want["dkms_module"][mtype], (name, spec)
+            assert spec.get("module_type", "proprietary") == mtype
+            assert all(v.startswith(f"{want['branch']}.") for v in pkgs[name]["versions"])

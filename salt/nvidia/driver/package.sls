@@ -3,8 +3,12 @@
     OS maps), checked against the node's GPUs before anything is installed;
     signed precompiled modules where the repository has them for the kernel
     that boots next (Ubuntu), DKMS packages otherwise, verified in `dkms
-    status`; a dnf module stream enabled first on EL. All names are map
-    data (salt/parameters); this file has no OS branching. -#}
+    status`; a dnf module stream enabled first on EL; on Debian the node's
+    sources must enable the archive areas the packages are in
+    (driver:package:components: contrib, non-free, non-free-firmware),
+    refused before anything is installed otherwise. A node that shows no
+    GPU is planned for the pillar's `gpus`. All names are map data
+    (salt/parameters); this file has no OS branching. -#}
 {%- from "map.jinja" import k8s with context %}
 {%- from "docker/pkgrepo.jinja" import pkgrepo with context %}
 {%- from "nvidia/driver/headers.jinja" import kernel_headers with context %}
@@ -34,6 +38,8 @@ k8snvidia-driver:
     - dkms_packages: {{ package.dkms_packages | json }}
     - dkms_module: {{ package.dkms_module | json }}
     - module_stream: {{ package.module_stream | json }}
+    - components: {{ (package.get("components") or []) | json }}
+    - gpus: {{ k8s.node.gpus | json }}
     - kernel_module_type: {{ driver.kernel_module_type | json }}
     - dkms: {{ driver.dkms | json }}
     - stop_services: {{ driver.get("stop_services", []) | json }}

@@ -114,7 +114,8 @@ def cmd_update():
         else:
             fs.out(f"Get:{n} {label} InRelease [1186 B]")
             fetched.append(src)
-        index.append({"uri": src["uri"], "suite": src["suite"], "catalog": cat["name"], "file": src["file"]})
+        index.append({"uri": src["uri"], "suite": src["suite"], "catalog": cat["name"], "file": src["file"],
+                      "components": src.get("components") or []})
     for src in fetched:
         for component in (src.get("components") or ["main"]) if not src["suite"].endswith("/") else [None]:
             n += 1
@@ -136,14 +137,22 @@ def cmd_update():
 
 
 def available():
-    """Candidate objects from the fetched index (repo_id = 'uri suite')."""
+    """Candidate objects from the fetched index (repo_id = 'uri suite').
+    A catalog package with a ``component`` (Debian's archive areas:
+    contrib, non-free, non-free-firmware; main when absent) comes only from
+    a source line that enables that component, as real apt reads only the
+    Packages files of the components a line names (a flat repository,
+    ``suite /``, has none)."""
     byname = {c["name"]: c for c in pkgdb.catalog() if c["type"] == "deb"}
     out = []
     for e in pkgdb.apt_index():
         cat = byname.get(e.get("catalog"))
         if not cat:
             continue
+        comps = e.get("components") or []
         for c in pkgdb.candidates_from(cat, f"{e['uri'].rstrip('/')} {e['suite']}", "deb"):
+            if comps and (c.spec.get("component") or "main") not in comps:
+                continue
             out.append(c)
     return out
 
