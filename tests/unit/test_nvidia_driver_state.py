@@ -529,7 +529,12 @@ def test_plan_without_a_visible_gpu_marks_no_reboot_for_the_module():
     assert any("planned for the pillar's GPUs (NVIDIA GeForce GTX 1080 Ti)" in n for n in plan["notes"])
     plan = mod.decide(_facts(gpus_visible=False, boot=OTHER), want)
     assert plan["reboot"] and "not running yet" in plan["reboot"]
-    assert mod.decide(_facts(gpus_visible=True), want)["reboot"].endswith("loaded at the next boot")
+    # a visible GPU, nothing loaded: the module is loaded after the install (no reboot) ...
+    visible = mod.decide(_facts(gpus_visible=True), want)
+    assert visible["reboot"] is None and visible["load"] is True
+    # ... unless nouveau still holds it: then the next boot loads it
+    held = mod.decide(_facts(gpus_visible=True, nouveau_loaded=True), want)
+    assert held["reboot"].endswith("loaded at the next boot")
 
 
 class FactsMinion:
