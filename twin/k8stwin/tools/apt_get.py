@@ -139,8 +139,8 @@ def cmd_update():
 def available():
     """Candidate objects from the fetched index (repo_id = 'uri suite').
     A catalog package with a ``component`` (Debian's archive areas:
-    contrib, non-free, non-free-firmware; main when absent) comes only from
-    a source line that enables that component, as real apt reads only the
+    contrib, non-free, non-free-firmware) comes only from a source line that
+    enables that component, as real apt reads only the
     Packages files of the components a line names (a flat repository,
     ``suite /``, has none)."""
     byname = {c["name"]: c for c in pkgdb.catalog() if c["type"] == "deb"}
@@ -151,7 +151,9 @@ def available():
             continue
         comps = e.get("components") or []
         for c in pkgdb.candidates_from(cat, f"{e['uri'].rstrip('/')} {e['suite']}", "deb"):
-            if comps and (c.spec.get("component") or "main") not in comps:
+            # only packages the catalog files under an area are filtered: a
+            # repository's own component (Docker's "stable") needs no mark
+            if comps and c.spec.get("component") and c.spec["component"] not in comps:
                 continue
             out.append(c)
     return out
