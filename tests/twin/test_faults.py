@@ -79,8 +79,9 @@ def test_poweroff_keeps_node_down(faulty):
     faulty.salt("ok", "cmd.run", "poweroff")
     import time
 
-    deadline = time.time() + 60
-    while time.time() < deadline and faulty.status()["nodes"]["ok"]["machine"]:
+    deadline = time.time() + 60  # the machine goes, then its state passes "stopping" to "down"
+    while time.time() < deadline and (faulty.status()["nodes"]["ok"]["machine"]
+                                      or faulty.status()["nodes"]["ok"]["state"] == "stopping"):
         time.sleep(1)
     assert faulty.status()["nodes"]["ok"]["state"] == "down"
     assert faulty.events("ok", "poweroff")
