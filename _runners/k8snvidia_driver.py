@@ -271,6 +271,18 @@ def _drained(run, node):
     return out
 
 
+def _give_back_begin(stage):
+    """The run record, a client and the control plane for restore and
+    uncordon; their stage is marked done even in a stopped run (what drain
+    took is given back)."""
+    run = _load()
+    client = salt.client.get_local_client(mopts=__opts__)
+    control = _control_plane(run, _nodes())
+    if stage and stage not in run.setdefault("done", []):
+        run["done"].append(stage)
+    return run, client, control
+
+
 def restore(node=None, timeout=300, namespace="kube-system", stage=None, node_timeout=None):
     """
     Let the device plugin back on the drained nodes whose driver step
@@ -286,12 +298,7 @@ def restore(node=None, timeout=300, namespace="kube-system", stage=None, node_ti
         salt-run k8snvidia_driver.restore node-110
     """
     stage_name = stage or "driver-restore"
-    run = _load()
-    nodes = _nodes()
-    client = salt.client.get_local_client(mopts=__opts__)
-    control = _control_plane(run, nodes)
-    if stage and stage not in run.setdefault("done", []):
-        run["done"].append(stage)  # also in a stopped run: what drain took is given back
+    run, client, control = _give_back_begin(stage)
     back, kept = [], []
     for nid in _drained(run, node):
         entry = run["nodes"].setdefault(nid, {})
@@ -337,13 +344,7 @@ def uncordon(node=None, namespace="kube-system", stage=None, node_timeout=None):
         salt-run k8snvidia_driver.uncordon node-110
     """
     stage_name = stage or "driver-uncordon"
-    run = _load()
-    nodes = _nodes()
-    client = salt.client.get_local_client(mopts=__opts__)
-    control = _control_plane(run, nodes)
-    # also in a stopped run: what drain took is given back
-    if stage and stage not in run.setdefault("done", []):
-        run["done"].append(stage)
+    run, client, control = _give_back_begin(stage)
     back, kept = [], []
     for nid in _drained(run, node):
         entry = run["nodes"].setdefault(nid, {})
