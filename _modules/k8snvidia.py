@@ -24,11 +24,9 @@ def __virtual__():
 
 
 def _gpu_names():
-    """GPU models of this node: from the nvidia grain when it saw any, else
-    from the pillar (a node with no driver yet still has PCI-derived names)."""
-    gpus = (__grains__.get("nvidia") or {}).get("gpus") or []
-    names = [g.get("name") or g.get("pci_device_id") for g in gpus if isinstance(g, dict)]
-    return [n for n in names if n]
+    """GPU models of this node that its nvidia grain saw (the rule is
+    k8snvidia.gpu_names, shared with cluster.view)."""
+    return __utils__["k8snvidia.gpu_names"](__grains__.get("nvidia"))
 
 
 def config(defaults, os_family, osfinger, validate=True):

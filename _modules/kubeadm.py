@@ -511,7 +511,9 @@ def join_data(ttl=None, workers=None):
     bootstrap token living ``ttl`` (pillar ``k8snvidia:cluster:join_token_ttl``,
     default 15m) and returns, per worker, the join data encrypted with that
     worker's public key (from the mine). Workers without a published key
-    are listed under ``missing``.
+    are listed under ``missing``. ``workers``: the minion ids to publish
+    for (the orchestration passes cluster.view's workers); by default every
+    pillar node that is not the control plane.
 
     CLI Example:
 
@@ -521,8 +523,8 @@ def join_data(ttl=None, workers=None):
     """
     cfg = __pillar__.get("k8snvidia") or {}
     ttl = ttl or (cfg.get("cluster") or {}).get("join_token_ttl") or "15m"
-    if workers is None:
-        workers = [n for n, v in (cfg.get("nodes") or {}).items() if (v or {}).get("role") == "worker"]
+    if workers is None:  # by hand: the pillar's workers (the orchestration passes cluster.view's)
+        workers = [n for n, v in (cfg.get("nodes") or {}).items() if not __utils__["k8snvidia.is_control_plane"](v)]
     if not initialized():
         return {"error": "the control plane is not initialised"}
     res = _run(["token", "create", "--ttl", _duration(ttl), "--print-join-command"])
@@ -832,7 +834,10 @@ def validate_gpu(node, image=None, timeout=None):
     nvidia-smi; wait for it to finish (``timeout`` seconds), return its phase,
     the end of its log and, when it failed, the pod's reason (``pod_reason``:
     ``OutOfnvidia.com/gpu: ...`` when the kubelet rejected it because running
-    pods hold every GPU), and delete it.
+    pods hold every GPU), and delete it. The orchestration passes ``image``
+    and ``timeout`` from the node's own map (cluster.view); called by hand,
+    they come from this control plane's map (defaults and pillar
+    ``k8snvidia:validation``) and the node's driver in the mine.
 
     CLI Example:
 
@@ -840,7 +845,7 @@ def validate_gpu(node, image=None, timeout=None):
 
         salt cluster-master kubeadm.validate_gpu node-110
     """
-    settings = _validation_settings()
+    settings = _validation_settings() if not (image and timeout) else {}
     timeout = float(timeout or settings.get("timeout") or 300)
     name = f"k8snvidia-gpu-check-{node}"
     if not image:

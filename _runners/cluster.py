@@ -36,20 +36,6 @@ def _pillar(minion_id, grains):
     return pil.compile_pillar()
 
 
-def _grains_for(minion_id, node, params):
-    finger = (node or {}).get("os") or "Rocky Linux-9"
-    fam = __utils__["k8snvidia.family_of"](finger)
-    name, _, release = finger.rpartition("-")
-    return {
-        "id": minion_id,
-        "os_family": fam,
-        "osfinger": finger,
-        "os": name.split()[0],
-        "osmajorrelease": int(release.split(".")[0]) if release[:1].isdigit() else None,
-        "oscodename": None,
-    }
-
-
 class _Quiet(logging.Filter):
     """Drops the records a filter is installed for: Salt's own reports of a
     pillar render error (a traceback; cluster.validate prints the file, line
@@ -287,7 +273,7 @@ def roster(write=True, path=None, pillar_dir=None):
         return {"written": False, "problems": problems, "retcode": 1}
     entries = {}
     for nid, node in sorted(pillar_cfg["nodes"].items()):
-        grains = _grains_for(nid, node, params)
+        grains = __utils__["k8snvidia.grains_for"](nid, node)
         node_pillar = _pillar(nid, grains).get("k8snvidia") or {}
         cfg = __utils__["k8snvidia.build"](params, node_pillar, nid, grains)
         user = str((cfg.get("salt") or {}).get("ssh_user") or "root")
@@ -351,8 +337,8 @@ def inventory(pillar_dir=None, timeout=5):
 
     if pillar_dir:
         __opts__["pillar_roots"] = {"base": [pillar_dir]}
-    pillar_cfg = _pillar("inventory", {"id": "inventory"}).get("k8snvidia") or {}
-    nodes = pillar_cfg.get("nodes") if isinstance(pillar_cfg.get("nodes"), dict) else {}
+    seen = view()
+    nodes = seen["nodes"]
     ids = sorted(nodes)
     client = salt.client.get_local_client(mopts=__opts__)
     # who answers, within `timeout` seconds: only those are asked the rest,
@@ -362,20 +348,22 @@ def inventory(pillar_dir=None, timeout=5):
     if up:  # the driver may have changed since the minions cached their grains
         client.cmd(up, "saltutil.refresh_grains", **kw)
     grains = client.cmd(up, "grains.item", ["nvidia", "kernelrelease"], **kw) if up else {}
-    joined = membership(up, nodes, timeout=timeout) if up else {}
-    control = [n for n in ids if (nodes[n] or {}).get("role") == "control-plane"]
+    joined = membership(up, seen, timeout=timeout) if up else {}
+    control = seen["control_plane"]
     alloc = {}
     if control and joined.get(control[0]):
         got = client.cmd([control[0]], "kubeadm.allocatable", **kw).get(control[0])
         alloc = got if isinstance(got, dict) else {}
-    want = ((pillar_cfg.get("driver") or {}).get("version"))
     rows = []
     for nid in ids:
-        node = nodes[nid] or {}
+        node = nodes[nid]
         g = grains.get(nid) if isinstance(grains.get(nid), dict) else None
         nv = (g or {}).get("nvidia") or {}
         gpus = nv.get("gpus") or []
-        want_node = (((node.get("overrides") or {}).get("driver") or {}).get("version")) or want
+        # the version the node's own map pins (overrides, by_os_family and
+        # by_osfinger included); a package method's comes from its repositories
+        driver = node["driver"]
+        want_node = driver["version"] if driver["manage"] and driver["method"] == "runfile" else None
         row = {
             "node": nid,
             "role": node.get("role"),
@@ -388,7 +376,7 @@ def inventory(pillar_dir=None, timeout=5):
             "joined": bool(joined.get(nid) is True),
             "allocatable": int(alloc.get(nid, 0) or 0),
             "flags": [],
-            "_want": want_node if node.get("gpus") else None,
+            "_want": want_node if node["gpu"] else None,
         }
         if nid not in up:
             row["flags"].append(f"down: no answer within {int(timeout)}s")
@@ -413,7 +401,9 @@ def inventory(pillar_dir=None, timeout=5):
 
 def nodes():
     """
-    The pillar's node list (``k8snvidia:nodes``): minion id -> ip, role, gpus.
+    The pillar's node list (``k8snvidia:nodes``): minion id -> ip, role,
+    gpus, as written. Which nodes are the control plane, the workers and the
+    GPU nodes, and which driver each gets, is cluster.view's answer.
 
     CLI Example:
 
@@ -425,13 +415,53 @@ def nodes():
     return found if isinstance(found, dict) else {}
 
 
-def membership(ids=None, node_list=None, timeout=10):
+def _cached_grains(ids):
+    """The grains the master holds for ``ids`` (its minion data cache, as
+    the minions last sent them): no minion is asked."""
+    if not ids:
+        return {}
+    try:
+        got = __salt__["cache.grains"](tgt=",".join(sorted(ids)), tgt_type="list")
+    except Exception as exc:  # pylint: disable=broad-except
+        log.debug("cluster.view: no cached grains (%s); the pillar's os and gpus stand in", exc)
+        return {}
+    return {k: v for k, v in (got or {}).items() if isinstance(v, dict) and v}
+
+
+def view(pillar_dir=None):
+    """
+    The one view of the cluster that the orchestration, the runners and the
+    inventory use: per pillar node its role, OS, GPUs (what its ``nvidia``
+    grain saw, else the pillar's ``gpus``: the same rule as the highstate's
+    salt/top.sls), whether it gets the GPU layers, and the driver its own
+    map gives it (overrides, ``by_os_family`` and ``by_osfinger``
+    included); then the control plane, the workers and the GPU nodes. Built
+    through the state tree's map (salt/parameters and the pillar) with the
+    grains the master has cached; a node it has no grains for is taken from
+    its pillar ``os``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run cluster.view
+        salt-run cluster.view --out=json
+    """
+    if pillar_dir:
+        __opts__["pillar_roots"] = {"base": [pillar_dir]}
+    pillar_cfg = _pillar("cluster", {"id": "cluster"}).get("k8snvidia") or {}
+    listed = pillar_cfg.get("nodes") if isinstance(pillar_cfg, dict) and isinstance(pillar_cfg.get("nodes"), dict) else {}
+    return __utils__["k8snvidia.cluster_view"](_params(), pillar_cfg, _cached_grains(list(listed)))
+
+
+def membership(ids=None, cluster=None, timeout=10):
     """
     Which nodes belong to this Kubernetes cluster: the control plane once it
     is initialised (its API server answers), a worker once it trusts the
     control plane's CA (``kubeadm.ca_hash``) and its node object is
     registered there. A node that does not answer within ``timeout`` seconds,
-    or that belongs to another cluster, is not a member.
+    or that belongs to another cluster, is not a member. ``cluster``: the
+    cluster view (cluster.view) when the caller has one.
 
     CLI Example:
 
@@ -441,11 +471,11 @@ def membership(ids=None, node_list=None, timeout=10):
     """
     import salt.client
 
-    node_list = node_list if node_list is not None else nodes()
-    ids = sorted(ids or node_list)
+    seen = cluster if cluster is not None else view()
+    ids = sorted(ids or seen["nodes"])
     if not ids:
         return {}
-    control = [n for n, v in sorted(node_list.items()) if (v or {}).get("role") == "control-plane"][:1]
+    control = seen["control_plane"][:1]
     client = salt.client.get_local_client(mopts=__opts__)
     kw = {"tgt_type": "list", "timeout": int(timeout), "gather_job_timeout": int(timeout)}
     hashes = client.cmd(sorted(set(ids) | set(control)), "kubeadm.ca_hash", **kw)

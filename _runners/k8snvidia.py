@@ -96,20 +96,24 @@ def _progress(run, message):
         pass  # progress is best effort: no bus, no event
 
 
-def _pillar_nodes():
-    return __salt__["cluster.nodes"]()
+def _view():
+    """The cluster view (cluster.view): roles, GPU nodes, drivers, decided
+    in one place for the whole orchestration."""
+    return __salt__["cluster.view"]()
 
 
-def _select(run, role=None, gpu=None):
-    nodes = _pillar_nodes()
+def _select(run, role=None, gpu=None, view=None):
+    """The nodes of the view that have not failed in this run, of ``role``
+    (control-plane or worker) and, with ``gpu``, that do or do not get the
+    GPU layers."""
+    nodes = (view or _view())["nodes"]
     out = []
     for nid, node in sorted(nodes.items()):
-        node = node or {}
         if run["nodes"].get(nid, {}).get("failed"):
             continue
-        if role and (node.get("role") == "control-plane") != (role == "control-plane"):
+        if role and (node["role"] == "control-plane") != (role == "control-plane"):
             continue
-        if gpu is not None and bool(node.get("gpus")) != gpu:
+        if gpu is not None and node["gpu"] != gpu:
             continue
         out.append(nid)
     return out
@@ -301,7 +305,8 @@ def begin(plan=None, node_timeout=NODE_TIMEOUT):
         __context__["retcode"] = 1
         return {"result": False, "comment": message}
     _install_signals()
-    nodes = _pillar_nodes()
+    view = _view()
+    nodes = view["nodes"]
     started = time.time()
     run = {
         "id": time.strftime("%Y%m%dT%H%M%S", time.localtime(started)) + f"-{os.getpid()}",
@@ -327,8 +332,7 @@ def begin(plan=None, node_timeout=NODE_TIMEOUT):
                   f"salt-minion running and its key accepted? `salt-key -L`, `systemctl status salt-minion`; "
                   f"a minion whose /var is full cannot start a job either: `df -h /var`)")
             _progress(run, f"[begin] {nid}: not reachable")
-    control = [n for n in ids if (nodes[n] or {}).get("role") == "control-plane"]
-    lost = [n for n in control if run["nodes"][n].get("failed")]
+    lost = [n for n in view["control_plane"] if run["nodes"][n].get("failed")]
     if lost:
         _stop(run, f"the control plane {', '.join(lost)} is not reachable: no node was changed")
     _done(run, "begin")
@@ -450,10 +454,11 @@ def step(step_name, sls, role=None, gpu=None, required=False, batch=None, node_t
     _check_signal(run)
     if _halted(run, stage):
         return {"result": True, "skipped": run["stopped"]}
-    targets = _select(run, role=role, gpu=gpu)
+    view = _view()
+    targets = _select(run, role=role, gpu=gpu, view=view)
     if required and role:
-        lost = [n for n, v in sorted(_pillar_nodes().items())
-                if (v or {}).get("role") == role and run["nodes"].get(n, {}).get("failed")]
+        lost = [n for n, v in sorted(view["nodes"].items())
+                if v["role"] == role and run["nodes"].get(n, {}).get("failed")]
         if lost:
             why = "; ".join(f"{n} failed earlier ({run['nodes'][n]['failed']})" for n in lost)
             _stop(run, f"{stage} cannot run: {why}")
@@ -576,9 +581,9 @@ def reboot(timeout=900, role=None, grace=300, node_timeout=NODE_TIMEOUT, require
 
 
 def _reboot_end(run, stage, role, required, back, lost):
-    nodes = _pillar_nodes()
+    nodes = _view()["nodes"]
     bad = sorted(n for n in nodes if run["nodes"].get(n, {}).get("failed")
-                 and (not role or (nodes[n] or {}).get("role") == role))
+                 and (not role or nodes[n]["role"] == role))
     if required and bad:
         _stop(run, f"{stage}: " + "; ".join(f"{n}: {run['nodes'][n]['failed']}" for n in bad)
                    + "; the later steps (the workers' included) were not run")
@@ -613,8 +618,9 @@ def publish_join_data(node_timeout=NODE_TIMEOUT, stage="join-data"):
     if workers:
         client.cmd(workers, "mine.send", ["k8snvidia_pubkey"], tgt_type="list",
                    kwarg={"mine_function": "kubeadm.pubkey"}, timeout=int(node_timeout))
+    # the workers are the view's (not the control plane's own reading of the pillar)
     sent = client.cmd(control[0], "mine.send", ["k8snvidia_join"],
-                      kwarg={"mine_function": "kubeadm.join_data"}, timeout=int(node_timeout))
+                      kwarg={"mine_function": "kubeadm.join_data", "workers": workers}, timeout=int(node_timeout))
     ok = bool(sent.get(control[0]))
     _progress(run, f"[join] join data published by {control[0]} for {len(workers)} worker(s)" if ok
               else f"[join] {control[0]} could not publish join data")
@@ -675,8 +681,9 @@ def gpu_check(node_timeout=NODE_TIMEOUT, stage="gpu-check"):
     if _halted(run, stage):
         return {"result": True, "skipped": run["stopped"]}
     client = _client()
-    control = _select(run, role="control-plane")
-    gpu_nodes = _select(run, gpu=True)
+    view = _view()
+    control = _select(run, role="control-plane", view=view)
+    gpu_nodes = _select(run, gpu=True, view=view)
     _done(run, stage)
     if not control or not gpu_nodes:
         _save(run)
@@ -702,7 +709,15 @@ def gpu_check(node_timeout=NODE_TIMEOUT, stage="gpu-check"):
         if not entry["gpus_allocatable"]:
             _fail(run, nid, "gpu-check", "no nvidia.com/gpu allocatable (device plugin or container runtime)")
             continue
-        pod = client.cmd(control[0], "kubeadm.validate_gpu", [nid], timeout=600).get(control[0]) or {}
+        # the image whose CUDA fits this node's driver, from the node's own map (cluster.view)
+        settings = view["nodes"][nid]["validation"]
+        image = __utils__["k8snvidia.validation_image"](settings, entry["driver"])
+        if not image:
+            _fail(run, nid, "gpu-check", f"no k8snvidia:validation:images entry fits driver {entry['driver']}")
+            continue
+        timeout = int(float(settings.get("timeout") or 300))
+        pod = client.cmd(control[0], "kubeadm.validate_gpu", [nid], kwarg={"image": image, "timeout": timeout},
+                         timeout=timeout + 60).get(control[0]) or {}
         entry["validation_pod"] = pod.get("phase")
         busy = pod.get("phase") == "Failed" and str(pod.get("pod_reason") or "").startswith("OutOf")
         if busy:

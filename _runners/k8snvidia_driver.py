@@ -99,7 +99,8 @@ def _fail(run, nid, stage, why):
 
 
 def _nodes():
-    return __salt__["cluster.nodes"]() or {}
+    """The cluster view's nodes (cluster.view: role, gpu, driver)."""
+    return __salt__["cluster.view"]()["nodes"]
 
 
 def _alive(run, nodes):
@@ -107,7 +108,7 @@ def _alive(run, nodes):
 
 
 def _control_plane(run, nodes):
-    cps = [n for n in _alive(run, nodes) if (nodes[n] or {}).get("role") == "control-plane"]
+    cps = [n for n in _alive(run, nodes) if nodes[n]["role"] == "control-plane"]
     return cps[0] if cps else None
 
 
@@ -200,7 +201,7 @@ def drain(node=None, timeout=600, namespace="kube-system", stage=None, node_time
         return {"result": True, "drained": []}
     nodes = _nodes()
     client = salt.client.get_local_client(mopts=__opts__)
-    gpu = [n for n in _alive(run, nodes) if (nodes[n] or {}).get("gpus") and (node is None or n == node)]
+    gpu = [n for n in _alive(run, nodes) if nodes[n]["gpu"] and (node is None or n == node)]
     _stage_done(run, stage)
     if not gpu:
         _save(run)

@@ -151,7 +151,7 @@ def build(params, pillar_cfg, minion_id, grains):
     for section in ("driver", "kernel", "docker", "container_toolkit", "kubernetes", "salt"):
         if isinstance(cfg.get(section), dict):
             cfg[section] = _expand(cfg[section], names)
-    derived["control_plane"] = [n for n, v in nodes.items() if (v or {}).get("role") == "control-plane"]
+    derived["control_plane"] = [n for n, v in nodes.items() if is_control_plane(v)]
     kube = cfg.get("kubernetes") or {}
     derived["cri_socket"] = kube.get("cri_socket") or CRI_SOCKETS.get(kube.get("cri"))
     derived["k8s_minor"] = minor
@@ -948,6 +948,90 @@ def _kubernetes(kube, found, facts):
                    + ", ".join(f"1.{m}" for m in supported))
 
 
+# ------------------------------------------------------- the cluster view
+def gpu_names(nvidia_grain):
+    """The GPU models an ``nvidia`` grain saw: each GPU's name, else its PCI
+    device id (a GPU with no driver yet); [] when it saw none."""
+    gpus = nvidia_grain.get("gpus") if isinstance(nvidia_grain, dict) else None
+    names = [g.get("name") or g.get("pci_device_id") for g in gpus or [] if isinstance(g, dict)]
+    return [str(n) for n in names if n]
+
+
+def node_gpus(node, seen=None):
+    """A node's GPUs, the one rule for the highstate (salt/top.sls through
+    the map), the orchestration and the runners: what its ``nvidia`` grain
+    saw (``seen``: gpu_names()), else what the pillar lists for it."""
+    if seen:
+        return list(seen)
+    listed = (node or {}).get("gpus") if isinstance(node, dict) else None
+    return [str(g) for g in listed] if isinstance(listed, list) else []
+
+
+def is_control_plane(node):
+    """The one role rule: ``role: control-plane``; anything else (the
+    default included) is a worker."""
+    return isinstance(node, dict) and node.get("role") == "control-plane"
+
+
+def cluster_view(params, pillar_cfg, grains=None):
+    """
+    The cluster as its nodes' states see it, one entry per pillar node, built
+    through the same map as the states (build(): defaults, OS family, OS
+    release, pillar, by_os_family, by_osfinger, the node's overrides):
+
+    .. code-block:: python
+
+        {"nodes": {"node-110": {"role": "worker", "os": "CentOS Linux-7",
+                                "gpus": ["NVIDIA GeForce GTX 1080 Ti"], "gpu": True,
+                                "driver": {"manage": True, "method": "runfile",
+                                           "version": "580.95.05", "kernel_module_type": "auto"},
+                                "kubernetes_version": "1.35.4", "validation": {...},
+                                "grains": "cached"}},
+         "control_plane": [...], "workers": [...], "gpu_nodes": [...]}
+
+    ``grains``: minion id -> that minion's grains where the master has them
+    (its minion data cache); they decide the OS and the GPUs seen (as on the
+    node itself). A node without them is taken from its pillar ``os`` and
+    ``gpus`` (``"grains": "pillar"``). A pillar with problems still gives a
+    view (cluster.validate names the problems): what has the wrong type is
+    left out.
+    """
+    grains = grains or {}
+    ctx = _context(params)
+    cleaned = check_structure(pillar_cfg, Found(), ctx)
+    nodes = cleaned.get("nodes") if isinstance(cleaned.get("nodes"), dict) else {}
+    view = {"nodes": {}, "control_plane": [], "workers": [], "gpu_nodes": []}
+    for nid in sorted(nodes):
+        node = nodes[nid] if isinstance(nodes[nid], dict) else {}
+        mine = grains.get(nid) if isinstance(grains.get(nid), dict) else None
+        node_grains = grains_for(nid, node)
+        if mine and mine.get("os_family") and mine.get("osfinger"):
+            node_grains.update({k: mine.get(k) for k in node_grains if k != "id" and mine.get(k) is not None})
+        cfg = build(params, cleaned, nid, node_grains)
+        gpus = node_gpus(node, gpu_names((mine or {}).get("nvidia")))
+        driver = cfg.get("driver") if isinstance(cfg.get("driver"), dict) else {}
+        entry = {
+            "role": "control-plane" if is_control_plane(node) else "worker",
+            "os": node_grains.get("osfinger"),
+            "gpus": gpus,
+            "gpu": bool(gpus),
+            "driver": {
+                "manage": bool(driver.get("manage", True)),
+                "method": driver.get("method") or "runfile",
+                "version": str(driver["version"]) if driver.get("version") is not None else None,
+                "kernel_module_type": driver.get("kernel_module_type") or "auto",
+            },
+            "kubernetes_version": (cfg.get("kubernetes") or {}).get("version"),
+            "validation": cfg.get("validation") if isinstance(cfg.get("validation"), dict) else {},
+            "grains": "cached" if mine else "pillar",
+        }
+        view["nodes"][nid] = entry
+        view["control_plane" if entry["role"] == "control-plane" else "workers"].append(nid)
+        if entry["gpu"]:
+            view["gpu_nodes"].append(nid)
+    return view
+
+
 # ------------------------------------------------------------ entry points
 def grains_for(minion_id, node):
     """The grains a node's ``os`` (an osfinger) implies, before a minion exists."""
@@ -993,8 +1077,7 @@ def config_for(params, pillar_cfg, minion_id, grains, gpus_seen=None, gpu_check=
         found.warn("os", finger, f"this minion's osfinger is not in salt/parameters/osfinger.yaml: only the "
                    f"{fam} values of os_family.yaml apply")
     cfg = build(params, cleaned, minion_id, grains)
-    if gpus_seen:
-        cfg["node"]["gpus"] = list(gpus_seen)
+    cfg["node"]["gpus"] = node_gpus(cfg["node"], gpus_seen)
     if "" in found.keys:  # no pillar to speak of: its required keys are not news
         return cfg, list(found.problems), list(found.warnings)
     node_checks(cfg, found, ctx["facts"])

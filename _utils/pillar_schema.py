@@ -111,8 +111,9 @@ NODE = {
     "ip": Str("the node's IPv4 address (unique, inside cluster:node_network)", default=None),
     "role": Str("control-plane (exactly one node) or worker (at least one)", choices=("control-plane", "worker"),
                 default=None),
-    "os": Str("the osfinger the machine runs (a key of salt/parameters/osfinger.yaml); "
-              "used by cluster.validate and cluster.roster before a minion exists", check="osfinger",
+    "os": Str("the osfinger the machine runs (a key of salt/parameters/osfinger.yaml): the OS the "
+              "node's map is built for by cluster.validate, cluster.roster and cluster.view until "
+              "its minion has reported its grains (then those decide)", check="osfinger",
               default="Rocky Linux-9"),
     "gpus": List("GPU model names as nvidia-smi prints them ([] for none)", check="gpu", default=[]),
     "hostname": Str("the Kubernetes node name (default: the minion id)", check="dns_label", null=True,

@@ -25,6 +25,21 @@ def load_source(relpath, name=None):
     return mod
 
 
+def map_params():
+    """The map's three parameter files (salt/parameters), as the runners read them."""
+    import yaml
+
+    return {n: yaml.safe_load((ROOT / f"salt/parameters/{n}.yaml").read_text())
+            for n in ("defaults", "os_family", "osfinger")}
+
+
+def cluster_view(nodes, grains=None, **pillar):
+    """cluster.view's answer for a pillar with ``nodes`` (and ``pillar``'s
+    other keys), through the product's own _utils/k8snvidia.cluster_view."""
+    util = load_source("_utils/k8snvidia.py", "k8snvidia_test_view_utils")
+    return util.cluster_view(map_params(), dict(pillar, nodes=nodes), grains)
+
+
 def salt_cmd(tool, *args, cwd=ROOT, env=None, timeout=300):
     """Run a Salt CLI from the repo root (the Saltfile picks etc/salt)."""
     exe = VENV_BIN / tool

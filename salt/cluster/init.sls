@@ -15,16 +15,12 @@
     Jinja here renders once, before any step: runtime data (join tokens, who
     needs a reboot) is read by the steps themselves. -#}
 {%- set cfg = salt["pillar.get"]("k8snvidia", {}) %}
-{%- set nodes = cfg.get("nodes", {}) %}
 {%- set cluster = cfg.get("cluster", {}) %}
-{%- set ids = nodes | list | sort %}
-{%- set control = [] %}
-{%- set workers = [] %}
-{%- set gpu_nodes = [] %}
-{%- for nid in ids %}
-{%-   if (nodes[nid] or {}).get("role") == "control-plane" %}{% do control.append(nid) %}{% else %}{% do workers.append(nid) %}{% endif %}
-{%-   if (nodes[nid] or {}).get("gpus") %}{% do gpu_nodes.append(nid) %}{% endif %}
-{%- endfor %}
+{#- who is the control plane, a worker, a GPU node: cluster.view, the one
+    answer the runners and the highstate share #}
+{%- set view = salt["saltutil.runner"]("cluster.view") %}
+{%- set ids = view.nodes | list | sort %}
+{%- set gpu_nodes = view.gpu_nodes %}
 {%- import_yaml "parameters/layers.yaml" as layers %}
 {%- set prepare = layers.layers | rejectattr("gpu", "defined") | map(attribute="sls") | list %}
 {%- set gpu_layers = layers.layers | selectattr("gpu", "defined") | map(attribute="sls") | list %}

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import load_source
+from tests.conftest import cluster_view, load_source
 
 NODES = {
     "cluster-master": {"role": "control-plane", "gpus": []},
@@ -57,7 +57,7 @@ def runner(tmp_path, monkeypatch):
     mod = load_source("_runners/k8snvidia_driver.py", "test_k8snvidia_driver_runner")
     mod.__opts__ = {"cachedir": str(tmp_path)}
     mod.__salt__ = {
-        "cluster.nodes": lambda: NODES,
+        "cluster.view": lambda: cluster_view(NODES),
         # node-105 is not in the cluster yet (a first install: nothing to drain)
         "cluster.membership": lambda ids: {n: n != "node-105" for n in ids},
     }

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import load_source
+from tests.conftest import cluster_view, load_source
 
 NODES = {
     "cluster-master": {"role": "control-plane", "ip": "192.168.0.113"},
@@ -77,7 +77,7 @@ def runner(tmp_path, monkeypatch):
         mod = load_source("_runners/k8snvidia.py", "k8snvidia_runner_test")
         mod.__opts__ = {"cachedir": str(tmp_path / "cache"), "sock_dir": str(tmp_path / "sock")}
         mod.__context__ = {}
-        mod.__salt__ = {"cluster.nodes": lambda: NODES,
+        mod.__salt__ = {"cluster.view": lambda: cluster_view(NODES),
                         "cluster.membership": lambda ids: {n: True for n in ids}}
         client = FakeClient(answers)
         monkeypatch.setattr(mod.salt.client, "get_local_client", lambda mopts=None: client)
@@ -286,6 +286,7 @@ def _cluster_runner(monkeypatch, answers):
     mod.__opts__ = {"output": "json"}
     mod.__context__ = {}
     monkeypatch.setattr(mod, "_pillar", lambda mid, grains: {"k8snvidia": {"nodes": NODES}})
+    monkeypatch.setattr(mod, "view", lambda pillar_dir=None: cluster_view(NODES))
     client = FakeClient(answers)
     monkeypatch.setattr(salt.client, "get_local_client", lambda mopts=None: client)
     return mod, client
@@ -322,8 +323,8 @@ def test_inventory_marks_a_down_node_and_asks_it_nothing_more(monkeypatch):
 
 def test_membership_is_this_clusters_ca_and_node_object(monkeypatch):
     mod, _ = _cluster_runner(monkeypatch, _fleet(other=("node-110",)))
-    out = mod.membership(["cluster-master", "node-105", "node-110"], NODES)
+    out = mod.membership(["cluster-master", "node-105", "node-110"], cluster_view(NODES))
     assert out == {"cluster-master": True, "node-105": True, "node-110": False}
     mod, _ = _cluster_runner(monkeypatch, lambda nid, fun, arg: (
         ["cluster-master"] if fun == "kubeadm.registered" else _fleet()(nid, fun, arg)))
-    assert mod.membership(None, NODES)["node-105"] is False  # trusts the CA, but no node object
+    assert mod.membership(None, cluster_view(NODES))["node-105"] is False  # trusts the CA, but no node object
