@@ -20,7 +20,6 @@ master's job or mine cache, or any file but the worker's own
 """
 
 import base64
-import json
 import logging
 import os
 import re
@@ -229,7 +228,7 @@ def _api_ready():
     within ``API_TIMEOUT`` seconds; else (False, kubectl's error)."""
     if not salt.utils.path.which("kubectl"):
         return False, "kubectl is not installed"
-    res = _kubectl(["get", "--raw", "/readyz", f"--request-timeout={API_TIMEOUT}s"])
+    res = __salt__["kube.kubectl"](["get", "--raw", "/readyz", f"--request-timeout={API_TIMEOUT}s"])
     if res["retcode"] == 0:
         return True, ""
     lines = (res.get("stderr") or res.get("stdout") or "").strip().splitlines()
@@ -450,59 +449,18 @@ def pubkey():
         return fh.read()
 
 
-ENVELOPE = "RSA-OAEP-256+A256GCM"
-
-
-def _oaep():
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
-
-    return padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
-
-
 def _encrypt(pem, data, recipient=""):
-    """Hybrid encryption for one minion: the JSON of ``data`` sealed with a
-    fresh AES-256-GCM key, that key wrapped with the minion's RSA key
-    (OAEP, SHA-256). RSA-OAEP alone takes at most 190 bytes with a 2048-bit
-    key, less than join data with a DNS endpoint. ``recipient`` (the minion
-    id) is bound as associated data: the blob opens only for that id.
-    ``cryptography`` is a dependency of Salt itself (3007+), so every minion
-    has it."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    key = serialization.load_pem_public_key(pem.encode())
-    secret = AESGCM.generate_key(bit_length=256)
-    nonce = os.urandom(12)
-    sealed = AESGCM(secret).encrypt(nonce, json.dumps(data).encode(), recipient.encode())
-    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
-    return {"alg": ENVELOPE, "key": b64(key.encrypt(secret, _oaep())), "nonce": b64(nonce), "data": b64(sealed)}
+    return __utils__["join_seal.seal"](pem, data, recipient)
 
 
 def _decrypt(blob, recipient=""):
     """Open a blob of :py:func:`_encrypt` with this minion's private key."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    if not isinstance(blob, dict) or blob.get("alg") != ENVELOPE:
-        raise CommandExecutionError(
-            f"the join data is not in the {ENVELOPE} format (published by an older K8sNvidia?): publish it again"
-        )
     with salt.utils.files.fopen(os.path.join(__opts__["pki_dir"], "minion.pem"), "rb") as fh:
-        key = serialization.load_pem_private_key(fh.read(), password=None)
-    from cryptography.exceptions import InvalidTag
-
+        private = fh.read()
     try:
-        secret = key.decrypt(base64.b64decode(blob["key"]), _oaep())
-        plain = AESGCM(secret).decrypt(
-            base64.b64decode(blob["nonce"]), base64.b64decode(blob["data"]), recipient.encode()
-        )
-    except (ValueError, InvalidTag, KeyError, TypeError):
-        raise CommandExecutionError(
-            f"the join data for {recipient or 'this minion'} does not open with this minion's key (was its key "
-            "changed since it published k8snvidia_pubkey?): publish the key and the join data again"
-        ) from None
-    return json.loads(plain)
+        return __utils__["join_seal.unseal"](private, blob, recipient)
+    except ValueError as exc:
+        raise CommandExecutionError(str(exc)) from None
 
 
 def join_data(ttl=None, workers=None):
@@ -627,272 +585,3 @@ def join(control_plane, node_name, cri_socket, kubernetes_version):
     if res["retcode"] != 0:
         return {"result": False, "comment": "kubeadm join failed:\n" + _errors(res["stderr"])}
     return {"result": True, "comment": f"joined the cluster at {data['endpoint']}"}
-
-
-def _kubectl(args, kubeconfig=ADMIN_CONF, stdin=None):
-    kubectl = salt.utils.path.which("kubectl")
-    if not kubectl:
-        raise CommandExecutionError("kubectl is not installed: apply the `kubernetes` SLS first")
-    return __salt__["cmd.run_all"](
-        [kubectl, f"--kubeconfig={kubeconfig}", *args], python_shell=False, stdin=stdin, output_loglevel="debug"
-    )
-
-
-LABELS_CACHE = "kubeadm.node_labels"
-
-
-def node_labels(node):
-    """
-    The labels of a Kubernetes node (via the admin kubeconfig), or None
-    when the node is not registered. One ``kubectl get nodes`` serves every
-    node of a state run (kept in ``__context__`` until a label changes).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt cluster-master kubeadm.node_labels node-110
-    """
-    if LABELS_CACHE not in __context__:
-        res = _kubectl(["get", "nodes", "-o", "json"])
-        if res["retcode"] != 0:
-            return None
-        __context__[LABELS_CACHE] = {
-            item["metadata"]["name"]: (item["metadata"].get("labels") or {})
-            for item in json.loads(res["stdout"]).get("items", [])
-        }
-    return __context__[LABELS_CACHE].get(node)
-
-
-def registered():
-    """
-    The names of the nodes registered in the cluster (via the admin
-    kubeconfig), or None when the API server does not answer.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt cluster-master kubeadm.registered
-    """
-    if node_labels("") is None and LABELS_CACHE not in __context__:
-        return None
-    return sorted(__context__[LABELS_CACHE])
-
-
-def label_node(node, labels):
-    """
-    Set labels on a node (``kubectl label --overwrite``).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt cluster-master kubeadm.label_node node-110 '{"nvidia.com/gpu.present": "true"}'
-    """
-    args = ["label", "node", node, "--overwrite"] + [f"{k}={v}" for k, v in sorted(labels.items())]
-    res = _kubectl(args)
-    __context__.pop(LABELS_CACHE, None)
-    if res["retcode"] != 0:
-        raise CommandExecutionError(f"kubectl label node {node} failed: {res['stderr'].strip()}")
-    return True
-
-
-def apply(manifest):
-    """
-    ``kubectl apply -f -`` of a manifest given as text. Returns the output.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt cluster-master kubeadm.apply "$(cat manifest.yaml)"
-    """
-    res = _kubectl(["apply", "-f", "-"], stdin=manifest)
-    if res["retcode"] != 0:
-        raise CommandExecutionError(f"kubectl apply failed: {res['stderr'].strip()}")
-    return res["stdout"]
-
-
-def _gfd_sanitise(text):
-    """GFD's product sanitising (internal/lm/resource.go ``sanitise``): drop
-    every character but ``A-Za-z0-9-_.`` and blanks, then join the words
-    with ``-``."""
-    return "-".join(re.sub(r"[^A-Za-z0-9_. -]", "", str(text)).split())
-
-
-def _gfd_family(major, minor):
-    """GFD's ``getArchFamily`` (internal/lm/resource.go)."""
-    if major == 7:
-        return "volta" if minor < 5 else "turing"
-    if major == 8:
-        return "ampere" if minor < 9 else "ada-lovelace"
-    return {1: "tesla", 2: "fermi", 3: "kepler", 5: "maxwell", 6: "pascal", 9: "hopper", 10: "blackwell",
-            12: "blackwell", 13: "rubin"}.get(major, "undefined")
-
-
-def _compute_capability(gpu):
-    """(major, minor) of a grain's GPU: NVML's ``compute_capability`` when the
-    grain has it, else the table of ``_utils/nvidia_gpu.py`` (PCI id, name,
-    architecture); None when neither knows."""
-    cc = gpu.get("compute_capability")
-    if not cc:
-        try:
-            table = __utils__.get("nvidia_gpu.compute_capability")  # noqa: F821 - a Salt loader dunder
-        except NameError:
-            table = None
-        if table:
-            cc = table(gpu.get("pci_device_id"), gpu.get("architecture"), gpu.get("name"))
-    match = re.fullmatch(r"\s*(\d+)\.(\d+)\s*", str(cc or ""))
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def gpu_labels(nvidia, replicas=None):
-    """
-    Node labels as GPU Feature Discovery writes them (NVIDIA/k8s-device-plugin
-    ``internal/lm``), from a node's ``nvidia`` grain, so workloads that select
-    on GFD labels work: ``gpu.present``, ``gpu.count``, ``gpu.product``
-    (sanitised name; ``-SHARED`` appended when ``replicas`` > 1, with
-    ``gpu.replicas`` and ``gpu.sharing-strategy``), ``gpu.memory`` (MiB),
-    ``gpu.family`` (GFD's names: pascal, ada-lovelace, ...), ``gpu.compute.major``
-    and ``gpu.compute.minor``, ``cuda.driver-version.*`` and
-    ``cuda.runtime-version.*``.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt cluster-master kubeadm.gpu_labels "$(salt-call --out=json grains.get nvidia)"
-    """
-    gpus = (nvidia or {}).get("gpus") or []
-    if not gpus:
-        return {}
-    first = gpus[0]
-    labels = {"nvidia.com/gpu.present": "true", "nvidia.com/gpu.count": str(len(gpus))}
-    if first.get("name"):
-        product = _gfd_sanitise(first["name"])
-        if replicas is not None and int(replicas) > 1:
-            product += "-SHARED"
-        labels["nvidia.com/gpu.product"] = product
-    if replicas is not None:
-        labels["nvidia.com/gpu.replicas"] = str(int(replicas))
-        labels["nvidia.com/gpu.sharing-strategy"] = "time-slicing" if int(replicas) > 1 else "none"
-    if first.get("memory_mib"):
-        labels["nvidia.com/gpu.memory"] = str(int(first["memory_mib"]))
-    cc = _compute_capability(first)
-    if cc:
-        labels["nvidia.com/gpu.family"] = _gfd_family(*cc)
-        labels["nvidia.com/gpu.compute.major"], labels["nvidia.com/gpu.compute.minor"] = str(cc[0]), str(cc[1])
-    version = nvidia.get("driver_version")
-    parts = str(version or "").split(".")
-    if version and 2 <= len(parts) <= 3:
-        labels["nvidia.com/cuda.driver-version.full"] = str(version)
-        labels["nvidia.com/cuda.driver-version.major"] = parts[0]
-        labels["nvidia.com/cuda.driver-version.minor"] = parts[1]
-        if len(parts) > 2:  # GFD writes "" for a two-part version; kept out here
-            labels["nvidia.com/cuda.driver-version.revision"] = parts[2]
-    cuda = re.fullmatch(r"\s*(\d+)\.(\d+).*", str(nvidia.get("cuda_version") or ""))
-    if cuda:
-        labels["nvidia.com/cuda.runtime-version.major"] = cuda.group(1)
-        labels["nvidia.com/cuda.runtime-version.minor"] = cuda.group(2)
-        labels["nvidia.com/cuda.runtime-version.full"] = f"{cuda.group(1)}.{cuda.group(2)}"
-    return labels
-
-
-def allocatable():
-    """
-    ``nvidia.com/gpu`` allocatable per node, from the control plane.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt cluster-master kubeadm.allocatable
-    """
-    res = _kubectl(["get", "nodes", "-o", "json"])
-    if res["retcode"] != 0:
-        raise CommandExecutionError(f"kubectl get nodes failed: {res['stderr'].strip()}")
-    out = {}
-    for item in json.loads(res["stdout"]).get("items", []):
-        name = item["metadata"]["name"]
-        value = ((item.get("status") or {}).get("allocatable") or {}).get("nvidia.com/gpu", "0")
-        out[name] = int(value)
-    return out
-
-
-def _validation_settings():
-    """The map's ``validation`` section (salt://parameters/defaults.yaml)
-    with the pillar's ``k8snvidia:validation`` over it."""
-    text = __salt__["cp.get_file_str"]("salt://parameters/defaults.yaml") or ""
-    base = (salt.utils.yaml.safe_load(text) or {}).get("validation") or {}
-    return __utils__["k8snvidia.merge"](base, (__pillar__.get("k8snvidia") or {}).get("validation") or {})
-
-
-def validate_gpu(node, image=None, timeout=None):
-    """
-    Run a pod on ``node`` that requests ``nvidia.com/gpu: 1`` and runs
-    nvidia-smi; wait for it to finish (``timeout`` seconds), return its phase,
-    the end of its log and, when it failed, the pod's reason (``pod_reason``:
-    ``OutOfnvidia.com/gpu: ...`` when the kubelet rejected it because running
-    pods hold every GPU), and delete it. The orchestration passes ``image``
-    and ``timeout`` from the node's own map (cluster.view); called by hand,
-    they come from this control plane's map (defaults and pillar
-    ``k8snvidia:validation``) and the node's driver in the mine.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt cluster-master kubeadm.validate_gpu node-110
-    """
-    settings = _validation_settings() if not (image and timeout) else {}
-    timeout = float(timeout or settings.get("timeout") or 300)
-    name = f"k8snvidia-gpu-check-{node}"
-    if not image:
-        # the image's CUDA must fit the node's driver (its GPU facts in the mine)
-        facts = (__salt__["mine.get"](node, "k8snvidia_gpu") or {}).get(node) or {}
-        driver = facts.get("driver_version")
-        image = __utils__["k8snvidia.validation_image"](settings, driver)
-        if not image:
-            return {"phase": "NotRun", "log": "",
-                    "reason": f"no k8snvidia:validation:images entry fits driver {driver} of {node}"}
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default", "labels": {"app.kubernetes.io/managed-by": "k8snvidia"}},
-        "spec": {
-            "restartPolicy": "Never",
-            "nodeName": node,
-            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-            "containers": [
-                {
-                    "name": "nvidia-smi",
-                    "image": image,
-                    "command": ["nvidia-smi"],
-                    "resources": {"limits": {"nvidia.com/gpu": 1}},
-                }
-            ],
-        },
-    }
-    _kubectl(["delete", "pod", name, "--ignore-not-found"])
-    apply(json.dumps(pod))
-    deadline = time.time() + timeout
-    phase = "Unknown"
-    while time.time() < deadline:
-        res = _kubectl(["get", "pod", name, "-o", "jsonpath={.status.phase}"])
-        phase = (res["stdout"] or "").strip() or "Unknown"
-        if phase in ("Succeeded", "Failed"):
-            break
-        time.sleep(1)
-    pod_reason = ""
-    if phase == "Failed":
-        # the kubelet's rejection (OutOfnvidia.com/gpu: every GPU taken by running pods) or the container's end
-        res = _kubectl(["get", "pod", name, "-o", "jsonpath={.status.reason}: {.status.message}"])
-        pod_reason = (res["stdout"] or "").strip().strip(":").strip()
-    logs = _kubectl(["logs", name])
-    _kubectl(["delete", "pod", name, "--ignore-not-found"])
-    tail = "\n".join((logs.get("stdout") or "").splitlines()[-12:])
-    reason = "" if phase == "Succeeded" else f"pod {name} is {phase} after {int(timeout)}s"
-    if pod_reason:
-        reason += f" ({pod_reason})"
-    return {"phase": phase, "reason": reason, "log": tail, "pod_reason": pod_reason}

@@ -352,7 +352,7 @@ def inventory(pillar_dir=None, timeout=5):
     control = seen["control_plane"]
     alloc = {}
     if control and joined.get(control[0]):
-        got = client.cmd([control[0]], "kubeadm.allocatable", **kw).get(control[0])
+        got = client.cmd([control[0]], "kube.allocatable", **kw).get(control[0])
         alloc = got if isinstance(got, dict) else {}
     rows = []
     for nid in ids:
@@ -484,7 +484,7 @@ def membership(ids=None, cluster=None, timeout=10):
         cp = control[0]
         ready = client.cmd([cp], "kubeadm.initialized", **kw).get(cp) is True
         if ready:
-            got = client.cmd([cp], "kubeadm.registered", **kw).get(cp)
+            got = client.cmd([cp], "kube.registered", **kw).get(cp)
             registered = got if isinstance(got, list) else []
             cluster_ca = hashes.get(cp) if str(hashes.get(cp) or "").startswith("sha256:") else None
     out = {}

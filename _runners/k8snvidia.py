@@ -690,7 +690,7 @@ def gpu_check(node_timeout=NODE_TIMEOUT, stage="gpu-check"):
         return {"result": True}
     client.cmd(gpu_nodes, "saltutil.refresh_grains", tgt_type="list", timeout=int(node_timeout))
     grains = client.cmd(gpu_nodes, "grains.get", ["nvidia"], tgt_type="list", timeout=int(node_timeout))
-    alloc = client.cmd(control[0], "kubeadm.allocatable", timeout=int(node_timeout)).get(control[0]) or {}
+    alloc = client.cmd(control[0], "kube.allocatable", timeout=int(node_timeout)).get(control[0]) or {}
     for nid in gpu_nodes:
         _check_signal(run)
         if run.get("stopped"):
@@ -716,7 +716,7 @@ def gpu_check(node_timeout=NODE_TIMEOUT, stage="gpu-check"):
             _fail(run, nid, "gpu-check", f"no k8snvidia:validation:images entry fits driver {entry['driver']}")
             continue
         timeout = int(float(settings.get("timeout") or 300))
-        pod = client.cmd(control[0], "kubeadm.validate_gpu", [nid], kwarg={"image": image, "timeout": timeout},
+        pod = client.cmd(control[0], "kube.validate_gpu", [nid], kwarg={"image": image, "timeout": timeout},
                          timeout=timeout + 60).get(control[0]) or {}
         entry["validation_pod"] = pod.get("phase")
         busy = pod.get("phase") == "Failed" and str(pod.get("pod_reason") or "").startswith("OutOf")

@@ -22,7 +22,38 @@ def load_source(relpath, name=None):
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    if relpath.split("/", 1)[0] in ("_modules", "_states", "_runners", "_grains"):
+        mod.__utils__ = dict(repo_utils())  # as the loader gives them; a test may replace it
     return mod
+
+
+_UTILS = {}
+
+
+def repo_utils():
+    """Every public function of the repo's _utils, named as Salt's loader
+    names them in ``__utils__`` (``file_stem.function``)."""
+    if not _UTILS:
+        for path in sorted((ROOT / "_utils").glob("*.py")):
+            mod = load_source(f"_utils/{path.name}", f"k8snvidia_test_utils_{path.stem}")
+            for name, fn in vars(mod).items():
+                if callable(fn) and not name.startswith("_") and getattr(fn, "__module__", None) == mod.__name__:
+                    _UTILS[f"{path.stem}.{name}"] = fn
+    return _UTILS
+
+
+def with_kube(mod):
+    """Give a loaded ``kubeadm`` module (its ``__salt__`` already set) the
+    ``kube`` execution module it calls, sharing its ``__salt__`` (so the
+    test's fake ``cmd.run_all`` answers kubectl too) and ``__context__``."""
+    kube = load_source("_modules/kube.py", mod.__name__ + "_kube")
+    kube.__salt__ = mod.__salt__
+    kube.__context__ = getattr(mod, "__context__", {})
+    kube.__opts__ = getattr(mod, "__opts__", {})
+    kube.__grains__ = getattr(mod, "__grains__", {})
+    kube.__pillar__ = getattr(mod, "__pillar__", {})
+    mod.__salt__["kube.kubectl"] = kube.kubectl
+    return kube
 
 
 def map_params():

@@ -65,7 +65,7 @@ k8snvidia-kubernetes-cni-manifest:
 {%- endif %}
 
 k8snvidia-kubernetes-cni-apply:
-  kubeadm.manifest_applied:
+  kube.manifest_applied:
     - name: /etc/kubernetes/k8snvidia-cni.yaml
     - require:
       - file: k8snvidia-kubernetes-cni-manifest
@@ -84,18 +84,18 @@ k8snvidia-kubernetes-device-plugin-manifest:
       - kubeadm: k8snvidia-kubernetes-control-plane-init
 
 k8snvidia-kubernetes-device-plugin-apply:
-  kubeadm.manifest_applied:
+  kube.manifest_applied:
     - name: /etc/kubernetes/k8snvidia-device-plugin.yaml
     - require:
       - file: k8snvidia-kubernetes-device-plugin-manifest
 
 {%- set gpus = salt["mine.get"]("*", "k8snvidia_gpu") %}
 {%- for node_id, node in k8s.nodes | dictsort %}
-{%- set labels = salt["kubeadm.gpu_labels"](gpus.get(node_id) or {}) %}
+{%- set labels = salt["kube.gpu_labels"](gpus.get(node_id) or {}) %}
 {%- if labels %}
 
 k8snvidia-kubernetes-gpu-labels-{{ node_id }}:
-  kubeadm.node_labeled:
+  kube.node_labeled:
     - name: {{ node_id | json }}
     - labels: {{ labels | json }}
     - require:

@@ -44,7 +44,7 @@ def manifests(tmp_path_factory, profile, replicas):
 
 
 def validation_pod():
-    mod = load_source("_modules/kubeadm.py", "k8snvidia_judge_kubeadm")
+    mod = load_source("_modules/kube.py", "k8snvidia_judge_kube")
     util = load_source("_utils/k8snvidia.py", "k8snvidia_judge_utils")
     mod.__pillar__ = {"k8snvidia": {"validation": {"timeout": 1}}}
     # the map's validation images, and node-110's driver as its GPU facts in the mine say
@@ -55,7 +55,7 @@ def validation_pod():
     mod.__utils__ = {"k8snvidia.merge": util.merge, "k8snvidia.validation_image": util.validation_image}
     applied = []
     mod.apply = lambda text, *a, **k: applied.append(json.loads(text)) or {}
-    mod._kubectl = lambda args, *a, **k: {"retcode": 0, "stdout": "Succeeded", "stderr": ""}
+    mod.kubectl = lambda args, *a, **k: {"retcode": 0, "stdout": "Succeeded", "stderr": ""}
     mod.validate_gpu("node-110")
     assert len(applied) == 1
     return applied[0]

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.conftest import load_source
+from tests.conftest import load_source, with_kube
 
 from .conftest import INIT_CONFIG
 
@@ -34,7 +34,9 @@ def mod(master, monkeypatch):
 
     mod.__salt__ = {"cmd.run_all": run_all}
     mod.__context__ = {}
-    monkeypatch.setattr(mod.salt.utils.path, "which", lambda name: f"/usr/bin/{name}")
+    kube = with_kube(mod)
+    for m in (mod, kube):
+        monkeypatch.setattr(m.salt.utils.path, "which", lambda name: f"/usr/bin/{name}")
     return mod
 
 

@@ -87,9 +87,9 @@ def test_inventory_reads_each_nodes_pinned_driver_no_false_mismatch(monkeypatch)
                         for n in ids}
             if fun == "kubeadm.ca_hash":
                 return {n: "sha256:" + "c" * 64 for n in ids}
-            if fun == "kubeadm.registered":
+            if fun == "kube.registered":
                 return {n: sorted(NODES) for n in ids}
-            if fun == "kubeadm.allocatable":
+            if fun == "kube.allocatable":
                 return {n: {"gpu-el7": 1, "gpu-u22": 1} for n in ids}
             return {n: True for n in ids}
 

@@ -303,8 +303,8 @@ def _fleet(down=(), other=()):
                                                                  "driver_version": "580.95.05"}},
             "kubeadm.ca_hash": "sha256:" + "d" * 64 if nid in other else CA,
             "kubeadm.initialized": True,
-            "kubeadm.registered": ["cluster-master", "node-105", "node-110"],
-            "kubeadm.allocatable": {"node-105": 1, "node-110": 1},
+            "kube.registered": ["cluster-master", "node-105", "node-110"],
+            "kube.allocatable": {"node-105": 1, "node-110": 1},
         }.get(fun)
     return answers
 
@@ -326,5 +326,5 @@ def test_membership_is_this_clusters_ca_and_node_object(monkeypatch):
     out = mod.membership(["cluster-master", "node-105", "node-110"], cluster_view(NODES))
     assert out == {"cluster-master": True, "node-105": True, "node-110": False}
     mod, _ = _cluster_runner(monkeypatch, lambda nid, fun, arg: (
-        ["cluster-master"] if fun == "kubeadm.registered" else _fleet()(nid, fun, arg)))
+        ["cluster-master"] if fun == "kube.registered" else _fleet()(nid, fun, arg)))
     assert mod.membership(None, cluster_view(NODES))["node-105"] is False  # trusts the CA, but no node object

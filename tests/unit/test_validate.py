@@ -439,7 +439,7 @@ def _module(pillar):
     mod.__utils__ = {
         "k8snvidia.config_for": util.config_for, "k8snvidia.report": util.report,
         "pillar_schema.schema": schema_mod.schema, "pillar_schema.facts": schema_mod.facts,
-        "nvidia_gpu.driver_problems": gpu.driver_problems,
+        "nvidia_gpu.driver_problems": gpu.driver_problems, "k8snvidia.gpu_names": util.gpu_names,
     }
     return mod
 

@@ -1,6 +1,6 @@
 """The validation pod's image fits the node's driver (issue 9 item 10): one
 choice (_utils/k8snvidia.validation_image) from the map's validation:images,
-used by kubeadm.validate_gpu with the node's driver from the mine."""
+used by kube.validate_gpu with the node's driver from the mine."""
 
 import json
 import re
@@ -13,7 +13,7 @@ util = load_source("_utils/k8snvidia.py")
 
 
 def _module(driver, pillar=None):
-    mod = load_source("_modules/kubeadm.py")
+    mod = load_source("_modules/kube.py")
     applied = []
     mod.__salt__ = {
         "cp.get_file_str": lambda url: (ROOT / "salt/parameters/defaults.yaml").read_text()
@@ -23,7 +23,7 @@ def _module(driver, pillar=None):
     mod.__utils__ = {"k8snvidia.merge": util.merge, "k8snvidia.validation_image": util.validation_image}
     mod.__pillar__ = {"k8snvidia": pillar or {}}
     mod.apply = lambda text: applied.append(json.loads(text))
-    mod._kubectl = lambda args, **kw: {"retcode": 0, "stdout": "Succeeded" if "jsonpath" in " ".join(args) else "",
+    mod.kubectl = lambda args, **kw: {"retcode": 0, "stdout": "Succeeded" if "jsonpath" in " ".join(args) else "",
                                        "stderr": ""}
     return mod, applied
 
@@ -56,7 +56,7 @@ def test_no_fitting_image_is_reported_not_run():
 
 def test_one_place_for_the_image():
     # no image literal outside the map
-    for rel in ("_modules/kubeadm.py", "_runners/k8snvidia.py", "salt/kubernetes/master.sls"):
+    for rel in ("_modules/kubeadm.py", "_modules/kube.py", "_runners/k8snvidia.py", "salt/kubernetes/master.sls"):
         assert not re.search(r"cuda:\d", (ROOT / rel).read_text()), rel
 
 
@@ -74,7 +74,7 @@ def test_a_rejected_pod_says_why():
         spec = next((a.split("=", 1)[1] for a in args if a.startswith("jsonpath=")), None)
         return {"retcode": 0, "stdout": answers.get(spec, ""), "stderr": ""}
 
-    mod._kubectl = kubectl
+    mod.kubectl = kubectl
     res = mod.validate_gpu("node-110", timeout=5)
     assert res["phase"] == "Failed" and res["pod_reason"].startswith("OutOfnvidia.com/gpu: Pod was rejected")
     assert "(OutOfnvidia.com/gpu: " in res["reason"]
