@@ -26,14 +26,19 @@ def seed(twin):
 def test_layers_reboot_and_gpu_visible(seed):
     target = ",".join(NODES)
     kernels = {n: seed.node_state(n)["kernel"]["running"] for n in NODES}
-    first = seed.salt("-L", target, "state.apply", timeout=900)
+    # -t: the CLI asks the minions whether their job still runs only after
+    # this long, not every 30 s with a 20 s answer window (a CI run on a
+    # loaded machine once had node-110 missing from the output entirely)
+    first = seed.salt("-L", target, "state.apply", "-t", "840", timeout=900)
     for node in NODES:
+        assert node in first, (node, sorted(first))
         # the first run stops where the seed's trap is: nouveau still loaded
         assert all("nouveau" in f or "k8snvidia-driver" in f for f in _failed(first[node])), _failed(first[node])
     for node in NODES:
         seed.reboot(node)
-    second = seed.salt("-L", target, "state.apply", timeout=900)
+    second = seed.salt("-L", target, "state.apply", "-t", "840", timeout=900)
     for node in NODES:
+        assert node in second, (node, sorted(second))
         assert _failed(second[node]) == [], node
         assert seed.node_state(node)["reboots"] == 1
         if node == "node-110":  # CentOS 7: the kernel layer's kernel-lt (the layer is off elsewhere)
