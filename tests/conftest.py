@@ -127,6 +127,7 @@ SLOW_FIRST = (  # xdist hands each worker two files at first: the four longest p
     "tests/twin/test_scale.py",
     "tests/twin/",
     "tests/judges/",
+    "tests/twin_judges/",
     "tests/twin_kube/",
 )
 

@@ -11,11 +11,8 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.fakes.nvidia_installer import artifacts, hw
 from tests.functional.render import salt_call, show_sls
-
-sys.path.insert(0, str(ROOT / "twin"))
-
-from k8stwin import artifacts, hw  # noqa: E402
 
 VERSION = "580.95.05"
 PIN = "580.178.04"  # the shipped pillar's (pillar/profiles/modern.sls)

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from tests.fakes.nvidia import FIXTURES, gpu, hw, make_node, smi_bin, smi_runs, with_path
+from tests.fakes.nvml import capture_gpus, library, write_state
 from tests.functional.render import salt_call
-from tests.unit.nvidia_fakes import FIXTURES, gpu, hw, make_node, smi_bin, smi_runs, with_path
-from tests.unit.nvml_fakes import capture_gpus, library, write_state
 
 PASCAL = "NVIDIA GeForce GTX 1080 Ti"
 

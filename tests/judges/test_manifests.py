@@ -13,7 +13,6 @@ from kubernetes_validate import utils as kv
 from tests.conftest import load_source
 from tests.functional import render
 from tests.judges import runtime_files as rf
-from twin.k8stwin import kube
 
 MINORS = ("1.35", "1.36", "1.37")
 MANIFESTS = {"k8snvidia-kubernetes-cni-manifest": "cni.yaml", "k8snvidia-kubernetes-device-plugin-manifest": "dp.yaml"}
@@ -96,7 +95,9 @@ def test_device_plugin_accepts_its_config(tmp_path_factory, replicas, want):
     cm = next(d for d in docs["dp.yaml"] if d["kind"] == "ConfigMap")
     ds = next(d for d in docs["dp.yaml"] if d["kind"] == "DaemonSet")
     assert "--config-file=/etc/nvidia-device-plugin/config.yaml" in ds["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert kube.plugin_config(cm["data"]["config.yaml"]) == (want, "nvidia.com/gpu")
+    # no sharing section unless shared (the device plugin's own reading of the
+    # file, on the twin's copy of it: tests/twin_judges/test_manifests.py)
+    assert ("timeSlicing" in cm["data"]["config.yaml"]) is (want > 1)
     image = ds["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == "nvcr.io/nvidia/k8s-device-plugin:v0.20.0"
 
@@ -112,18 +113,3 @@ def test_flannel_pins(tmp_path_factory):
     assert spec["initContainers"][1]["command"] == ["/opt/bin/install-conf"]
     cm = next(d for d in docs["cni.yaml"] if d["kind"] == "ConfigMap")
     assert json.loads(cm["data"]["net-conf.json"])["Network"] == "10.244.0.0/16"
-
-
-@pytest.mark.parametrize("text,message", [
-    ("version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 1\n",
-     "number of replicas must be >= 2"),
-    ("version: v1\nsharing:\n  timeSlicing:\n    resources: []\n", "no resources specified"),
-    ("version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n", "no replicas specified"),
-    ("version: v2\n", "unknown version: v2"),
-    ("version: v1\nsharing:\n  mps:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 2\n",
-     "using MPS requires --mps-root to be specified"),
-])
-def test_twin_plugin_refuses_like_the_real_one(text, message):
-    with pytest.raises(kube.PluginConfigError) as exc:
-        kube.plugin_config(text)
-    assert str(exc.value).endswith(message)

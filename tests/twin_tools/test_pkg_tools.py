@@ -132,7 +132,7 @@ def test_apt_needs_update_signed_by_and_honours_holds(make_node):
     r = n.run("apt-get", "-q", "-y", "install", "kubelet=1.34.2-1.1")
     assert r.returncode == 100 and "Held packages were changed" in r.stderr
     pol = n.run("apt-cache", "-q", "policy", "kubelet").stdout
-    # a dpkg hold leaves apt's candidate alone (tests/judges/test_conformance_apt.py)
+    # a dpkg hold leaves apt's candidate alone (tests/twin_judges/test_conformance_apt.py)
     assert "Installed: 1.34.1-1.1" in pol and "Candidate: 1.34.2-1.1" in pol
     assert n.run("dpkg", "--compare-versions", "1.34.2-1.1", "gt", "1.34.1-1.1").returncode == 0
     assert n.run("apt-get", "--bogus", "update").returncode == 100

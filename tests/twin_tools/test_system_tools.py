@@ -134,7 +134,7 @@ def test_dracut_and_update_initramfs(make_node):
     r = u.run("update-initramfs", "-u")
     assert r.stdout == "update-initramfs: Generating /boot/initrd.img-5.15.0-119-generic\n"
     # a kernel without /lib/modules still gets an image, with warnings (initramfs-tools
-    # 0.140/0.142: tests/judges/test_conformance_initramfs.py)
+    # 0.140/0.142: tests/twin_judges/test_conformance_initramfs.py)
     r = u.run("update-initramfs", "-u", "-k", "9.9")
     assert r.returncode == 0 and "W: missing /lib/modules/9.9" in r.stderr
     assert u.run("update-initramfs").returncode == 2
@@ -219,7 +219,7 @@ def test_ufw(make_node):
     assert n.run("ufw", "allow", "10250/tcp").stdout == "Rule added\nRule added (v6)\n"
     assert n.run("ufw", "allow", "6443/tcp").stdout == "Skipping adding existing rule\nSkipping adding existing rule (v6)\n"
     lines = n.run("ufw", "status").stdout.splitlines()
-    # the header is not padded after 'From' (tests/judges/test_conformance_ufw.py)
+    # the header is not padded after 'From' (tests/twin_judges/test_conformance_ufw.py)
     assert lines[:3] == ["Status: active", "", ("%-26s %-12s%-26s" % ("To", "Action", "From")).rstrip()]
     assert "%-26s %-12s%-26s" % ("6443/tcp (v6)", "ALLOW", "Anywhere (v6)") in lines
 

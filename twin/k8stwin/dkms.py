@@ -195,7 +195,7 @@ def status_lines(new_format=True, module=None, version=None, kernel=None):
     ``nvidia, V, K, x86_64: installed`` (older, e.g. Debian 11's 2.8.4);
     ``built`` for a build not installed; ``nvidia/V: added`` (old format
     ``nvidia, V: added``) when not built (checked against dkms 2.8.4, 3.0.10
-    and 3.2.2, tests/judges/test_conformance_dkms.py)."""
+    and 3.2.2, tests/twin_judges/test_conformance_dkms.py)."""
     lines = []
     for key, entry in sorted(registered().items()):
         mod, ver = key.split("/", 1)

@@ -291,7 +291,7 @@ def default_config(ver):
 
 # ---------------------------------------------------------------------------
 # config loading, as the real containerd does it (checked against Debian's
-# containerd 1.6.20, 1.7.24 and 2.1.9 in tests/judges/test_containerd_twin.py):
+# containerd 1.6.20, 1.7.24 and 2.1.9 in tests/twin_judges/test_containerd.py):
 # containerd services/server/config/config.go (1.x) and
 # cmd/containerd/server/config/config.go (2.x) LoadConfig / mergeConfig /
 # ValidateV2 / ValidateVersion, and the CRI plugins' config migration.

@@ -7,7 +7,7 @@ the node's DKMS registry (``k8stwin.dkms``).
 ``nvidia/V, K, x86_64: installed`` from 2.8.6 (and when the version is not
 known), ``nvidia, V, K, x86_64: installed`` before (commit f83b758).
 Checked against Debian's dkms 3.0.10 (and the status format against 2.8.4
-and 3.2.2): tests/judges/test_conformance_dkms.py.
+and 3.2.2): tests/twin_judges/test_conformance_dkms.py.
 """
 
 import sys

@@ -69,7 +69,7 @@ def _format(fmt, rec):
 def _fmt_error(fmt):
     """rpm's complaint about a queryformat, or None. rpm prints it for each
     package the query matches, in place of the line, and still exits 0
-    (rpm 4.18, tests/judges/test_conformance_rpm_dnf.py)."""
+    (rpm 4.18, tests/twin_judges/test_conformance_rpm_dnf.py)."""
     if re.search(r"%-?\d*\{[^}]*$", fmt):
         return "error: incorrect format: missing } after %{"
     for m in re.finditer(r"%-?\d*\{(\w+)(?::\w+)?\}", fmt):

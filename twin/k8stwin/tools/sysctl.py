@@ -3,7 +3,7 @@
 Only keys that exist have values: net.bridge.* exist while br_netfilter is loaded.
 
 Exit codes follow the node's procps-ng (checked against Debian 12's 4.0.2,
-tests/judges/test_conformance_sysctl.py, and the 3.3.17 source): 3.3.x adds
+tests/twin_judges/test_conformance_sysctl.py, and the 3.3.17 source): 3.3.x adds
 -1 per failed key (one failure: 255, two: 254; -p: 255); 4.x returns 1
 (reads add 1 per missing key). A written value is echoed as given (leading
 and trailing blanks stripped) and stored as the kernel keeps it (fields

@@ -1,7 +1,7 @@
 """Emulated ufw: allow/deny PORT[/proto], delete allow, status [verbose|numbered],
 enable/disable (--force), default, reload. State: ``firewall`` {"ufw_enabled", "rules": [...]}.
 
-Checked against Debian 12's ufw 0.36.2 (tests/judges/test_conformance_ufw.py).
+Checked against Debian 12's ufw 0.36.2 (tests/twin_judges/test_conformance_ufw.py).
 `ufw enable` asks "Command may disrupt existing ssh connections" only when
 run under sshd (ufw's under_ssh()); a twin node's minion never is."""
 

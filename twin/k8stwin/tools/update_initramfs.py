@@ -1,7 +1,7 @@
 """Emulated update-initramfs (initramfs-tools): -u / -c / -d [-k KVER|all].
 
 Checked against Debian 12's initramfs-tools 0.142 (and the 0.140 source of
-Debian 11): tests/judges/test_conformance_initramfs.py. A kernel without
+Debian 11): tests/twin_judges/test_conformance_initramfs.py. A kernel without
 /lib/modules/K still gets an image (mkinitramfs only warns, depmod's
 complaint is no failure); `-u` without -k updates the newest kernel that
 already has an image, and does nothing (rc 0) when none has; usage errors

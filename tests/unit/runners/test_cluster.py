@@ -1,0 +1,59 @@
+"""The cluster runner (_runners/cluster.py): the inventory and the
+membership of each node, asked of fake minions."""
+
+from tests.conftest import cluster_view, load_source
+from tests.unit.runners.test_k8snvidia import NODES, FakeClient
+
+# ----------------------------------------------- inventory and membership
+CA = "sha256:" + "c" * 64
+
+
+def _cluster_runner(monkeypatch, answers):
+    import salt.client
+
+    mod = load_source("_runners/cluster.py", "cluster_runner_test")
+    mod.__opts__ = {"output": "json"}
+    mod.__context__ = {}
+    monkeypatch.setattr(mod, "_pillar", lambda mid, grains: {"k8snvidia": {"nodes": NODES}})
+    monkeypatch.setattr(mod, "view", lambda pillar_dir=None: cluster_view(NODES))
+    client = FakeClient(answers)
+    monkeypatch.setattr(salt.client, "get_local_client", lambda mopts=None: client)
+    return mod, client
+
+
+def _fleet(down=(), other=()):
+    def answers(nid, fun, arg):
+        if nid in down:
+            return None
+        return {
+            "test.ping": True,
+            "saltutil.refresh_grains": True,
+            "grains.item": {"kernelrelease": "5.4.0", "nvidia": {"gpus": [{"name": "GTX"}], "gpu_count": 1,
+                                                                 "driver_version": "580.95.05"}},
+            "kubeadm.ca_hash": "sha256:" + "d" * 64 if nid in other else CA,
+            "kubeadm.initialized": True,
+            "kube.registered": ["cluster-master", "node-105", "node-110"],
+            "kube.allocatable": {"node-105": 1, "node-110": 1},
+        }.get(fun)
+    return answers
+
+
+def test_inventory_marks_a_down_node_and_asks_it_nothing_more(monkeypatch):
+    mod, client = _cluster_runner(monkeypatch, _fleet(down=("node-110",)))
+    inv = mod.inventory()
+    assert inv["node-110"]["flags"] == "down: no answer within 5s" and inv["node-110"]["joined"] is False
+    assert inv["node-105"]["joined"] is True and inv["node-105"]["allocatable"] == 1
+    assert inv["cluster-master"]["joined"] is True
+    pings = [c for c in client.calls if c["fun"] == "test.ping"]
+    assert len(pings) == 1 and pings[0]["timeout"] == 5
+    assert all("node-110" not in c["ids"] for c in client.calls if c["fun"] != "test.ping")
+    assert all(c["timeout"] <= 10 for c in client.calls)
+
+
+def test_membership_is_this_clusters_ca_and_node_object(monkeypatch):
+    mod, _ = _cluster_runner(monkeypatch, _fleet(other=("node-110",)))
+    out = mod.membership(["cluster-master", "node-105", "node-110"], cluster_view(NODES))
+    assert out == {"cluster-master": True, "node-105": True, "node-110": False}
+    mod, _ = _cluster_runner(monkeypatch, lambda nid, fun, arg: (
+        ["cluster-master"] if fun == "kube.registered" else _fleet()(nid, fun, arg)))
+    assert mod.membership(None, cluster_view(NODES))["node-105"] is False  # trusts the CA, but no node object
