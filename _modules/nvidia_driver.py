@@ -166,15 +166,9 @@ def loaded_version():
 
         salt '*' nvidia_driver.loaded_version
     """
-    path = os.path.join(_procfs(), "driver/nvidia/version")
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            first = fh.readline()
-    except OSError:
-        return None
-    # "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.95.05  Tue Sep 23 ..."
-    match = VERSION_RE.search(first.split("Module", 1)[-1])
-    return match.group(1) if match else None
+    # "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.95.05  Tue Sep 23 ...",
+    # read as the nvidia grain reads it
+    return __utils__["nvidia_gpu.read_driver_version"](_procfs())[0]
 
 
 def built_for(kernel):

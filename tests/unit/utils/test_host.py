@@ -188,3 +188,21 @@ def test_file_root_and_its_old_name():
     assert host.root({}) == "/"
     assert host.root({"k8snvidia.root": "/scratch"}) == "/scratch"
     assert host.root({"nvidia_driver.root": "/old"}) == "/old"
+
+
+@pytest.mark.parametrize("line, want", [
+    ("NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.95.05  Tue Sep 23 09:29:47 UTC 2025", "580.95.05"),
+    ("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  590.44.01  Release Build  (dvs-builder@U22)", "590.44.01"),
+    ("NVRM version: NVIDIA UNIX x86_64 Kernel Module  470.256.02  Thu May  2 14:37:44 UTC 2024", "470.256.02"),
+])
+def test_the_loaded_driver_version_is_read_once(tmp_path, line, want):
+    """nvidia_driver.loaded_version and the grain's inventory read
+    /proc/driver/nvidia/version with the same reader."""
+    (tmp_path / "driver/nvidia").mkdir(parents=True)
+    (tmp_path / "driver/nvidia/version").write_text(line + "\nGCC version:  gcc version 12.2.0\n")
+    mod = load_source("_modules/nvidia_driver.py", "k8snvidia_test_host_loaded")
+    mod.__opts__ = {"k8snvidia.procfs_root": str(tmp_path)}
+    gpu = load_source("_utils/nvidia_gpu.py", "k8snvidia_test_host_loaded_gpu")
+    assert mod.loaded_version() == gpu.read_driver_version(str(tmp_path))[0] == want
+    mod.__opts__ = {"k8snvidia.procfs_root": str(tmp_path / "none")}
+    assert mod.loaded_version() is None
