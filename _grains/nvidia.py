@@ -23,14 +23,16 @@ driver exists.
       source: nvml                  # who gave the driver's facts: nvml | nvidia-smi | pci (no driver)
       error: ...                    # only when something could not be read
 
-Sources: the PCI tree under the minion option ``nvidia.sysfs_root``
+Sources: the PCI tree under the minion option ``k8snvidia.sysfs_root``
 (default ``/sys``), ``modules`` and ``driver/nvidia/version`` under
-``nvidia.procfs_root`` (default ``/proc``) and, only when the driver is
-loaded, the driver: NVML (``libnvidia-ml.so.1`` through ctypes, or the path
+``k8snvidia.procfs_root`` (default ``/proc``; both read by ``_utils/host.py``,
+the older ``nvidia.*_root`` names still understood) and, only when the
+driver is loaded, the driver: NVML (``libnvidia-ml.so.1`` through ctypes, or the path
 in the minion option ``nvidia.nvml_library``; no subprocess), or when NVML
 cannot answer one ``nvidia-smi --query-gpu`` (found on PATH; the CUDA
 version then from ``libcuda.so.1``), bounded by ``nvidia.smi_timeout``
-seconds (default 10). A missing or broken NVML is a fallback, not an error.
+seconds (``nvidia_gpu.smi_timeout``: default 10, ``nvidia_gpu.SMI_TIMEOUT``).
+A missing or broken NVML is a fallback, not an error.
 The grain never raises.
 
 Target with it: ``salt -G 'nvidia:gpus:name:*1080*' test.ping``,
@@ -59,11 +61,10 @@ def nvidia():
     """The ``nvidia`` grain (see the module docstring)."""
     try:
         opts = __opts__  # noqa: F821  (the loader injects it)
-        sysfs = opts.get("nvidia.sysfs_root") or "/sys"
-        procfs = opts.get("nvidia.procfs_root") or "/proc"
         utils = __utils__  # noqa: F821
         if "nvidia_gpu.inventory" not in utils:
             return {"nvidia": _empty("the nvidia_gpu utils module is not available (run saltutil.sync_all)")}
+        sysfs, procfs = utils["nvidia_gpu.host_roots"](opts)
         timeout = utils["nvidia_gpu.smi_timeout"](opts)
         run_smi = utils["nvidia_gpu.run_smi_subprocess"]
         read_nvml = read_cuda = None

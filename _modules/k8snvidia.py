@@ -68,6 +68,23 @@ def config(defaults, os_family, osfinger, validate=True):
     return cfg
 
 
+def mirror_source(url):
+    """
+    Where ``url``'s file is found in the artifact mirror (the option
+    ``k8snvidia.artifact_mirror`` through ``config.get``: a directory or
+    ``file://`` URL holding files by basename, for air-gapped nodes), or
+    None. The one lookup (``host.mirror_source``) that the SLS files (keys,
+    packages) and ``nvidia_driver.fetch`` use.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' k8snvidia.mirror_source https://download.docker.com/linux/ubuntu/gpg
+    """
+    return __utils__["host.artifact_source"](url, __opts__, __salt__.get("config.get"))
+
+
 def reboot_pending():
     """
     The reasons this node needs a reboot (empty: none). Kept under /run, so a

@@ -4,10 +4,10 @@ the driver branch and kernel module type its GPUs need.
 
 Reads the same sources as the ``nvidia`` grain (sysfs PCI tree, procfs,
 NVML or ``nvidia-smi --query-gpu``; ``processes`` reads ``nvidia-smi -q -x``),
-fresh on every call; roots come from the minion
-options ``nvidia.sysfs_root`` (default ``/sys``) and ``nvidia.procfs_root``
-(default ``/proc``). The GPU table and the driver rules live in
-``_utils/nvidia_gpu.py``.
+fresh on every call; roots come from the minion options
+``k8snvidia.sysfs_root`` (default ``/sys``) and ``k8snvidia.procfs_root``
+(default ``/proc``), read by ``_utils/host.py``. The GPU table and the
+driver rules live in ``_utils/nvidia_gpu.py``.
 """
 
 import logging
@@ -28,10 +28,7 @@ def __virtual__():
 
 
 def _roots():
-    return (
-        __opts__.get("nvidia.sysfs_root") or "/sys",
-        __opts__.get("nvidia.procfs_root") or "/proc",
-    )
+    return __utils__["host.sysfs"](__opts__), __utils__["host.procfs"](__opts__)
 
 
 def _run_smi(args):
@@ -213,25 +210,14 @@ NVIDIA_MODULES = ("nvidia", "nvidia_uvm", "nvidia_modeset", "nvidia_drm", "nvidi
 
 def _module_use(procfs):
     """``{module: {"refcount": int, "used_by": [...]}}`` for the loaded NVIDIA
-    modules, from one read of ``/proc/modules`` (``name size refcount
-    users, state addr``)."""
-    out = {}
+    modules, from one read of ``/proc/modules`` (``host.kernel_modules``);
+    empty when it cannot be read."""
     try:
-        with open(os.path.join(procfs, "modules"), encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
+        rows = __utils__["host.kernel_modules"](procfs)
     except OSError:
-        return out
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 4 or fields[0] not in NVIDIA_MODULES:
-            continue
-        try:
-            count = int(fields[2])
-        except ValueError:
-            count = 0
-        users = [u for u in fields[3].split(",") if u and u != "-"]
-        out[fields[0]] = {"refcount": count, "used_by": users}
-    return out
+        return {}
+    return {name: {"refcount": row["refcount"], "used_by": row["used_by"]}
+            for name, row in rows.items() if name in NVIDIA_MODULES}
 
 
 def _sysfs_holders(sysfs, name="nvidia"):

@@ -13,15 +13,16 @@ from a state's test mode):
   uninstall removes the directory. A driver from distribution packages has no
   such log and is reported as not installed by ``.run``.
 * **loaded version** -- ``<procfs>/driver/nvidia/version`` (exists only while
-  the module is loaded; ``nvidia.procfs_root`` minion option, default
-  ``/proc``).
+  the module is loaded; the ``k8snvidia.procfs_root`` minion option,
+  default ``/proc``, read by ``_utils/host.py``).
 * **built for a kernel** -- DKMS's tree ``/var/lib/dkms/nvidia/<ver>/<K>/``
   (what ``dkms status`` itself reads), else an ``nvidia.ko`` under
   ``/lib/modules/<K>/`` whose ``.modinfo`` section gives ``version=`` and
   ``license=`` (``NVIDIA``: proprietary, ``Dual MIT/GPL``: open).
 
-Paths are joined to the minion option ``nvidia_driver.root`` (default ``/``),
-which only tests change.
+Paths are joined to the minion option ``k8snvidia.root`` (default ``/``,
+``host.root``; the older ``nvidia_driver.root`` still read), which only tests
+change.
 """
 
 import hashlib
@@ -59,7 +60,7 @@ def __virtual__():
 
 # ------------------------------------------------------------------ helpers
 def _root():
-    return __opts__.get("nvidia_driver.root", "/") or "/"
+    return __utils__["host.root"](__opts__)
 
 
 def _path(path):
@@ -68,7 +69,7 @@ def _path(path):
 
 
 def _procfs():
-    return __opts__.get("nvidia.procfs_root", "/proc") or "/proc"
+    return __utils__["host.procfs"](__opts__)
 
 
 def version_tuple(version):
@@ -165,15 +166,9 @@ def loaded_version():
 
         salt '*' nvidia_driver.loaded_version
     """
-    path = os.path.join(_procfs(), "driver/nvidia/version")
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            first = fh.readline()
-    except OSError:
-        return None
-    # "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.95.05  Tue Sep 23 ..."
-    match = VERSION_RE.search(first.split("Module", 1)[-1])
-    return match.group(1) if match else None
+    # "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.95.05  Tue Sep 23 ...",
+    # read as the nvidia grain reads it
+    return __utils__["nvidia_gpu.read_driver_version"](_procfs())[0]
 
 
 def built_for(kernel):
@@ -280,7 +275,8 @@ def mirror_source(url):
     """
     Where ``url``'s file is found in the artifact mirror (minion option
     ``k8snvidia.artifact_mirror``: a directory or ``file://`` URL holding files
-    by basename), or None.
+    by basename), or None: ``host.mirror_source``, as ``k8snvidia.mirror_source``
+    (the SLS files' lookup).
 
     CLI Example:
 
@@ -288,18 +284,7 @@ def mirror_source(url):
 
         salt '*' nvidia_driver.mirror_source https://us.download.nvidia.com/.../NVIDIA-Linux-x86_64-580.95.05.run
     """
-    if "config.get" in __salt__:
-        mirror = __salt__["config.get"]("k8snvidia.artifact_mirror")
-    else:
-        mirror = __opts__.get("k8snvidia.artifact_mirror")
-    if not mirror:
-        return None
-    mirror = str(mirror)
-    if mirror.startswith("file://"):
-        mirror = urllib.parse.unquote(urllib.parse.urlparse(mirror).path)
-    name = os.path.basename(urllib.parse.urlparse(str(url)).path)
-    path = os.path.join(mirror, name)
-    return path if os.path.isfile(path) else None
+    return __utils__["host.artifact_source"](url, __opts__, __salt__.get("config.get"))
 
 
 def cached_path(url, cache_dir):
@@ -312,7 +297,7 @@ def cached_path(url, cache_dir):
 
         salt '*' nvidia_driver.cached_path https://host/NVIDIA-Linux-x86_64-580.95.05.run /var/cache/k8snvidia
     """
-    return os.path.join(cache_dir, os.path.basename(urllib.parse.urlparse(str(url)).path))
+    return os.path.join(cache_dir, __utils__["host.url_basename"](url))
 
 
 def fetch(url, sha256, cache_dir="/var/cache/k8snvidia", timeout=300):
@@ -338,14 +323,14 @@ def fetch(url, sha256, cache_dir="/var/cache/k8snvidia", timeout=300):
         return {"path": dest, "sha256": want, "source": dest, "downloaded": False}
     os.makedirs(cache_dir, mode=0o755, exist_ok=True)
     tmp = dest + ".part"
-    source = mirror_source(url)
     try:
+        source = mirror_source(url)
         if source:
             shutil.copyfile(source, tmp)
         else:
             parsed = urllib.parse.urlparse(str(url))
             if parsed.scheme == "file":
-                source = urllib.parse.unquote(parsed.path)
+                source = __utils__["host.local_path"](url)
                 shutil.copyfile(source, tmp)
             elif parsed.scheme in ("http", "https"):
                 source = str(url)

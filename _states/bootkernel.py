@@ -15,7 +15,8 @@ Boot-default kernel and initramfs states (Salt 3008 has no ``kernelpkg``).
           - file: k8snvidia-nouveau-blacklist
 
 A kernel change never reboots the node: it records "reboot pending" through
-``k8snvidia.set_reboot_pending`` for the orchestration to act on.
+``k8snvidia.set_reboot_pending`` (``host.mark_reboot``, as every state that
+marks one) for the orchestration to act on.
 """
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -108,17 +109,11 @@ def default(name, boot_tool=None, grub_config=None, reboot_pending=True):
     if reboot_pending:
         running = __salt__["bootkernel.running"]()
         if running != target:
-            reason = _reboot_reason(target, running)
-            if reason in __salt__["k8snvidia.reboot_pending"]():
-                comments.append("A reboot is already pending for it")
-            elif test:
-                ret["result"] = None
-                ret["changes"]["reboot_pending"] = reason
-                comments.append("A reboot would be marked pending")
-            else:
-                __salt__["k8snvidia.set_reboot_pending"](reason)
-                ret["changes"]["reboot_pending"] = reason
-                comments.append("A reboot is now pending")
+            got = __utils__["host.mark_reboot"](__salt__, _reboot_reason(target, running), test)
+            ret["changes"].update(got["changes"])
+            if got["result"] is not True:
+                ret["result"] = got["result"]
+            comments.append(got["comment"])
     ret["comment"] = "; ".join(comments)
     return ret
 

@@ -15,8 +15,8 @@ and a loaded-module check that marks a reboot instead of unloading.
         - name: nouveau
 
 The loaded modules and active swaps are read from ``/proc/modules`` and
-``/proc/swaps`` (under the minion option ``nvidia.procfs_root`` when set), so
-a run with nothing to do starts no process.
+``/proc/swaps`` (under the minion option ``k8snvidia.procfs_root`` when set,
+read by ``_utils/host.py``), so a run with nothing to do starts no process.
 """
 
 import os
@@ -36,8 +36,7 @@ def _ret(name):
 
 
 def _procfs(name):
-    root = __opts__.get("nvidia.procfs_root") or "/proc"
-    return os.path.join(root, name)
+    return os.path.join(__utils__["host.procfs"](__opts__), name)
 
 
 def _proc_lines(name):
@@ -50,11 +49,12 @@ def _proc_lines(name):
 
 
 def _loaded_modules():
-    """Names of the loaded kernel modules (``/proc/modules``, else ``lsmod``)."""
-    lines = _proc_lines("modules")
-    if lines is None:
+    """Names of the loaded kernel modules (``host.kernel_modules``, else
+    ``lsmod`` through ``kmod.mod_list``)."""
+    try:
+        return list(__utils__["host.kernel_modules"](__utils__["host.procfs"](__opts__)))
+    except OSError:
         return list(__salt__["kmod.mod_list"]())
-    return [line.split()[0] for line in lines if line.strip()]
 
 
 def _active_swaps():
@@ -68,18 +68,10 @@ def _active_swaps():
 
 
 def _mark(ret, reason):
-    """Record ``reason`` as pending (idempotent), predicting under test."""
-    if reason in __salt__["k8snvidia.reboot_pending"]():
-        ret["comment"] = f"Reboot already pending: {reason}"
-        return ret
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["changes"] = {"reboot_pending": reason}
-        ret["comment"] = f"A reboot would be marked pending: {reason}"
-        return ret
-    __salt__["k8snvidia.set_reboot_pending"](reason)
-    ret["changes"] = {"reboot_pending": reason}
-    ret["comment"] = f"Reboot marked pending: {reason}"
+    """Record ``reason`` as pending (idempotent), predicting under test
+    (``host.mark_reboot``)."""
+    got = __utils__["host.mark_reboot"](__salt__, reason, __opts__["test"])
+    ret.update(result=got["result"], changes=got["changes"], comment=got["comment"])
     return ret
 
 

@@ -89,24 +89,19 @@ def _candidate(name):
 
 
 def _loaded_modules():
-    procfs = __opts__.get("nvidia.procfs_root", "/proc") or "/proc"
+    """Names of the loaded kernel modules (``host.kernel_modules``: a kernel
+    without loadable module support has none); a procfs that cannot be read
+    is a FactError."""
+    procfs = __utils__["host.procfs"](__opts__)
     try:
-        with open(os.path.join(procfs, "modules"), encoding="utf-8") as fh:
-            return [line.split()[0] for line in fh if line.strip()]
-    except FileNotFoundError as exc:
-        # a kernel built without loadable module support (CONFIG_MODULES=n)
-        # has no /proc/modules: nothing is loaded, nothing can be. Without
-        # procfs at all nothing is known.
-        if os.path.isdir(os.path.join(procfs, "self")):
-            return []
-        raise FactError(f"cannot read the loaded kernel modules ({procfs}/modules): {exc}") from exc
+        return list(__utils__["host.kernel_modules"](procfs))
     except OSError as exc:
         raise FactError(f"cannot read the loaded kernel modules ({procfs}/modules): {exc}") from exc
 
 
 def _nouveau_blacklisted():
     """A modprobe.d file that blacklists nouveau, or None."""
-    root = __opts__.get("nvidia_driver.root", "/") or "/"
+    root = __utils__["host.root"](__opts__)
     for d in BLACKLIST_DIRS:
         full = os.path.join(root, d.lstrip("/"))
         try:
@@ -226,9 +221,7 @@ def _facts(want):
         facts["url_version"] = _fact("nvidia_driver.version_from_runfile", want["url"])
     else:
         branch = want.get("branch")
-        mtype = want.get("kernel_module_type")
-        if mtype in (None, "", "auto"):
-            mtype = facts["recommended"].get("module_type") or "proprietary"
+        mtype = __utils__["nvidia_gpu.chosen_module_type"](want.get("kernel_module_type"), facts["recommended"])
         pkgs, pre, dkms_pkgs = _package_names(want, branch, mtype, facts["boot"])
         facts["packages"] = {p: (_fact("pkg.version", p) or "") for p in pkgs + pre + dkms_pkgs}
         facts["precompiled_available"] = {}
@@ -266,40 +259,50 @@ def _vt(version):
 
 
 def _branch_problems(branch, rec, what):
-    """Refusals for a driver branch given the node's GPUs."""
+    """Refusals for a driver branch given the node's GPUs (the rules:
+    ``nvidia_gpu.violations``)."""
     out = []
-    for conflict in rec.get("conflicts") or []:
-        out.append(f"no single NVIDIA driver serves this node's GPUs: {conflict}")
     archs = ", ".join(rec.get("architectures") or []) or "its GPUs"
-    if rec.get("max_branch") and branch and branch > int(rec["max_branch"]):
-        out.append(
-            f"{what} is newer than this node's GPUs support ({archs}: branch R{rec['max_branch']} is the last one "
-            f"for them); set k8snvidia:driver:version to an R{rec['max_branch']} release"
-        )
-    if rec.get("min_branch") and branch and branch < int(rec["min_branch"]):
-        out.append(
-            f"{what} is older than this node's GPUs need ({archs}: branch R{rec['min_branch']} or newer)"
-        )
+    for v in __utils__["nvidia_gpu.violations"](rec, branch, None):
+        if v["rule"] == "conflict":
+            out.append(f"no single NVIDIA driver serves this node's GPUs: {v['text']}")
+        elif v["rule"] == "max_branch":
+            out.append(
+                f"{what} is newer than this node's GPUs support ({archs}: branch R{v['limit']} is the last one "
+                f"for them); set k8snvidia:driver:version to an R{v['limit']} release"
+            )
+        elif v["rule"] == "min_branch":
+            out.append(f"{what} is older than this node's GPUs need ({archs}: branch R{v['limit']} or newer)")
     return out
 
 
 def _module_type(requested, version, rec, method):
     """(type or None, refusals). None: the installer chooses (no
-    --kernel-module-type before 555)."""
+    --kernel-module-type before 555). The GPU rules are
+    ``nvidia_gpu.violations``; the installer's option is this state's."""
     vt = _vt(version)
+    old_installer = method == "runfile" and vt < (555,)
     if requested in (None, "", "auto"):
-        chosen = rec.get("module_type") if rec.get("module_type") in ("open", "proprietary") else "proprietary"
-        if method == "runfile" and vt < (555,):
+        if old_installer:
             return None, []
-        return chosen, []
+        return __utils__["nvidia_gpu.chosen_module_type"](requested, rec), []
     if requested not in ("open", "proprietary"):
         return None, [f"kernel_module_type {requested!r} is not one of auto, open, proprietary"]
-    if requested == "open" and rec.get("module_type") == "proprietary":
-        return None, ["the open kernel module does not support this node's GPUs (Turing and newer only); "
-                      "use kernel_module_type: proprietary or auto"]
-    if requested == "proprietary" and rec.get("module_type") == "open" and "Blackwell" in (rec.get("architectures") or []):
-        return None, ["this node's Blackwell GPUs need the open kernel module; use kernel_module_type: open or auto"]
-    if method == "runfile" and vt < (555,):
+    refuse = []
+    for v in __utils__["nvidia_gpu.violations"](rec, vt[0] or None, requested):
+        if v["rule"] == "open_unsupported":
+            refuse.append("the open kernel module does not support this node's GPUs (Turing and newer only); "
+                          "use kernel_module_type: proprietary or auto")
+        elif v["rule"] == "open_required":
+            archs = ", ".join(rec.get("architectures") or []) or "its GPUs"
+            refuse.append(f"this node's GPUs ({archs}) need the open kernel module; use kernel_module_type: open "
+                          "or auto")
+        elif v["rule"] == "open_min_branch":
+            refuse.append(f"driver {version} has no open kernel module (it exists from R{v['limit']} on); use "
+                          "kernel_module_type: proprietary or auto")
+    if refuse:
+        return None, refuse
+    if old_installer:
         if requested == "open":
             return None, [f"the open kernel module cannot be chosen with driver {version}: the installer's "
                           "--kernel-module-type exists from 555; use a newer driver or 'proprietary'"]
@@ -382,7 +385,7 @@ def decide(facts, want):
         else:
             refuse += [f"{p}: use k8snvidia:driver:method: runfile with a suitable driver" for p in
                        _branch_problems(branch, rec, f"the distribution's driver branch R{branch}")]
-    mtype, problems = _module_type(want.get("kernel_module_type"), version if method == "runfile" else "999",
+    mtype, problems = _module_type(want.get("kernel_module_type"), version if method == "runfile" else str(branch or ""),
                                    rec, method)
     refuse += problems
     plan.update(version=version, branch=branch, module_type=mtype)
@@ -567,13 +570,11 @@ def _summary(plan, want):
 
 
 # ------------------------------------------------------------------ act
-def _mark_reboot(reason):
-    """Mark the reboot pending; a failure is returned, never dropped."""
-    try:
-        _fact("k8snvidia.set_reboot_pending", reason)
-    except FactError as exc:
-        return f"could not mark the reboot pending ({reason}): {exc}; reboot the node by hand"
-    return None
+def _mark_reboot(reason, test=False):
+    """Mark the reboot pending (``host.mark_reboot``: already pending, would
+    be marked under test, marked, or failed with the module's message, never
+    dropped)."""
+    return __utils__["host.mark_reboot"](__salt__, reason, test)
 
 
 def _verify_dkms(plan, module, version=None):
@@ -832,15 +833,10 @@ def installed(
                 f"NVIDIA driver branch {plan['branch']} packages are installed for kernel {plan['kernel']}")
         ret["comment"] = what
         if plan["reboot"]:
-            if test:
-                ret["comment"] += f"; would mark reboot pending: {plan['reboot']}"
-            else:
-                err = _mark_reboot(plan["reboot"])
-                if err:
-                    ret["result"] = False
-                    ret["comment"] += f"; {err}"
-                else:
-                    ret["comment"] += f"; reboot pending: {plan['reboot']}"
+            got = _mark_reboot(plan["reboot"], test)
+            ret["result"] = got["result"]
+            ret["changes"] = got["changes"]
+            ret["comment"] += f"; {got['comment']}"
         return ret
 
     changes = _changes(plan, facts)
@@ -861,7 +857,13 @@ def installed(
         if plan["dkms_kernels"]:
             lines.append(f"would verify DKMS lists the module for {', '.join(plan['dkms_kernels'])}")
         if plan["reboot"]:
-            lines.append(f"would mark reboot pending: {plan['reboot']}")
+            got = _mark_reboot(plan["reboot"], test=True)
+            if got["status"] == "failed":
+                ret["result"] = False
+            elif got["status"] == "pending":
+                changes.pop("reboot_pending", None)
+            lines.append("would mark reboot pending: " + plan["reboot"] if got["status"] == "predicted"
+                         else got["comment"])
         ret["comment"] = "; ".join(lines + notes)
         return ret
 
@@ -872,10 +874,12 @@ def installed(
     lines = [f"Done: {summary}"]
     if plan["reboot"]:
         changes["reboot_pending"] = plan["reboot"]
-        err = _mark_reboot(plan["reboot"])
-        if err:
-            ret["comment"] = "; ".join(lines + [err])
+        got = _mark_reboot(plan["reboot"])
+        if got["status"] == "failed":
+            ret["comment"] = "; ".join(lines + [got["comment"]])
             return ret
+        if got["status"] == "pending":
+            changes.pop("reboot_pending")
         lines.append(f"reboot pending: {plan['reboot']}")
     else:
         changes.pop("reboot_pending", None)
@@ -938,11 +942,12 @@ def removed(name="nvidia", force=False, method="runfile", packages=None, dkms_pa
         ret["comment"] = f"Removed NVIDIA driver {current}"
         if _fact("nvidia_driver.loaded_version"):
             reason = f"NVIDIA driver {current} was removed but its module is still loaded"
-            err = _mark_reboot(reason)
-            if err:
+            got = _mark_reboot(reason)
+            if got["status"] == "failed":
                 ret["result"] = False
-                ret["comment"] += f"; {err}"
+                ret["comment"] += f"; {got['comment']}"
             else:
+                ret["changes"].update(got["changes"])
                 ret["comment"] += f"; reboot pending: {reason}"
     except (FactError, CommandExecutionError) as exc:
         ret["result"] = False

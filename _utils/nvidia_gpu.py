@@ -374,10 +374,12 @@ def recommend(architectures):
     of these architectures (unknown ones are ignored).
 
     Returns ``{"max_branch": int|None, "min_branch": int|None,
-    "module_type": "open"|"proprietary"|None, "cuda_max": int|None,
-    "architectures": [...], "conflicts": [...]}``; module_type is None for a
-    node with no known GPU, ``conflicts`` names rules no single driver meets
-    (a Pascal and a Blackwell GPU in one node).
+    "module_type": "open"|"proprietary"|None, "open_required": bool,
+    "cuda_max": int|None, "architectures": [...], "conflicts": [...]}``;
+    module_type is None for a node with no known GPU, ``open_required`` true
+    when a GPU works with the open kernel module only (Blackwell),
+    ``conflicts`` names rules no single driver meets (a Pascal and a
+    Blackwell GPU in one node). :func:`violations` checks a driver against it.
     """
     archs = []
     for arch in architectures or []:
@@ -409,6 +411,7 @@ def recommend(architectures):
         "max_branch": max_branch,
         "min_branch": min_branch,
         "module_type": module,
+        "open_required": bool(open_only),
         "cuda_max": min(cudas) if cudas else None,
         "architectures": archs,
         "conflicts": conflicts,
@@ -420,15 +423,57 @@ def _problem(key, value, expected):
     return f"k8snvidia:{key}: {value!r} is invalid; expected {expected}"
 
 
+def chosen_module_type(requested, rec):
+    """The kernel module type a driver is installed with: ``requested``, or
+    for ``auto`` (or unset) the recommendation's (:func:`recommend`),
+    ``proprietary`` when it has none (no known GPU)."""
+    if requested in (None, "", "auto"):
+        return rec.get("module_type") if rec.get("module_type") in ("open", "proprietary") else "proprietary"
+    return requested
+
+
+def violations(rec, branch, module_type="auto"):
+    """
+    The rules a driver of ``branch`` (an int, None: not checked) with
+    ``module_type`` (``auto``, ``open``, ``proprietary``) breaks for GPUs
+    whose :func:`recommend` answer is ``rec``: the one place the branch and
+    open-module rules are applied (the pillar check :func:`driver_problems`
+    and the driver state word them). A list, in this order, of
+    ``{"rule": ...}``:
+
+    * ``conflict`` (``text``): no single driver serves these GPUs;
+    * ``max_branch`` / ``min_branch`` (``limit``): the branch is newer than
+      the last one for the GPUs, older than the first;
+    * ``open_unsupported``: ``open`` asked for GPUs older than Turing;
+    * ``open_required``: ``proprietary`` asked for GPUs that need the open
+      module (Blackwell);
+    * ``open_min_branch`` (``limit``): ``open`` asked for a branch that has
+      no open kernel modules.
+    """
+    out = [{"rule": "conflict", "text": text} for text in rec.get("conflicts") or []]
+    if branch:
+        if rec.get("max_branch") and branch > int(rec["max_branch"]):
+            out.append({"rule": "max_branch", "limit": int(rec["max_branch"])})
+        if rec.get("min_branch") and branch < int(rec["min_branch"]):
+            out.append({"rule": "min_branch", "limit": int(rec["min_branch"])})
+    mtype = str(module_type or "auto")
+    if mtype == "open" and rec.get("module_type") == "proprietary":
+        out.append({"rule": "open_unsupported"})
+    if mtype == "proprietary" and rec.get("open_required"):
+        out.append({"rule": "open_required"})
+    if mtype == "open" and branch and branch < OPEN_MODULE_MIN_BRANCH:
+        out.append({"rule": "open_min_branch", "limit": OPEN_MODULE_MIN_BRANCH})
+    return out
+
+
 def driver_problems(node_id, gpu_names, driver_version, module_type):
     """
     Problems with a node's pillar driver settings given its GPUs (names as
     nvidia-smi or the pillar give them, or PCI device ids like '0x1b06').
     Each names the pillar key, the bad value, the node and the GPU; an empty
     list means no problem. A bad version *format* is the validator's own
-    check and is not repeated here.
+    check and is not repeated here. The rules are :func:`violations`, per GPU.
     """
-    problems = []
     gpus = []
     for name in gpu_names or []:
         arch = architecture_of_name(name)
@@ -436,59 +481,35 @@ def driver_problems(node_id, gpu_names, driver_version, module_type):
             shown = name_of_id(name) if re.fullmatch(r"\s*0x[0-9a-fA-F]{1,4}\s*", str(name)) else None
             gpus.append((str(shown or name), arch))
     if not gpus:
-        return problems
+        return []
     branch = branch_of(driver_version)
     node = f"node {node_id}"
-    if branch is not None:
-        for name, arch in gpus:
-            rule = RULES[arch]
-            if rule["max_branch"] and branch > rule["max_branch"]:
-                problems.append(
-                    _problem(
-                        "driver:version",
-                        str(driver_version),
-                        f"a driver of branch {rule['max_branch']} or older: {node} has {name} ({arch}), "
-                        f"which {_next_branch(rule['max_branch'])}+ drivers do not support",
-                    )
-                )
-            if rule["min_branch"] and branch < rule["min_branch"]:
-                problems.append(
-                    _problem(
-                        "driver:version",
-                        str(driver_version),
-                        f"a driver of branch {rule['min_branch']} or newer: {node} has {name} ({arch}), "
-                        f"which drivers before {rule['min_branch']} do not support",
-                    )
-                )
     mtype = str(module_type or "auto")
-    for name, arch in gpus:
-        rule = RULES[arch]
-        if mtype == "open" and not rule["open"]:
-            problems.append(
-                _problem(
-                    "driver:kernel_module_type",
-                    mtype,
-                    f"proprietary or auto: {node} has {name} ({arch}), which the open kernel modules do not "
-                    "support (Turing and newer only)",
-                )
-            )
-        if mtype == "proprietary" and rule["open_required"]:
-            problems.append(
-                _problem(
-                    "driver:kernel_module_type",
-                    mtype,
-                    f"open or auto: {node} has {name} ({arch}), which only the open kernel modules support",
-                )
-            )
-    if mtype == "open" and branch is not None and branch < OPEN_MODULE_MIN_BRANCH:
-        problems.append(
-            _problem(
-                "driver:kernel_module_type",
-                mtype,
-                f"proprietary or auto: driver {driver_version} for {node} has no open kernel modules "
-                f"(they exist from {OPEN_MODULE_MIN_BRANCH} on)",
-            )
-        )
+    found = [(name, arch, violations(recommend([arch]), branch, mtype)) for name, arch in gpus]
+    version_key, type_key = "driver:version", "driver:kernel_module_type"
+    words = {
+        "max_branch": lambda v, name, arch: (version_key, str(driver_version), (
+            f"a driver of branch {v['limit']} or older: {node} has {name} ({arch}), "
+            f"which {_next_branch(v['limit'])}+ drivers do not support")),
+        "min_branch": lambda v, name, arch: (version_key, str(driver_version), (
+            f"a driver of branch {v['limit']} or newer: {node} has {name} ({arch}), "
+            f"which drivers before {v['limit']} do not support")),
+        "open_unsupported": lambda v, name, arch: (type_key, mtype, (
+            f"proprietary or auto: {node} has {name} ({arch}), which the open kernel modules do not "
+            "support (Turing and newer only)")),
+        "open_required": lambda v, name, arch: (type_key, mtype, (
+            f"open or auto: {node} has {name} ({arch}), which only the open kernel modules support")),
+        "open_min_branch": lambda v, name, arch: (type_key, mtype, (
+            f"proprietary or auto: driver {driver_version} for {node} has no open kernel modules "
+            f"(they exist from {v['limit']} on)")),
+    }
+    problems = []
+    # the version's problems first, then the module type's (each GPU in order)
+    for rules in (("max_branch", "min_branch"), ("open_unsupported", "open_required"), ("open_min_branch",)):
+        for name, arch, broken in found:
+            for v in broken:
+                if v["rule"] in rules:
+                    problems.append(_problem(*words[v["rule"]](v, name, arch)))
     rec = recommend([arch for _name, arch in gpus])
     for conflict in rec["conflicts"]:
         problems.append(
@@ -556,13 +577,12 @@ def read_pci(sysfs_root):
 
 
 def read_modules(procfs_root):
-    """Names of the loaded kernel modules (``/proc/modules``); None when the
-    file cannot be read."""
+    """Names of the loaded kernel modules (``host.kernel_modules``); None
+    when ``/proc/modules`` cannot be read."""
     try:
-        text = _read(os.path.join(procfs_root, "modules"))
+        return list(_host().kernel_modules(procfs_root))
     except OSError:
         return None
-    return [line.split()[0] for line in text.splitlines() if line.strip()]
 
 
 def module_taint(procfs_root, name="nvidia"):
@@ -570,15 +590,10 @@ def module_taint(procfs_root, name="nvidia"):
     the proprietary nvidia module, 'OE' or 'O' for the open one); None when
     it is not listed."""
     try:
-        text = _read(os.path.join(procfs_root, "modules"))
+        row = _host().kernel_modules(procfs_root).get(name)
     except OSError:
         return None
-    for line in text.splitlines():
-        fields = line.split()
-        if fields and fields[0] == name:
-            last = fields[-1]
-            return last[1:-1] if last.startswith("(") and last.endswith(")") else ""
-    return None
+    return None if row is None else row["taint"]
 
 
 VERSION_RE = re.compile(r"Kernel Module(?: for \S+)?\s+(\d+\.\d+(?:\.\d+)?)")
@@ -698,9 +713,12 @@ def which(name, path=None):
     return None
 
 
-def run_smi_subprocess(args, timeout=10):
-    """Run nvidia-smi once, bounded: ``(rc, stdout, stderr)``; rc None means
-    it could not run (not found, timed out), with the reason in stderr."""
+def run_smi_subprocess(args, timeout=None):
+    """Run nvidia-smi once, bounded (``timeout`` seconds, default
+    :data:`SMI_TIMEOUT`): ``(rc, stdout, stderr)``; rc None means it could
+    not run (not found, timed out), with the reason in stderr."""
+    if timeout is None:
+        timeout = smi_timeout(None)
     exe = which("nvidia-smi")
     if exe is None:
         return None, "", "nvidia-smi not found on PATH"
@@ -844,10 +862,10 @@ def _from_nvml(read_nvml, errors):
     return {"driver_version": data.get("driver_version"), "cuda_version": data.get("cuda_version"), "gpus": gpus}
 
 
-def nvml_module():
-    """``nvml.py`` beside this file (``_utils/nvml.py``, synced with it),
-    imported once per process and again when the file changes (a
-    ``saltutil.sync_all``); None when it is missing or broken.
+def _sibling(stem):
+    """``<stem>.py`` beside this file (synced with it), imported once per
+    process and again when the file changes (a ``saltutil.sync_all``); None
+    when it is missing or broken.
 
     Not through Salt's loader on purpose: the grain's loader is rebuilt at
     every refresh, and one more utils module costs a refresh about 5 ms (an
@@ -856,13 +874,13 @@ def nvml_module():
     import importlib.util
     import sys
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nvml.py")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{stem}.py")
     try:
         st = os.stat(path)
     except OSError:
         return None
     key = (path, st.st_mtime_ns, st.st_size)
-    name = "k8snvidia_nvml"
+    name = f"k8snvidia_{stem}"
     mod = sys.modules.get(name)
     if mod is not None and getattr(mod, "_k8snvidia_key", None) == key:
         return mod
@@ -870,11 +888,34 @@ def nvml_module():
         spec = importlib.util.spec_from_file_location(name, path)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
-    except Exception:  # a broken file is a missing NVML: the fallback answers
+    except Exception:  # a broken file is a missing one: the caller says what that means
         return None
     mod._k8snvidia_key = key
     sys.modules[name] = mod
     return mod
+
+
+def nvml_module():
+    """``nvml.py`` beside this file (``_utils/nvml.py``), see :func:`_sibling`;
+    None when it is missing or broken (NVML is then a fallback, not an error)."""
+    return _sibling("nvml")
+
+
+def _host():
+    """``host.py`` beside this file (``_utils/host.py``: the host roots and
+    the ``/proc/modules`` reader), see :func:`_sibling`."""
+    mod = _sibling("host")
+    if mod is None:
+        raise ImportError("_utils/host.py is missing or broken beside _utils/nvidia_gpu.py (run saltutil.sync_all)")
+    return mod
+
+
+def host_roots(opts):
+    """``(sysfs, procfs)``: the roots :func:`inventory` reads, from the minion
+    options as ``host.sysfs``/``host.procfs`` read them (through this module,
+    so the grain's refresh loads no second utils module)."""
+    host = _host()
+    return host.sysfs(opts), host.procfs(opts)
 
 
 def nvml_readers(library=None):

@@ -99,9 +99,9 @@ def minion_opts(tmp, sysfs=None, procfs=None, nvml_library=None):
         }
     )
     if sysfs:
-        opts["nvidia.sysfs_root"] = str(sysfs)
+        opts["k8snvidia.sysfs_root"] = str(sysfs)
     if procfs:
-        opts["nvidia.procfs_root"] = str(procfs)
+        opts["k8snvidia.procfs_root"] = str(procfs)
     if nvml_library:
         opts["nvidia.nvml_library"] = str(nvml_library)
     return opts

@@ -4,7 +4,7 @@
     out again (other keys stay). Images and containers under data-root are
     left on disk. -#}
 {%- from "map.jinja" import k8s with context %}
-{%- from "docker/pkgrepo.jinja" import pkgrepo_absent, json_without with context %}
+{%- from "lib/pkgrepo.jinja" import pkgrepo_absent, json_without with context %}
 {%- set docker = k8s.docker %}
 {%- set owned = {"exec-opts": docker.exec_opts} %}
 {%- if docker.data_root %}

@@ -6,7 +6,7 @@
     systemd cgroup driver. daemon.json is merged: keys this state does not
     set are kept. The containerd service is in docker.containerd. -#}
 {%- from "map.jinja" import k8s with context %}
-{%- from "docker/pkgrepo.jinja" import pkgrepo with context %}
+{%- from "lib/pkgrepo.jinja" import pkgrepo with context %}
 {%- set docker = k8s.docker %}
 {%- if docker.manage %}
 {%- set daemon = {"exec-opts": docker.exec_opts} %}

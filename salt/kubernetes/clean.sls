@@ -4,7 +4,7 @@
     not run `kubeadm reset`: leaving the cluster is kubernetes.master's and
     kubernetes.node's business. -#}
 {%- from "map.jinja" import k8s with context %}
-{%- from "docker/pkgrepo.jinja" import pkgrepo_absent with context %}
+{%- from "lib/pkgrepo.jinja" import pkgrepo_absent with context %}
 {%- set kube = k8s.kubernetes %}
 
 k8snvidia-kubernetes-clean-kubelet-service:

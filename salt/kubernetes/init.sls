@@ -7,7 +7,7 @@
     the CRI kubelet will use: containerd (docker.containerd) or cri-dockerd.
     kubeadm init/join are kubernetes.master and kubernetes.node. -#}
 {%- from "map.jinja" import k8s with context %}
-{%- from "docker/pkgrepo.jinja" import pkgrepo with context %}
+{%- from "lib/pkgrepo.jinja" import pkgrepo with context %}
 {%- set kube = k8s.kubernetes %}
 {%- set version = k8s.derived.kubernetes_package_version %}
 {%- if kube.manage %}
@@ -41,7 +41,7 @@ k8snvidia-kubernetes-packages:
 {%- if kube.cri == "cri-dockerd" %}
 {%- set cd = kube.cri_dockerd %}
 {%- if cd.source and cd.sha256 %}
-{%- set mirror = (salt["config.get"]("k8snvidia.artifact_mirror") or "") | replace("file://", "") %}
+{%- set mirrored = salt["k8snvidia.mirror_source"](cd.source) %}
 {%- set basename = cd.source.rstrip("/").split("/")[-1] %}
 {%- set cached = k8s.driver.cache_dir ~ "/" ~ basename %}
 
@@ -49,8 +49,8 @@ k8snvidia-kubernetes-cri-dockerd-download:
   file.managed:
     - name: {{ cached | json }}
     - source:
-{%- if mirror %}
-      - {{ (mirror.rstrip("/") ~ "/" ~ basename) | json }}
+{%- if mirrored %}
+      - {{ mirrored | json }}
 {%- endif %}
       - {{ cd.source | json }}
     - source_hash: {{ ("sha256=" ~ cd.sha256) | json }}

@@ -12,7 +12,7 @@
       sets.
     docker and containerd restart only when their configuration changed. -#}
 {%- from "map.jinja" import k8s with context %}
-{%- from "docker/pkgrepo.jinja" import pkgrepo with context %}
+{%- from "lib/pkgrepo.jinja" import pkgrepo with context %}
 {%- set ctk = k8s.container_toolkit %}
 {%- if ctk.manage %}
 {%- if ctk.version %}

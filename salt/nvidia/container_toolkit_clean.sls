@@ -4,7 +4,7 @@
     restarted if it runs; then the toolkit packages and repository
     removed. -#}
 {%- from "map.jinja" import k8s with context %}
-{%- from "docker/pkgrepo.jinja" import pkgrepo_absent, json_without with context %}
+{%- from "lib/pkgrepo.jinja" import pkgrepo_absent, json_without with context %}
 {%- set ctk = k8s.container_toolkit %}
 {%- set drop = {"runtimes": {"nvidia": none}, "default-runtime": "nvidia"} %}
 {{ json_without("k8snvidia-nvidia-ctk-clean-docker-daemon-json", k8s.docker.daemon_json, drop,

@@ -10,7 +10,7 @@
     Applied later by the minion itself, a config change restarts the minion
     without blocking (Salt's systemd module uses --no-block for it). -#}
 {%- from "map.jinja" import k8s with context %}
-{%- from "docker/pkgrepo.jinja" import pkgrepo with context %}
+{%- from "lib/pkgrepo.jinja" import pkgrepo with context %}
 {%- set cfg = k8s.salt %}
 {%- set control = k8s.derived.control_plane %}
 {%- set master = cfg.master or (k8s.nodes[control[0]].ip if control else none) %}

@@ -7,7 +7,7 @@ import os
 import pathlib
 import sys
 
-from tests.conftest import ROOT, load_source
+from tests.conftest import ROOT, load_source, repo_utils
 
 sys.path.insert(0, str(ROOT / "twin"))
 
@@ -68,8 +68,10 @@ def smi_runs(node_dir):
 
 
 def utils_dict():
-    """What __utils__ holds for the nvidia_gpu module under Salt's loader."""
-    return {f"nvidia_gpu.{name}": getattr(gpu, name) for name in dir(gpu) if callable(getattr(gpu, name))}
+    """What __utils__ holds for the nvidia_gpu and host modules under Salt's loader."""
+    out = {f"nvidia_gpu.{name}": getattr(gpu, name) for name in dir(gpu) if callable(getattr(gpu, name))}
+    out.update({k: v for k, v in repo_utils().items() if k.startswith("host.")})
+    return out
 
 
 def with_path(bindir):

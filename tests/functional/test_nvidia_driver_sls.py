@@ -63,9 +63,9 @@ def test_state_through_salt_call(tmp_path, monkeypatch):
     os.symlink(ROOT / "twin/bin/_dispatch", node / "bin" / "dkms")
     monkeypatch.setenv("PATH", f"{node / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
     extra = {
-        "nvidia_driver.root": str(root),
-        "nvidia.procfs_root": str(node / "proc"),
-        "nvidia.sysfs_root": str(node / "sys"),
+        "k8snvidia.root": str(root),
+        "k8snvidia.procfs_root": str(node / "proc"),
+        "k8snvidia.sysfs_root": str(node / "sys"),
         "k8snvidia.artifact_mirror": "file://" + str(art),
     }
     args = ["state.single", "nvidia_driver.installed", VERSION,

@@ -15,7 +15,7 @@ PASCAL = "NVIDIA GeForce GTX 1080 Ti"
 
 
 def roots(node):
-    return {"nvidia.sysfs_root": str(node / "sys"), "nvidia.procfs_root": str(node / "proc")}
+    return {"k8snvidia.sysfs_root": str(node / "sys"), "k8snvidia.procfs_root": str(node / "proc")}
 
 
 def test_grains_item_reports_the_capture_gpus(tmp_path, monkeypatch):

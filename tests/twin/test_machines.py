@@ -110,7 +110,7 @@ def test_host_commands_that_act_on_the_machine_are_emulated(oses):
 
 
 def test_minion_options_point_at_the_node(oses):
-    opts = oses.salt("c7", "config.get", "nvidia.sysfs_root")["c7"]
+    opts = oses.salt("c7", "config.get", "k8snvidia.sysfs_root")["c7"]
     assert opts == str(oses.node_dir("c7") / "sys")
     assert oses.salt("c7", "config.get", "systemd.scope")["c7"] is False
     assert oses.salt("c7", "config.get", "master")["c7"] == "127.0.0.1"

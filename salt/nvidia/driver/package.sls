@@ -10,7 +10,7 @@
     GPU is planned for the pillar's `gpus`. All names are map data
     (salt/parameters); this file has no OS branching. -#}
 {%- from "map.jinja" import k8s with context %}
-{%- from "docker/pkgrepo.jinja" import pkgrepo with context %}
+{%- from "lib/pkgrepo.jinja" import pkgrepo with context %}
 {%- from "nvidia/driver/headers.jinja" import kernel_headers with context %}
 {%- set driver = k8s.driver %}
 {%- set package = driver.package %}

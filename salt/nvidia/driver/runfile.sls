@@ -9,7 +9,7 @@
     on a node where nouveau is still loaded, the install refuses with what
     to do, before anything of the driver is installed. -#}
 {%- from "map.jinja" import k8s with context %}
-{%- from "docker/pkgrepo.jinja" import pkgrepo with context %}
+{%- from "lib/pkgrepo.jinja" import pkgrepo with context %}
 {%- from "nvidia/driver/headers.jinja" import kernel_headers with context %}
 {%- set driver = k8s.driver %}
 {%- set extra = driver.get("extra_repo") or {} %}

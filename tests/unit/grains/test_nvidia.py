@@ -34,7 +34,7 @@ def grain(node, monkeypatch, bindir=None, **opts):
         monkeypatch.setenv("PATH", with_path(bindir))
     else:
         monkeypatch.setenv("PATH", "/nonexistent")
-    conf = {"nvidia.sysfs_root": str(node / "sys"), "nvidia.procfs_root": str(node / "proc"),
+    conf = {"k8snvidia.sysfs_root": str(node / "sys"), "k8snvidia.procfs_root": str(node / "proc"),
             "nvidia.nvml_library": NO_NVML}
     conf.update(opts)
     monkeypatch.setattr(grains_mod, "__opts__", conf, raising=False)
@@ -232,7 +232,7 @@ def module(monkeypatch):
         monkeypatch.setenv("PATH", with_path(bindir) if bindir else "/nonexistent")
         if bindir is None:  # salt.utils.path.which also looks in /usr/bin and friends
             monkeypatch.setattr(exec_mod.salt.utils.path, "which", lambda *_a, **_k: None)
-        conf = {"nvidia.sysfs_root": str(node / "sys"), "nvidia.procfs_root": str(node / "proc"),
+        conf = {"k8snvidia.sysfs_root": str(node / "sys"), "k8snvidia.procfs_root": str(node / "proc"),
                 "nvidia.nvml_library": NO_NVML}
         monkeypatch.setattr(exec_mod, "__opts__", conf, raising=False)
         return exec_mod

@@ -34,7 +34,7 @@ def env(tmp_path):
         "k8snvidia.set_reboot_pending": k8s.set_reboot_pending,
         "cmd.run_all": no_commands,
     }
-    state.__opts__ = {"test": False, "nvidia.procfs_root": str(proc)}
+    state.__opts__ = {"test": False, "k8snvidia.procfs_root": str(proc)}
     return state, k8s, proc, commands
 
 

@@ -35,8 +35,8 @@ class Minion:
         self.cache = tmp_path / "cache"
         self.opts = {
             "test": False,
-            "nvidia_driver.root": str(self.node.root),
-            "nvidia.procfs_root": str(self.node.dir / "proc"),
+            "k8snvidia.root": str(self.node.root),
+            "k8snvidia.procfs_root": str(self.node.dir / "proc"),
         }
         if mirror:
             self.opts["k8snvidia.artifact_mirror"] = "file://" + str(self.node.art)
@@ -54,6 +54,7 @@ class Minion:
             "nvidia.holders": self.holders,
             "nvidia_driver.dkms_status": self.dkms_status,
             "nvidia_driver.dkms_install": self.dkms_install,
+            "k8snvidia.reboot_pending": lambda: list(self.reboot_reasons),
             "k8snvidia.set_reboot_pending": self.reboot_reasons.append,
         })
         self.salt = salt
@@ -556,12 +557,13 @@ class FactsMinion:
             "pkg.version": lambda _name: "",
             "pkg.latest_version": lambda _name, refresh=False: "1",
             "pkg.list_repos": lambda: repos or {},
+            "k8snvidia.reboot_pending": lambda: list(self.reboots),
             "k8snvidia.set_reboot_pending": self.reboots.append,
         }
-        self.mod.__utils__ = {"nvidia_gpu.architecture_of_name": self.nvgpu.architecture_of_name,
-                              "nvidia_gpu.recommend": self.nvgpu.recommend}
+        self.mod.__utils__.update({"nvidia_gpu.architecture_of_name": self.nvgpu.architecture_of_name,
+                                   "nvidia_gpu.recommend": self.nvgpu.recommend})
         self.mod.__grains__ = {"kernelrelease": RUNNING, "oscodename": "bookworm"}
-        self.mod.__opts__ = {"test": True, "nvidia.procfs_root": str(tmp_path / "proc")}
+        self.mod.__opts__ = {"test": True, "k8snvidia.procfs_root": str(tmp_path / "proc")}
         self.mod.__context__ = {}
 
     def installed(self, test=True, **kw):
@@ -699,7 +701,7 @@ def test_holders_scan_proc_fd_links_and_module_use_counts(tmp_path):
         for i, target in enumerate(targets):
             os.symlink(target, fd / str(i))
     (sys_ / "module/nvidia/holders/nvidia_modeset").mkdir(parents=True)
-    mod.__opts__ = {"nvidia.procfs_root": str(proc), "nvidia.sysfs_root": str(sys_)}
+    mod.__opts__ = {"k8snvidia.procfs_root": str(proc), "k8snvidia.sysfs_root": str(sys_)}
     mod.processes = lambda: [{"pid": 4242, "name": "python"}]
     got = mod.holders()
     assert [(p["pid"], p["command"], p["devices"]) for p in got["processes"]] == [
@@ -843,7 +845,7 @@ def test_holders_name_the_unit_and_the_pod_from_the_cgroup(tmp_path):
         (d / "cmdline").write_bytes(cmdline)
         (d / "cgroup").write_text(cgroup)
         os.symlink("/dev/nvidiactl", d / "fd" / "3")
-    mod.__opts__ = {"nvidia.procfs_root": str(proc), "nvidia.sysfs_root": str(tmp_path / "sys")}
+    mod.__opts__ = {"k8snvidia.procfs_root": str(proc), "k8snvidia.sysfs_root": str(tmp_path / "sys")}
     mod.processes = lambda: []
     got = {p["pid"]: p for p in mod.holders()["processes"]}
     assert got[811] == {"pid": 811, "command": "nvidia-persistenced", "unit": "nvidia-persistenced",

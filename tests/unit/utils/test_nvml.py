@@ -25,8 +25,8 @@ def grain(node, monkeypatch, bindir=None, lib=None, state=None, **opts):
     monkeypatch.setenv("PATH", with_path(bindir) if bindir else "/nonexistent")
     monkeypatch.setenv("K8SNVIDIA_FAKE_NVML", str(state or (node / "nvml" / "state")))
     conf = {
-        "nvidia.sysfs_root": str(node / "sys"),
-        "nvidia.procfs_root": str(node / "proc"),
+        "k8snvidia.sysfs_root": str(node / "sys"),
+        "k8snvidia.procfs_root": str(node / "proc"),
         "nvidia.nvml_library": lib or library(),
     }
     conf.update(opts)
@@ -228,8 +228,8 @@ def test_reader_that_raises_is_a_fallback(tmp_path, monkeypatch):
 
     utils["nvidia_gpu.nvml_readers"] = lambda _library=None: (boom, None)
     monkeypatch.setenv("PATH", with_path(smi_bin(tmp_path, node)))
-    monkeypatch.setattr(grains_mod, "__opts__", {"nvidia.sysfs_root": str(node / "sys"),
-                                                 "nvidia.procfs_root": str(node / "proc")}, raising=False)
+    monkeypatch.setattr(grains_mod, "__opts__", {"k8snvidia.sysfs_root": str(node / "sys"),
+                                                 "k8snvidia.procfs_root": str(node / "proc")}, raising=False)
     monkeypatch.setattr(grains_mod, "__utils__", utils, raising=False)
     got = grains_mod.nvidia()["nvidia"]
     assert got["source"] == "nvidia-smi" and got["gpu_count"] == 3
@@ -289,8 +289,8 @@ def test_module_driver_through_nvml(tmp_path, monkeypatch):
     monkeypatch.setenv("K8SNVIDIA_FAKE_NVML", str(node / "nvml" / "state"))
     monkeypatch.setattr(exec_mod, "__utils__", utils_with_nvml(), raising=False)
     monkeypatch.setattr(exec_mod, "__salt__", {}, raising=False)
-    monkeypatch.setattr(exec_mod, "__opts__", {"nvidia.sysfs_root": str(node / "sys"),
-                                               "nvidia.procfs_root": str(node / "proc"),
+    monkeypatch.setattr(exec_mod, "__opts__", {"k8snvidia.sysfs_root": str(node / "sys"),
+                                               "k8snvidia.procfs_root": str(node / "proc"),
                                                "nvidia.nvml_library": library()}, raising=False)
     assert exec_mod.driver() == {"loaded": True, "version": "580.95.05", "cuda_version": "13.0",
                                  "kernel_module": "open", "nouveau_loaded": False}
@@ -385,15 +385,15 @@ def test_nvml_only_asked_with_a_driver(tmp_path, monkeypatch):
     node = make_node(tmp_path / "n", ["NVIDIA H200"], modules=["nouveau"])
     utils = Recording(utils_with_nvml())
     monkeypatch.setenv("PATH", "/nonexistent")
-    monkeypatch.setattr(grains_mod, "__opts__", NoTruth({"nvidia.sysfs_root": str(node / "sys"),
-                                                         "nvidia.procfs_root": str(node / "proc")}), raising=False)
+    monkeypatch.setattr(grains_mod, "__opts__", NoTruth({"k8snvidia.sysfs_root": str(node / "sys"),
+                                                         "k8snvidia.procfs_root": str(node / "proc")}), raising=False)
     monkeypatch.setattr(grains_mod, "__utils__", utils, raising=False)
     assert grains_mod.nvidia()["nvidia"]["source"] == "pci"
     assert "nvidia_gpu.nvml_readers" not in utils.asked and not [k for k in utils.asked if k.startswith("nvml.")]
     node = three_gpu_node(tmp_path / "drv")
     monkeypatch.setenv("K8SNVIDIA_FAKE_NVML", str(node / "nvml" / "state"))
-    monkeypatch.setattr(grains_mod, "__opts__", NoTruth({"nvidia.sysfs_root": str(node / "sys"),
-                                                         "nvidia.procfs_root": str(node / "proc"),
+    monkeypatch.setattr(grains_mod, "__opts__", NoTruth({"k8snvidia.sysfs_root": str(node / "sys"),
+                                                         "k8snvidia.procfs_root": str(node / "proc"),
                                                          "nvidia.nvml_library": library()}), raising=False)
     assert grains_mod.nvidia()["nvidia"]["source"] == "nvml"
 

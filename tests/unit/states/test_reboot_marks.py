@@ -1,0 +1,105 @@
+"""The three states that mark "reboot pending" (bootkernel.default,
+k8snvidia.reboot_pending*, nvidia_driver.installed) do it through one
+helper, host.mark_reboot: already pending, predicted under test, marked, and
+a failure of the k8snvidia module reported (result False), never dropped."""
+
+import pytest
+
+from tests.conftest import load_source
+
+OLD, NEW = "5.4.0-100-generic", "6.1.0-25-amd64"
+
+
+class Marks:
+    def __init__(self):
+        self.reasons = []
+        self.fail = None
+
+    def salt(self):
+        return {"k8snvidia.reboot_pending": lambda: list(self.reasons), "k8snvidia.set_reboot_pending": self.set}
+
+    def set(self, reason):
+        if self.fail:
+            raise OSError(self.fail)
+        self.reasons.append(reason)
+        return True
+
+
+@pytest.fixture
+def bootkernel():
+    marks = Marks()
+    state = load_source("_states/bootkernel.py", "k8snvidia_test_marks_bootkernel")
+    state.__salt__ = dict(marks.salt(), **{
+        "bootkernel.installed": lambda package=None: [OLD, NEW],
+        "bootkernel.missing_tools": lambda _tool=None: [],
+        "bootkernel.default": lambda **_kw: NEW,
+        "bootkernel.running": lambda: OLD,
+    })
+    state.__opts__ = {"test": False}
+    return state, marks
+
+
+def test_bootkernel_default_marks_once(bootkernel):
+    state, marks = bootkernel
+    state.__opts__["test"] = True
+    ret = state.default(NEW)
+    assert ret["result"] is None and ret["changes"] == {"reboot_pending": state._reboot_reason(NEW, OLD)}
+    assert marks.reasons == []
+    state.__opts__["test"] = False
+    ret = state.default(NEW)
+    assert ret["result"] is True and ret["changes"] == {"reboot_pending": state._reboot_reason(NEW, OLD)}
+    assert "Reboot marked pending" in ret["comment"] and marks.reasons == [state._reboot_reason(NEW, OLD)]
+    for test in (True, False):
+        state.__opts__["test"] = test
+        ret = state.default(NEW)
+        assert ret["result"] is True and ret["changes"] == {} and "Reboot already pending" in ret["comment"]
+
+
+def test_bootkernel_default_reports_a_failed_mark(bootkernel):
+    state, marks = bootkernel
+    marks.fail = "read-only file system"
+    ret = state.default(NEW)
+    assert ret["result"] is False and ret["changes"] == {}
+    assert "could not mark the reboot pending" in ret["comment"] and "read-only file system" in ret["comment"]
+
+
+@pytest.fixture
+def k8snvidia(tmp_path):
+    marks = Marks()
+    (tmp_path / "modules").write_text("nouveau 1949696 1 - Live 0x0\n")
+    state = load_source("_states/k8snvidia.py", "k8snvidia_test_marks_k8snvidia")
+    state.__salt__ = marks.salt()
+    state.__opts__ = {"test": False, "k8snvidia.procfs_root": str(tmp_path)}
+    return state, marks
+
+
+def test_k8snvidia_marks_and_reports_a_failed_mark(k8snvidia):
+    state, marks = k8snvidia
+    ret = state.reboot_pending_if_loaded("nouveau")
+    assert ret["result"] is True and ret["changes"] and len(marks.reasons) == 1
+    marks.fail = "no space left on device"
+    ret = state.reboot_pending("another reason")
+    assert ret["result"] is False and ret["changes"] == {} and "no space left on device" in ret["comment"]
+
+
+def test_k8snvidia_reads_the_deprecated_procfs_option(k8snvidia, tmp_path):
+    state, marks = k8snvidia
+    state.__opts__ = {"test": True, "nvidia.procfs_root": str(tmp_path)}
+    assert state.reboot_pending_if_loaded("nouveau")["result"] is None
+
+
+def test_nvidia_driver_in_place_marks_through_the_helper():
+    """A driver in place whose old module is still loaded: the reboot is
+    predicted, marked, then already pending; a failure is the state's."""
+    marks = Marks()
+    state = load_source("_states/nvidia_driver.py", "k8snvidia_test_marks_nvd")
+    state.__salt__ = marks.salt()
+    reason = "NVIDIA driver 580.95.05 is installed but module 570.195.03 is still loaded"
+    seen = []
+    for test in (True, False, False):
+        got = state._mark_reboot(reason, test)
+        seen.append((got["status"], got["result"]))
+    assert seen == [("predicted", None), ("marked", True), ("pending", True)]
+    marks.fail = "read-only file system"
+    got = state._mark_reboot("another", False)
+    assert got["result"] is False and "read-only file system" in got["comment"]
