@@ -10,8 +10,8 @@ import yaml
 from tests.functional import render
 
 SLS = "host,kernel,nouveau,host.clean,kernel.clean,nouveau.clean"
-REDHAT = ("centos7", "rocky9")
-DEBIAN = ("ubuntu1804", "ubuntu2204", "ubuntu2404", "debian12")
+REDHAT = tuple(o for o, family in render.OS_FAMILY.items() if family == "RedHat")
+DEBIAN = tuple(o for o, family in render.OS_FAMILY.items() if family == "Debian")
 CONTROL_PLANE_PORTS = ["6443/tcp", "2379-2380/tcp", "10250/tcp", "10257/tcp", "10259/tcp", "8472/udp"]
 WORKER_PORTS = ["10250/tcp", "30000-32767/tcp", "8472/udp"]
 

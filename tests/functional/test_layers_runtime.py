@@ -19,7 +19,7 @@ from tests.functional import render
 
 SLS = "docker,nvidia.container_toolkit,kubernetes,salt.minion"
 CLEAN = "docker.clean,nvidia.container_toolkit_clean,kubernetes.clean"
-REDHAT = ("centos7", "rocky9")
+REDHAT = tuple(o for o, family in render.OS_FAMILY.items() if family == "RedHat")
 MINION = {"centos7": "node-110", "rocky9": "node-109", "ubuntu1804": "node-105"}
 CODENAME = {"ubuntu1804": "bionic", "ubuntu2204": "jammy", "ubuntu2404": "noble", "debian12": "bookworm"}
 # The map's Kubernetes per OS is 1.35 where Docker's repository ends at
