@@ -110,7 +110,7 @@ def pytest_sessionfinish(session, exitstatus):
             logging.root.removeHandler(handler)
 
 
-# Files that take minutes, first: the test command runs two workers taking
+# Files that take minutes, first: the test command runs three workers taking
 # whole files (bin/test), and the long files started first finish with the
 # rest instead of after it. Measured with --durations on 2 cores.
 SLOW_FIRST = (  # xdist hands each worker two files at first: the four longest pair up

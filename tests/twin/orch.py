@@ -1,5 +1,5 @@
 """Helpers of the orchestration scenarios (tests/twin/test_orchestrate*.py):
-one scenario per file, so that the test command's two workers run two of
+one scenario per file, so that the test command's three workers run three of
 them at a time."""
 
 import copy
