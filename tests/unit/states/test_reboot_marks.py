@@ -6,23 +6,9 @@ a failure of the k8snvidia module reported (result False), never dropped."""
 import pytest
 
 from tests.conftest import load_source
+from tests.fakes.reboot_marks import Marks
 
 OLD, NEW = "5.4.0-100-generic", "6.1.0-25-amd64"
-
-
-class Marks:
-    def __init__(self):
-        self.reasons = []
-        self.fail = None
-
-    def salt(self):
-        return {"k8snvidia.reboot_pending": lambda: list(self.reasons), "k8snvidia.set_reboot_pending": self.set}
-
-    def set(self, reason):
-        if self.fail:
-            raise OSError(self.fail)
-        self.reasons.append(reason)
-        return True
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from tests.conftest import load_source
+from tests.fakes.reboot_marks import Marks
 
 host = load_source("_utils/host.py", "k8snvidia_test_host")
 
@@ -140,19 +141,6 @@ def test_the_modules_and_the_sls_share_the_lookup(tmp_path):
 
 
 # ------------------------------------------------------------ reboot pending
-class Marks:
-    def __init__(self, fail=None):
-        self.reasons = []
-        self.fail = fail
-
-    def salt(self):
-        return {"k8snvidia.reboot_pending": lambda: list(self.reasons), "k8snvidia.set_reboot_pending": self.set}
-
-    def set(self, reason):
-        if self.fail:
-            raise OSError(self.fail)
-        self.reasons.append(reason)
-        return True
 
 
 def test_mark_reboot_predicts_marks_then_says_pending():
