@@ -361,9 +361,8 @@ def inventory(pillar_dir=None, timeout=5):
         nv = (g or {}).get("nvidia") or {}
         gpus = nv.get("gpus") or []
         # the version the node's own map pins (overrides, by_os_family and
-        # by_osfinger included); a package method's comes from its repositories
-        driver = node["driver"]
-        want_node = driver["version"] if driver["manage"] and driver["method"] == "runfile" else None
+        # by_osfinger included); None where the repositories decide (package)
+        want_node = node["driver"]["pin"]
         row = {
             "node": nid,
             "role": node.get("role"),

@@ -48,7 +48,6 @@ SERVICE_COMMANDS = {
     "dcgm": "nv-hostengine",
     "nvidia-fabricmanager": "nv-fabricmanager",
 }
-METHODS = ("runfile", "package")
 # test=True on a node without GRUB that has no kernel installed yet (an
 # earlier state of the run installs it): the plan names the kernel thus
 BOOT_PENDING = "(the newest kernel installed by the time this runs)"
@@ -728,6 +727,12 @@ def _load_now():
     return (now, None) if now else (None, "modprobe nvidia loaded no NVIDIA module")
 
 
+# the install methods and how each acts on the plan (the pillar's choices
+# are pillar_schema.DRIVER_METHODS; a test checks they are these)
+ACTS = {"runfile": _act_runfile, "package": _act_package}
+METHODS = tuple(ACTS)
+
+
 def installed(
     name,
     url=None,
@@ -868,7 +873,7 @@ def installed(
         return ret
 
     ret["changes"] = changes
-    ok = _act_runfile(plan, want, ret) if method == "runfile" else _act_package(plan, want, ret)
+    ok = ACTS[method](plan, want, ret)
     if not ok:
         return ret
     lines = [f"Done: {summary}"]

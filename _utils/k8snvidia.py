@@ -25,7 +25,6 @@ import os
 import re
 
 ROLES = ("control-plane", "worker")
-CNIS = ("flannel", "calico")
 CRIS = ("containerd", "cri-dockerd", "docker")
 SELINUX = ("permissive", "enforcing", "disabled")
 MODULE_TYPES = ("auto", "open", "proprietary")
@@ -863,14 +862,13 @@ def _repo(key, repo, found):
 def node_checks(cfg, found, facts):
     """Pass 3: required values and rules between keys of one node's map."""
     cluster = cfg.get("cluster") or {}
+    facts = {**_sibling("pillar_schema").facts(), **(facts or {})}
     cni = cluster.get("cni")
-    if cni in CNIS and cni != "flannel":
-        settings = (cfg.get("cni") or {}).get(cni) or {}
-        if not settings.get("manifest_url"):
-            found.effective(f"cni:{cni}:manifest_url", settings.get("manifest_url"), f"the URL of the {cni} manifest")
-        if not SHA256_RE.match(str(settings.get("sha256") or "").lower()):
-            found.effective(f"cni:{cni}:sha256", settings.get("sha256"),
-                            "the 64-hex-digit sha256 of the manifest (every download is checked)")
+    settings = (cfg.get("cni") or {}).get(cni) if isinstance(cfg.get("cni"), dict) else None
+    for key, doc in (facts["cni_required"].get(cni) or {}).items():
+        value = (settings or {}).get(key) if isinstance(settings, dict) else None
+        if value is None or value == "":
+            found.effective(f"cni:{cni}:{key}", value, f"{doc}: required for cluster:cni {cni}")
     for section in ("kernel", "docker", "container_toolkit", "kubernetes", "salt"):
         _repo(f"{section}:repo", (cfg.get(section) or {}).get("repo"), found)
     _repo("driver:extra_repo", (cfg.get("driver") or {}).get("extra_repo"), found)
@@ -984,7 +982,8 @@ def cluster_view(params, pillar_cfg, grains=None):
         {"nodes": {"node-110": {"role": "worker", "os": "CentOS Linux-7",
                                 "gpus": ["NVIDIA GeForce GTX 1080 Ti"], "gpu": True,
                                 "driver": {"manage": True, "method": "runfile",
-                                           "version": "580.95.05", "kernel_module_type": "auto"},
+                                           "version": "580.95.05", "pin": "580.95.05",
+                                           "kernel_module_type": "auto"},
                                 "kubernetes_version": "1.35.4", "validation": {...},
                                 "grains": "cached"}},
          "control_plane": [...], "workers": [...], "gpu_nodes": [...]}
@@ -1019,6 +1018,7 @@ def cluster_view(params, pillar_cfg, grains=None):
                 "manage": bool(driver.get("manage", True)),
                 "method": driver.get("method") or "runfile",
                 "version": str(driver["version"]) if driver.get("version") is not None else None,
+                "pin": driver_pin(driver),
                 "kernel_module_type": driver.get("kernel_module_type") or "auto",
             },
             "kubernetes_version": (cfg.get("kubernetes") or {}).get("version"),
@@ -1047,9 +1047,19 @@ def grains_for(minion_id, node):
     }
 
 
+def driver_pin(driver):
+    """The driver version a node's map pins (what its method installs), or
+    None: the driver is not managed, or its method follows the OS's
+    repositories (``pins_version`` of pillar_schema.DRIVER_METHODS; the
+    package method's branch is checked by the driver state)."""
+    methods = _sibling("pillar_schema").DRIVER_METHODS
+    if not driver.get("manage", True) or not (methods.get(driver.get("method") or "runfile") or {}).get("pins_version"):
+        return None
+    return str(driver["version"]) if driver.get("version") is not None else None
+
+
 def _gpu_problems(gpu_check, node_id, gpus, driver, cache=None):
-    # the package method's branch is checked by the driver state (the OS's repositories decide the version)
-    version = driver.get("version") if driver.get("method", "runfile") == "runfile" else None
+    version = driver_pin(dict(driver, manage=True))
     key = (tuple(gpus), str(version), str(driver.get("kernel_module_type")))
     if cache is None or key not in cache:
         got = list(gpu_check(NODE_PLACEHOLDER, list(gpus), version, driver.get("kernel_module_type")))

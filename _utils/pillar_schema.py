@@ -37,10 +37,11 @@ def _entry(kind, doc, **kw):
     return out
 
 
-def Str(doc, check=None, choices=None, null=False, default=UNSET, os_map=False):
-    """A string (a YAML number or boolean is refused: quote it)."""
+def Str(doc, check=None, choices=None, null=False, default=UNSET, os_map=False, required_for=None):
+    """A string (a YAML number or boolean is refused: quote it). ``required_for``
+    (under ``cni:<name>``): must be set when ``cluster:cni`` is that name."""
     return _entry("str", doc, check=check, choices=tuple(choices) if choices else None, null=null,
-                  default=default, os_map=os_map)
+                  default=default, os_map=os_map, required_for=required_for)
 
 
 def Int(doc, minimum=None, maximum=None, choices=None, null=False, default=UNSET, os_map=False):
@@ -107,6 +108,37 @@ PKGS_K8S_FIRST_MINOR = 24
 # outlive one orchestration's join step, so K8sNvidia keeps it short.
 JOIN_TOKEN_TTL_MAX_SECONDS = 3600
 
+# The pod networks (CNIs): ``cluster:cni`` is one of these names, each has its
+# settings under ``cni:<name>`` and its ports under ``ports:cni:<name>``. A
+# setting with ``required_for="cni"`` must be set when that CNI is chosen.
+# Adding a CNI is its entry here, its defaults and ports in
+# salt/parameters/defaults.yaml and its manifest state in
+# salt/kubernetes/master.sls (docs/changing.md).
+CNIS = {
+    "flannel": Map("flannel, rendered from a template", {
+        "image": Str("flannel's image", check="image"),
+        "version": Str("its tag", check="k8s_tag"),
+        "cni_plugin_image": Str("the flannel CNI plugin's image", check="image"),
+        "cni_plugin_version": Str("its tag", check="k8s_tag"),
+        "backend": Str("flannel's backend", choices=("vxlan", "host-gw", "wireguard", "ipip", "udp")),
+    }),
+    "calico": Map("calico, applied from its manifest", {
+        "manifest_url": Str("the calico manifest (required for cni: calico)", check="url", null=True,
+                            required_for="cni"),
+        "sha256": Str("its sha256 (required for cni: calico)", check="sha256", null=True, required_for="cni"),
+    }),
+}
+
+# The driver's install methods (driver:method). Each has its states in
+# salt/nvidia/driver/<method>.sls and its removal in clean.sls, its facts and
+# acts in _states/nvidia_driver.py. ``pins_version``: the map's driver:version
+# is what gets installed (checked by cluster.validate, compared by
+# cluster.inventory); false: the OS's repositories decide the version.
+DRIVER_METHODS = {
+    "runfile": {"pins_version": True},
+    "package": {"pins_version": False},
+}
+
 NODE = {
     "ip": Str("the node's IPv4 address (unique, inside cluster:node_network)", default=None),
     "role": Str("control-plane (exactly one node) or worker (at least one)", choices=("control-plane", "worker"),
@@ -138,7 +170,7 @@ SCHEMA = {
         "dns_domain": Str("kubeadm networking.dnsDomain", check="dns_name"),
         "control_plane_endpoint": Str("host[:port] of the API server; null: the control-plane ip:6443",
                                       check="endpoint", null=True),
-        "cni": Str("the pod network", choices=("flannel", "calico")),
+        "cni": Str("the pod network", choices=tuple(CNIS)),
         "join_batch_size": Int("workers joined at the same time by the orchestration", minimum=1),
         "reboot_timeout": Int("seconds the orchestration waits for a rebooted node", minimum=1),
         "reboot_grace": Int("seconds a node still away is waited for once the other rebooted nodes are back",
@@ -188,10 +220,7 @@ SCHEMA = {
     "ports": Map("firewall ports by role and by CNI", {
         "control-plane": List("ports of the control plane", check="port"),
         "worker": List("ports of a worker", check="port"),
-        "cni": Map("ports of each CNI", {
-            "flannel": List("flannel's ports", check="port"),
-            "calico": List("calico's ports", check="port"),
-        }),
+        "cni": Map("ports of each CNI", {name: List(f"{name}'s ports", check="port") for name in CNIS}),
     }),
     "kernel": Map("the kernel layer", {
         "manage": Bool("false: leave the kernel alone"),
@@ -213,7 +242,7 @@ SCHEMA = {
     "driver": Map("the NVIDIA driver", {
         "manage": Bool("false: no driver (and no driver checks)"),
         "method": Str("how the driver is installed: NVIDIA's .run or the repositories' packages",
-                      choices=("runfile", "package"), os_map=True),
+                      choices=tuple(DRIVER_METHODS), os_map=True),
         "stop_services": List("GPU services stopped while the driver is replaced (they hold /dev/nvidia*)"),
         "package": Map("the package method (OS map data; {branch}, {kernel}: the boot kernel)", {
             "branch": Int("the driver branch the OS's repositories ship, e.g. 580", minimum=100, maximum=999,
@@ -312,19 +341,7 @@ SCHEMA = {
         "images": Dict("driver branch -> the test pod's image (highest branch at or below the node's driver)"),
         "timeout": Int("seconds for a GPU test pod", minimum=1),
     }),
-    "cni": Map("the CNI manifests", {
-        "flannel": Map("flannel, rendered from a template", {
-            "image": Str("flannel's image", check="image"),
-            "version": Str("its tag", check="k8s_tag"),
-            "cni_plugin_image": Str("the flannel CNI plugin's image", check="image"),
-            "cni_plugin_version": Str("its tag", check="k8s_tag"),
-            "backend": Str("flannel's backend", choices=("vxlan", "host-gw", "wireguard", "ipip", "udp")),
-        }),
-        "calico": Map("calico, applied from its manifest", {
-            "manifest_url": Str("the calico manifest (required for cni: calico)", check="url", null=True),
-            "sha256": Str("its sha256 (required for cni: calico)", check="sha256", null=True),
-        }),
-    }),
+    "cni": Map("the CNI manifests", CNIS),
     "by_os_family": {"type": "layers", "names": "os_family",
                      "doc": "os_family (a key of os_family.yaml) -> any keys of this schema", "default": {}},
     "by_osfinger": {"type": "layers", "names": "osfinger",
@@ -349,8 +366,12 @@ def schema():
 
 
 def facts():
-    """The tables the value checks use (Kubernetes releases, token TTL limit)."""
+    """The tables the value checks use (Kubernetes releases, token TTL limit,
+    each CNI's required settings, the driver methods)."""
     return {
+        "cni_required": {name: {key: spec["doc"] for key, spec in entry["keys"].items() if spec.get("required_for")}
+                         for name, entry in CNIS.items()},
+        "driver_methods": DRIVER_METHODS,
         "k8s_eol": K8S_EOL,
         "k8s_supported": K8S_SUPPORTED,
         "pkgs_k8s_first_minor": PKGS_K8S_FIRST_MINOR,

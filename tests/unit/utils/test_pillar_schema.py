@@ -209,3 +209,41 @@ def test_example_fits_the_schema():
         found = util.Found()
         util.check_structure(tree, found, ctx)
         assert not found.problems, list(found.problems)
+
+
+# ------------------------------------------------ one table per choice
+SCHEMA_MOD = load_source("_utils/pillar_schema.py")
+
+
+def test_cnis_are_one_table():
+    """cluster:cni's choices, the cni:<name> settings and ports:cni:<name>
+    all come from pillar_schema.CNIS, and defaults.yaml has each CNI's
+    settings and ports (adding a CNI: docs/changing.md)."""
+    sch = SCHEMA_MOD.schema()
+    names = tuple(SCHEMA_MOD.CNIS)
+    assert sch["cluster"]["keys"]["cni"]["choices"] == names
+    assert tuple(sch["cni"]["keys"]) == names
+    assert tuple(sch["ports"]["keys"]["cni"]["keys"]) == names
+    assert set(PARAMS["defaults"]["ports"]["cni"]) == set(names)
+    assert set(PARAMS["defaults"]["cni"]) == set(names)
+    assert SCHEMA_MOD.facts()["cni_required"] == {
+        "flannel": {}, "calico": {"manifest_url": "the calico manifest (required for cni: calico)",
+                                  "sha256": "its sha256 (required for cni: calico)"}}
+
+
+def test_driver_methods_are_one_table():
+    """driver:method's choices are pillar_schema.DRIVER_METHODS, the driver
+    state acts on exactly those, and each has its SLS."""
+    sch = SCHEMA_MOD.schema()
+    names = tuple(SCHEMA_MOD.DRIVER_METHODS)
+    assert sch["driver"]["keys"]["method"]["choices"] == names
+    state = load_source("_states/nvidia_driver.py")
+    assert state.METHODS == names
+    for name in names:
+        assert (ROOT / f"salt/nvidia/driver/{name}.sls").is_file(), name
+
+
+@pytest.mark.parametrize("method,pin", [("runfile", "580.95.05"), ("package", None)])
+def test_driver_pin_follows_the_method(method, pin):
+    assert util.driver_pin({"manage": True, "method": method, "version": "580.95.05"}) == pin
+    assert util.driver_pin({"manage": False, "method": method, "version": "580.95.05"}) is None
