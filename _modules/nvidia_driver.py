@@ -81,13 +81,7 @@ def version_tuple(version):
 
         salt-call nvidia_driver.version_tuple 520.56.06
     """
-    out = []
-    for part in str(version or "").split("."):
-        try:
-            out.append(int(part))
-        except ValueError:
-            out.append(0)
-    return tuple(out)
+    return __utils__["nvidia_gpu.version_tuple"](version)
 
 
 def version_from_runfile(path):

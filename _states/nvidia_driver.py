@@ -248,13 +248,7 @@ def _gpu_facts(want):
 
 # ------------------------------------------------------------------ plan
 def _vt(version):
-    out = []
-    for part in str(version or "").split("."):
-        try:
-            out.append(int(part))
-        except ValueError:
-            out.append(0)
-    return tuple(out)
+    return __utils__["nvidia_gpu.version_tuple"](version)
 
 
 def _branch_problems(branch, rec, what):

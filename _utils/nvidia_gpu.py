@@ -362,6 +362,19 @@ def identify(pci_device_id=None, name=None, smi_architecture=None):
 # ---------------------------------------------------------------- driver rules
 
 
+def version_tuple(version):
+    """``'580.95.05'`` -> ``(580, 95, 5)`` for comparing driver versions;
+    unparsable parts count as 0 (the one parser of driver versions: the
+    driver module and state use it)."""
+    out = []
+    for part in str(version or "").split("."):
+        try:
+            out.append(int(part))
+        except ValueError:
+            out.append(0)
+    return tuple(out)
+
+
 def branch_of(version):
     """The driver branch (major number) of '580.95.05'; None when unreadable."""
     match = re.match(r"^\s*(\d{3})\.", str(version or ""))
