@@ -58,7 +58,6 @@ import salt.client
 
 log = logging.getLogger(__name__)
 
-ADMIN_CONF = "/etc/kubernetes/admin.conf"
 # NVIDIA's GPU operator's label for the same purpose: the device plugin
 # DaemonSet (salt/kubernetes/files/device-plugin.yaml.jinja) runs on nodes
 # where it is not "false"
@@ -113,12 +112,12 @@ def _control_plane(run, nodes):
 
 
 def _kubectl(client, control, args, timeout=120):
-    """kubectl with the admin kubeconfig on the control plane: (rc, text)."""
-    cmd = ["kubectl", f"--kubeconfig={ADMIN_CONF}", *args]
-    ret = client.cmd(control, "cmd.run_all", [cmd], kwarg={"python_shell": False, "ignore_retcode": True},
-                     timeout=timeout).get(control)
+    """kubectl with the admin kubeconfig on the control plane (its
+    ``kube.kubectl``): (rc, text)."""
+    ret = client.cmd(control, "kube.kubectl", [list(args)], timeout=timeout).get(control)
     if not isinstance(ret, dict):
-        return 1, f"{control} did not answer ({ret!r})"
+        # a string is the minion's error (kubectl not installed); None: no answer
+        return 1, str(ret) if isinstance(ret, str) else f"{control} did not answer ({ret!r})"
     rc = ret.get("retcode", 1)
     out = (ret.get("stdout") or "").strip()
     return rc, out if rc == 0 else ((ret.get("stderr") or "").strip() or out)

@@ -3,6 +3,7 @@ suite, with its Salt master, local archive and network; see node.py and
 docs/real-node-tier.md."""
 
 import atexit
+import json
 import sys
 
 import pytest
@@ -62,3 +63,23 @@ def release_node(node):
     finally:
         if node in _LIVE:
             _LIVE.remove(node)
+
+
+@pytest.fixture(scope="module")
+def debian(request, real_host):
+    """The booted node of the test file's Debian suite (its ``SUITE``), with
+    the layers' pillar (tests/real/layers.py) and the stubs' versions."""
+    from tests.real import layers
+
+    suite = request.module.SUITE
+    version = layers.kube_package_version()
+    versions = {"kubeadm": version, "kubelet": version, "kubectl": version,
+                "nvidia-container-toolkit": layers.CTK_STUB_VERSION}
+    node = boot_node(suite, layers.pillar_for, versions)
+    try:
+        sync = node.salt(node.minion_id, "saltutil.sync_all")
+        assert node.minion_id in sync, sync
+        yield node
+    finally:
+        print(f"\n[real-node] {suite} timings: {json.dumps(node.timings)}")
+        release_node(node)

@@ -429,8 +429,12 @@ class Node:
         self.release = SUITES[suite]["release"]
         self.minion_id = f"realnode-debian{self.release}"
         self.run_dir = pathlib.Path(tempfile.mkdtemp(prefix="k8sr-", dir="/tmp"))
-        tag = os.getpid() % 10000
-        self.net = (os.getpid() % 200) + 20
+        # one node per suite and test process at a time; two processes (the
+        # test command's workers) run the suites side by side: the suite
+        # keeps their links and networks apart
+        index = list(SUITES).index(suite)
+        tag = f"{os.getpid() % 10000}{suite[0]}"
+        self.net = 20 + 2 * (os.getpid() % 100) + index
         self.host_ip = f"10.213.{self.net}.1"
         self.node_ip = f"10.213.{self.net}.2"
         self.veth_host = f"krh{tag}"

@@ -39,13 +39,12 @@ class Client:
             assert kwarg == {"test": True}
             self.applied.append(list(tgt))
             return self.preds
-        assert fun == "cmd.run_all" and tgt == "cluster-master" and kwarg["python_shell"] is False
+        assert fun == "kube.kubectl" and tgt == "cluster-master" and kwarg is None
         cmd = args[0]
-        assert cmd[:2] == ["kubectl", "--kubeconfig=/etc/kubernetes/admin.conf"]
-        self.kubectl.append(cmd[2:])
-        if cmd[2] in self.fail:
-            return {tgt: {"retcode": 1, "stdout": "", "stderr": f"error: {cmd[2]} refused"}}
-        if cmd[2] == "get":
+        self.kubectl.append(cmd)
+        if cmd[0] in self.fail:
+            return {tgt: {"retcode": 1, "stdout": "", "stderr": f"error: {cmd[0]} refused"}}
+        if cmd[0] == "get":
             self.plugin_polls -= 1
             out = "\n".join(self.phases) if self.plugin_polls >= 0 else ""
             return {tgt: {"retcode": 0, "stdout": out, "stderr": ""}}
@@ -96,8 +95,8 @@ def test_drain_only_joined_nodes_whose_driver_is_replaced(runner, monkeypatch):
     orig = client.cmd
 
     def cmd(tgt, fun, args=(), **kw):
-        if fun == "cmd.run_all" and args[0][2] == "get":
-            client.kubectl.append(args[0][2:])
+        if fun == "kube.kubectl" and args[0][0] == "get":
+            client.kubectl.append(args[0])
             return {tgt: {"retcode": 0, "stdout": "\n".join(next(seq)), "stderr": ""}}
         return orig(tgt, fun, args, **kw)
 

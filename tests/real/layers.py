@@ -1,4 +1,8 @@
-"""The unmodified state tree on a real Debian node (marker ``real``).
+"""The unmodified state tree on a real Debian node (marker ``real``): the
+tests of tests/real/test_debian_12.py and test_debian_13.py (one file per
+release, so that the test command's workers run the two at the same time),
+which import them from here and name their suite; the ``debian`` fixture is
+in tests/real/conftest.py.
 
 A Debian rootfs (debootstrap, cached under /var/cache/k8snvidia-tests) boots
 under ``systemd-nspawn -b --private-network`` with a veth pair as its only
@@ -41,14 +45,9 @@ import json
 import os
 import pathlib
 
-import pytest
 import yaml
 
 from tests.real import node as realnode
-
-from .conftest import boot_node, release_node
-
-pytestmark = pytest.mark.real
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The driver with its real DKMS build costs about 8-11 minutes more on 2
@@ -140,30 +139,6 @@ def slowest(ret, count=6):
     """The states that took longest (state id: seconds), for the cost report."""
     got = sorted(((r.get("duration") or 0) / 1000, sid.split("_|-")[1]) for sid, r in ret.items())
     return {sid: round(sec, 1) for sec, sid in reversed(got[-count:])}
-
-
-# Debian 13 (trixie) runs by default, as Debian 12 does: the layers without
-# the driver cost about 4 minutes more cold (228 s: 164 s start with the
-# rootfs and archive built, 64 s the run), its rootfs built once per machine
-# (with the driver's DKMS build, K8SNVIDIA_REAL_DRIVER=1, about 9 minutes
-# more). K8SNVIDIA_REAL_QUICK=1 leaves it out for a quicker local run.
-TRIXIE = pytest.param("trixie", marks=pytest.mark.skipif(
-    os.environ.get("K8SNVIDIA_REAL_QUICK") == "1",
-    reason="K8SNVIDIA_REAL_QUICK=1: Debian 13 (trixie) left out"))
-
-
-@pytest.fixture(scope="module", params=["bookworm", TRIXIE])
-def debian(request, real_host):
-    versions = {"kubeadm": kube_package_version(), "kubelet": kube_package_version(),
-                "kubectl": kube_package_version(), "nvidia-container-toolkit": CTK_STUB_VERSION}
-    node = boot_node(request.param, pillar_for, versions)
-    try:
-        sync = node.salt(node.minion_id, "saltutil.sync_all")
-        assert node.minion_id in sync, sync
-        yield node
-    finally:
-        print(f"\n[real-node] {request.param} timings: {json.dumps(node.timings)}")
-        release_node(node)
 
 
 def dkms_lines(node, module):
