@@ -135,9 +135,27 @@ SLOW_FIRST = (  # xdist hands each worker one file, then a second: the six longe
 )
 
 
-def pytest_collection_modifyitems(session, config, items):
-    def rank(item):
-        rel = os.path.relpath(str(item.fspath), ROOT)
-        return next((i for i, prefix in enumerate(SLOW_FIRST) if rel.startswith(prefix)), len(SLOW_FIRST))
+# Markers given by folder (docs/testing.md: the layers): every test in it has it.
+FOLDER_MARKERS = {
+    "tests/judges/": "judge",
+    "tests/twin_judges/": "judge",
+}
 
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "judge: checked by a real component (containerd, dockerd, kubernetes-validate, "
+                            "and the real tools the twin's are compared with)")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rel(item):
+        return os.path.relpath(str(item.fspath), ROOT)
+
+    def rank(item):
+        return next((i for i, prefix in enumerate(SLOW_FIRST) if rel(item).startswith(prefix)), len(SLOW_FIRST))
+
+    for item in items:
+        for folder, marker in FOLDER_MARKERS.items():
+            if rel(item).startswith(folder):
+                item.add_marker(marker)
     items.sort(key=rank)  # stable: the order inside a file is kept

@@ -2,23 +2,11 @@
 from the archive (tests/judges/binaries.py), and kubernetes-validate judge
 what the states write. Marker ``judge``."""
 
-import os
 import shutil
 
 import pytest
 
 from tests.judges import binaries
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "judge: checked by a real component (containerd, dockerd, kubernetes-validate)")
-
-
-def pytest_collection_modifyitems(config, items):
-    here = os.path.dirname(__file__)
-    for item in items:
-        if str(item.fspath).startswith(here):
-            item.add_marker(pytest.mark.judge)
 
 
 @pytest.fixture(scope="session")
