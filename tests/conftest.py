@@ -27,6 +27,16 @@ def load_source(relpath, name=None):
     return mod
 
 
+def loader_globals(**dunders):
+    """The Salt dunders of a custom module for salt-factories' loader mock:
+    a test file that defines a ``configure_loader_modules`` fixture returning
+    ``{module: loader_globals(__salt__={...}, __opts__={...})}`` gets them
+    patched in for each test and taken out after it (the dunders not named
+    are empty dicts; ``__utils__`` is the repo's _utils as the loader names
+    them unless given)."""
+    return {"__utils__": dict(repo_utils()), **dunders}
+
+
 _UTILS = {}
 
 

@@ -1,13 +1,22 @@
 """The kube states (kubectl on the control plane): manifests applied once
-per content."""
+per content. Salt's dunders through salt-factories' loader mock
+(``configure_loader_modules``)."""
 
-from tests.conftest import load_source
+import pytest
+
+from tests.conftest import load_source, loader_globals
+
+kube_state = load_source("_states/kube.py")
+
+
+@pytest.fixture
+def configure_loader_modules():
+    return {kube_state: loader_globals(__salt__={}, __opts__={"test": False})}
 
 
 def test_manifest_applied_only_when_changed_and_retried_after_a_failure(tmp_path):
     from salt.exceptions import CommandExecutionError
 
-    st = load_source("_states/kube.py")
     manifest = tmp_path / "cni.yaml"
     manifest.write_text("kind: DaemonSet\n")
     applied = []
@@ -19,17 +28,22 @@ def test_manifest_applied_only_when_changed_and_retried_after_a_failure(tmp_path
         applied.append(text)
         return "daemonset.apps/kube-flannel-ds created"
 
-    st.__salt__ = {"kube.apply": apply}
-    st.__opts__ = {"test": True}
-    ret = st.manifest_applied(str(manifest))
+    kube_state.__salt__["kube.apply"] = apply
+    kube_state.__opts__["test"] = True
+    ret = kube_state.manifest_applied(str(manifest))
     assert ret["result"] is None and ret["changes"] and applied == []
-    st.__opts__ = {"test": False}
-    ret = st.manifest_applied(str(manifest))
+    kube_state.__opts__["test"] = False
+    ret = kube_state.manifest_applied(str(manifest))
     assert ret["result"] is False and "applies" in ret["comment"] and not (tmp_path / "cni.yaml.applied").exists()
     fail["now"] = False
-    ret = st.manifest_applied(str(manifest))  # the re-run finishes it
+    ret = kube_state.manifest_applied(str(manifest))  # the re-run finishes it
     assert ret["result"] is True and ret["changes"] and applied == ["kind: DaemonSet\n"]
-    ret = st.manifest_applied(str(manifest))
+    ret = kube_state.manifest_applied(str(manifest))
     assert ret["result"] is True and ret["changes"] == {} and len(applied) == 1
     manifest.write_text("kind: DaemonSet\nmetadata: {name: x}\n")
-    assert st.manifest_applied(str(manifest))["changes"] and len(applied) == 2
+    assert kube_state.manifest_applied(str(manifest))["changes"] and len(applied) == 2
+
+
+def test_the_loader_mock_takes_the_dunders_out_after_a_test():
+    """(the previous test's fake kubectl is gone: each test starts clean)"""
+    assert kube_state.__salt__ == {} and kube_state.__opts__ == {"test": False}
