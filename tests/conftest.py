@@ -125,9 +125,8 @@ def pytest_sessionfinish(session, exitstatus):
 # would otherwise sort the files by their number of tests, the one-test
 # scenarios last), so the long files started first finish with the rest
 # instead of after it. Measured with --durations on 2 cores.
-SLOW_FIRST = (  # xdist hands each worker one file, then a second: the six longest
+SLOW_FIRST = (  # xdist hands each worker one file, then a second
     "tests/real/test_debian_12.py",
-    "tests/real/test_debian_13.py",
     "tests/twin/test_orchestrate.py",
     "tests/twin/test_orchestrate_faults.py",
     "tests/twin/test_orchestrate_join.py",
@@ -135,6 +134,8 @@ SLOW_FIRST = (  # xdist hands each worker one file, then a second: the six longe
     "tests/twin/test_seed_layers.py",
     "tests/twin/test_disk_full.py",
     "tests/twin/test_orchestrate_lock.py",
+    # after Debian 12's (one booted node at a time: tests/real/conftest.py)
+    "tests/real/test_debian_13.py",
     "tests/twin/test_no_dkms.py",
     "tests/twin/test_orchestrate_test_mode.py",
     "tests/twin/test_scale.py",

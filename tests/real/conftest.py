@@ -3,6 +3,7 @@ suite, with its Salt master, local archive and network; see node.py and
 docs/real-node-tier.md."""
 
 import atexit
+import fcntl
 import json
 import sys
 
@@ -72,6 +73,13 @@ def debian(request, real_host):
     from tests.real import layers
 
     suite = request.module.SUITE
+    # One booted node at a time on this machine, whichever test process
+    # holds it: two nspawn containers started side by side by two workers
+    # (same cgroup, --keep-unit) once failed a containerd restart inside one.
+    realnode.STATE_DIR.mkdir(parents=True, exist_ok=True)
+    lock = open(realnode.STATE_DIR / "node.lock", "w")  # noqa: SIM115 - held for the module
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    request.addfinalizer(lock.close)
     version = layers.kube_package_version()
     versions = {"kubeadm": version, "kubelet": version, "kubectl": version,
                 "nvidia-container-toolkit": layers.CTK_STUB_VERSION}

@@ -1,8 +1,8 @@
 """The unmodified state tree on a real Debian node (marker ``real``): the
 tests of tests/real/test_debian_12.py and test_debian_13.py (one file per
-release, so that the test command's workers run the two at the same time),
-which import them from here and name their suite; the ``debian`` fixture is
-in tests/real/conftest.py.
+release, each scheduled on its own among the suite's files; one booted node
+at a time), which import them from here and name their suite; the
+``debian`` fixture is in tests/real/conftest.py.
 
 A Debian rootfs (debootstrap, cached under /var/cache/k8snvidia-tests) boots
 under ``systemd-nspawn -b --private-network`` with a veth pair as its only
