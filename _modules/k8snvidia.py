@@ -1,5 +1,6 @@
 """
-K8sNvidia's map, validation and node bookkeeping.
+K8sNvidia's map: the node's effective configuration, validated, and the
+artifact mirror it names.
 
 The state tree reads its configuration through ``salt/map.jinja``, which
 calls :py:func:`config`: the one place where defaults, OS family, OS release,
@@ -7,16 +8,12 @@ pillar and per-node overrides are merged and validated.
 """
 
 import logging
-import os
 
 from salt.exceptions import CommandExecutionError
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "k8snvidia"
-
-REBOOT_DIR = "/run/k8snvidia"
-REBOOT_FILE = "reboot-required"
 
 
 def __virtual__():
@@ -83,41 +80,3 @@ def mirror_source(url):
         salt '*' k8snvidia.mirror_source https://download.docker.com/linux/ubuntu/gpg
     """
     return __utils__["host.artifact_source"](url, __opts__, __salt__.get("config.get"))
-
-
-def reboot_pending():
-    """
-    The reasons this node needs a reboot (empty: none). Kept under /run, so a
-    reboot clears them.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' k8snvidia.reboot_pending
-    """
-    path = os.path.join(REBOOT_DIR, REBOOT_FILE)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return [line.strip() for line in fh if line.strip()]
-    except FileNotFoundError:
-        return []
-
-
-def set_reboot_pending(reason):
-    """
-    Record that a reboot is needed, with the reason (idempotent per reason).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt node-110 k8snvidia.set_reboot_pending "kernel 5.4.278 is the boot default"
-    """
-    reasons = reboot_pending()
-    if reason in reasons:
-        return False
-    os.makedirs(REBOOT_DIR, exist_ok=True)
-    with open(os.path.join(REBOOT_DIR, REBOOT_FILE), "a", encoding="utf-8") as fh:
-        fh.write(reason.strip() + "\n")
-    return True

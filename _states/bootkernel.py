@@ -15,7 +15,7 @@ Boot-default kernel and initramfs states (Salt 3008 has no ``kernelpkg``).
           - file: k8snvidia-nouveau-blacklist
 
 A kernel change never reboots the node: it records "reboot pending" through
-``k8snvidia.set_reboot_pending`` (``host.mark_reboot``, as every state that
+``reboot_pending.mark`` (``host.mark_reboot``, as every state that
 marks one) for the orchestration to act on.
 """
 

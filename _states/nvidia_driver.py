@@ -484,8 +484,8 @@ def decide(facts, want):
                 refuse.append(
                     f"the NVIDIA driver in use cannot be replaced while Kubernetes pods hold the GPU: "
                     f"{_describe(pods)}. Drain the node first: the orchestration does it (`salt-run state.orchestrate "
-                    "cluster`), or by hand `salt-run k8snvidia_driver.drain <node>`, apply nvidia.driver, then "
-                    "`salt-run k8snvidia_driver.uncordon <node>`"
+                    "cluster`), or by hand `salt-run driver_upgrade.drain <node>`, apply nvidia.driver, then "
+                    "`salt-run driver_upgrade.uncordon <node>`"
                 )
                 return plan
             elif pods and not force:

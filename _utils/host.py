@@ -185,18 +185,18 @@ def mark_reboot(salt, reason, test):
     reason is already recorded: no change), ``predicted`` (``test``: it
     would be marked, result None), ``marked`` or ``failed`` (result False,
     the module's message in the comment: never dropped)."""
-    missing = [f for f in ("k8snvidia.reboot_pending", "k8snvidia.set_reboot_pending") if f not in salt]
+    missing = [f for f in ("reboot_pending.reasons", "reboot_pending.mark") if f not in salt]
     if missing:
         err = f"{', '.join(missing)} is not available (run saltutil.sync_all so the custom modules are on the minion)"
     else:
         try:
-            if reason in (salt["k8snvidia.reboot_pending"]() or []):
+            if reason in (salt["reboot_pending.reasons"]() or []):
                 return {"result": True, "changes": {}, "status": "pending",
                         "comment": f"Reboot already pending: {reason}"}
             if test:
                 return {"result": None, "changes": {"reboot_pending": reason}, "status": "predicted",
                         "comment": f"A reboot would be marked pending: {reason}"}
-            salt["k8snvidia.set_reboot_pending"](reason)
+            salt["reboot_pending.mark"](reason)
             return {"result": True, "changes": {"reboot_pending": reason}, "status": "marked",
                     "comment": f"Reboot marked pending: {reason}"}
         except Exception as exc:  # pylint: disable=broad-except

@@ -10,7 +10,7 @@
     and labels, check every GPU node with a pod, and print a summary.
     The control plane goes first: its stages run on it alone, and when one
     fails the run stops before any worker changes. A worker that fails is
-    reported and left out; the others go on (the k8snvidia runner keeps the
+    reported and left out; the others go on (the cluster_run runner keeps the
     per-node record). The exit code is non-zero when a node failed.
     Jinja here renders once, before any step: runtime data (join tokens, who
     needs a reboot) is read by the steps themselves. -#}
@@ -34,27 +34,27 @@
 {%- set cp = "control-plane" %}
 {#- a driver replaced on a joined node: cordon, drain, device plugin off
     first; the device plugin back after the driver step and its reboot; the
-    node uncordoned once its GPU check passed (k8snvidia_driver runner,
+    node uncordoned once its GPU check passed (driver_upgrade runner,
     docs/driver.md) #}
 {%- set device_plugin_ns = (cfg.get("device_plugin") or {}).get("namespace", "kube-system") %}
 {%- set stages = [
-      ("prepare-control-plane", "k8snvidia.step", {"step_name": "prepare", "sls": prepare, "role": cp, "required": true}),
-      ("reboot-control-plane", "k8snvidia.reboot", {"role": cp, "required": true}),
-      ("driver-control-plane", "k8snvidia.step", {"step_name": "driver", "sls": gpu_layers, "gpu": true, "role": cp, "required": true}),
-      ("reboot-after-driver-control-plane", "k8snvidia.reboot", {"role": cp, "required": true}),
-      ("control-plane", "k8snvidia.step", {"step_name": "control-plane", "sls": ["kubernetes.master"], "role": cp, "required": true}),
-      ("prepare", "k8snvidia.step", {"step_name": "prepare", "sls": prepare, "role": "worker"}),
-      ("reboot", "k8snvidia.reboot", {"role": "worker"}),
-      ("driver-drain", "k8snvidia_driver.drain", {"namespace": device_plugin_ns}),
-      ("driver", "k8snvidia.step", {"step_name": "driver", "sls": gpu_layers, "gpu": true, "role": "worker"}),
-      ("reboot-after-driver", "k8snvidia.reboot", {"role": "worker"}),
-      ("driver-restore", "k8snvidia_driver.restore", {"namespace": device_plugin_ns}),
-      ("join-data", "k8snvidia.publish_join_data", {}),
-      ("join", "k8snvidia.step", {"step_name": "join", "sls": ["kubernetes.node"], "role": "worker", "batch": batch}),
-      ("gpu-facts", "k8snvidia.publish_gpu_facts", {}),
-      ("labels", "k8snvidia.step", {"step_name": "labels", "sls": ["kubernetes.master"], "role": cp}),
-      ("gpu-check", "k8snvidia.gpu_check", {}),
-      ("driver-uncordon", "k8snvidia_driver.uncordon", {"namespace": device_plugin_ns}),
+      ("prepare-control-plane", "cluster_run.step", {"step_name": "prepare", "sls": prepare, "role": cp, "required": true}),
+      ("reboot-control-plane", "cluster_run.reboot", {"role": cp, "required": true}),
+      ("driver-control-plane", "cluster_run.step", {"step_name": "driver", "sls": gpu_layers, "gpu": true, "role": cp, "required": true}),
+      ("reboot-after-driver-control-plane", "cluster_run.reboot", {"role": cp, "required": true}),
+      ("control-plane", "cluster_run.step", {"step_name": "control-plane", "sls": ["kubernetes.master"], "role": cp, "required": true}),
+      ("prepare", "cluster_run.step", {"step_name": "prepare", "sls": prepare, "role": "worker"}),
+      ("reboot", "cluster_run.reboot", {"role": "worker"}),
+      ("driver-drain", "driver_upgrade.drain", {"namespace": device_plugin_ns}),
+      ("driver", "cluster_run.step", {"step_name": "driver", "sls": gpu_layers, "gpu": true, "role": "worker"}),
+      ("reboot-after-driver", "cluster_run.reboot", {"role": "worker"}),
+      ("driver-restore", "driver_upgrade.restore", {"namespace": device_plugin_ns}),
+      ("join-data", "cluster_run.publish_join_data", {}),
+      ("join", "cluster_run.step", {"step_name": "join", "sls": ["kubernetes.node"], "role": "worker", "batch": batch}),
+      ("gpu-facts", "cluster_run.publish_gpu_facts", {}),
+      ("labels", "cluster_run.step", {"step_name": "labels", "sls": ["kubernetes.master"], "role": cp}),
+      ("gpu-check", "cluster_run.gpu_check", {}),
+      ("driver-uncordon", "driver_upgrade.uncordon", {"namespace": device_plugin_ns}),
     ] %}
 
 k8snvidia-orchestrate-validate:
@@ -98,7 +98,7 @@ k8snvidia-orchestrate-predict-driver:
 
 k8snvidia-orchestrate-begin:
   salt.runner:
-    - name: k8snvidia.begin
+    - name: cluster_run.begin
     - plan: {{ (stages | map(attribute=0) | list) | json }}
     - node_timeout: {{ node_timeout }}
     - failhard: true
@@ -107,7 +107,7 @@ k8snvidia-orchestrate-begin:
 
 k8snvidia-orchestrate-sync:
   salt.runner:
-    - name: k8snvidia.sync
+    - name: cluster_run.sync
     - node_timeout: {{ node_timeout }}
 {%-   for sid, fun, args in stages %}
 
@@ -118,7 +118,7 @@ k8snvidia-orchestrate-{{ sid }}:
 {%-     for key, val in args | dictsort %}
     - {{ key }}: {{ val | json }}
 {%-     endfor %}
-{%-     if fun == "k8snvidia.reboot" %}
+{%-     if fun == "cluster_run.reboot" %}
     - timeout: {{ reboot_timeout }}
     - grace: {{ reboot_grace }}
 {%-     endif %}
@@ -127,9 +127,9 @@ k8snvidia-orchestrate-{{ sid }}:
 
 k8snvidia-orchestrate-summary:
   salt.runner:
-    - name: k8snvidia.summary
+    - name: cluster_run.summary
 
 k8snvidia-orchestrate-finish:
   salt.runner:
-    - name: k8snvidia.finish
+    - name: cluster_run.finish
 {%- endif %}

@@ -16,7 +16,7 @@ include:
   - docker
 
 k8snvidia-containerd-config:
-  k8snvidia.containerd_config:
+  containerd.config_managed:
     - name: {{ ctd.config | json }}
     - imports: {{ (ctd.dropin_dir ~ "/*.toml") | json }}
     - cri: {{ (k8s.kubernetes.cri == "containerd") | json }}
@@ -27,7 +27,7 @@ k8snvidia-containerd-config:
 {%- endif %}
 
 k8snvidia-containerd-cri-dropin:
-  k8snvidia.containerd_dropin:
+  containerd.dropin_managed:
     - name: {{ ctd.cri_dropin | json }}
     - config: {{ ctd.config | json }}
     - source: salt://docker/files/containerd-cri.toml.jinja
@@ -39,7 +39,7 @@ k8snvidia-containerd-cri-dropin:
         nvidia_binary: null
         nvidia_default: false
     - require:
-      - k8snvidia: k8snvidia-containerd-config
+      - containerd: k8snvidia-containerd-config
 
 k8snvidia-containerd-service:
   service.running:
@@ -49,5 +49,5 @@ k8snvidia-containerd-service:
 {%- if k8s.docker.manage %}
       - pkg: k8snvidia-docker-packages
 {%- endif %}
-      - k8snvidia: k8snvidia-containerd-config
-      - k8snvidia: k8snvidia-containerd-cri-dropin
+      - containerd: k8snvidia-containerd-config
+      - containerd: k8snvidia-containerd-cri-dropin

@@ -5,7 +5,7 @@
 {%- if k8s.host.swap_off %}
 
 k8snvidia-host-swap-off-now:
-  k8snvidia.swap_off:
+  swap.off:
     - name: all swap devices
 
 k8snvidia-host-swap-off-in-fstab:

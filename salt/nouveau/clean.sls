@@ -18,7 +18,7 @@ k8snvidia-nouveau-clean-initramfs-rebuilt:
       - file: k8snvidia-nouveau-clean-blacklist
 
 k8snvidia-nouveau-clean-reboot-pending:
-  k8snvidia.reboot_pending:
+  reboot_pending.marked:
     - name: the nouveau blacklist was removed
     - onchanges:
       - file: k8snvidia-nouveau-clean-blacklist

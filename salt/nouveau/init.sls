@@ -38,7 +38,7 @@ k8snvidia-nouveau-initramfs-current:
       - bootkernel: k8snvidia-nouveau-initramfs-rebuilt
 
 k8snvidia-nouveau-reboot-pending:
-  k8snvidia.reboot_pending_if_loaded:
+  reboot_pending.if_module_loaded:
     - name: nouveau
     - require:
       - bootkernel: k8snvidia-nouveau-initramfs-current

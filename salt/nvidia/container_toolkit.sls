@@ -61,7 +61,7 @@ k8snvidia-nvidia-ctk-docker-daemon-json:
 {%- endif %}
 
 k8snvidia-nvidia-ctk-containerd-dropin:
-  k8snvidia.containerd_dropin:
+  containerd.dropin_managed:
     - name: {{ ctk.containerd_dropin | json }}
     - config: {{ k8s.containerd.config | json }}
     - source: salt://docker/files/containerd-cri.toml.jinja
@@ -74,7 +74,7 @@ k8snvidia-nvidia-ctk-containerd-dropin:
         nvidia_default: {{ ctk.containerd_default_runtime | json }}
     - require:
       - pkg: k8snvidia-nvidia-ctk-packages
-      - k8snvidia: k8snvidia-containerd-config
+      - containerd: k8snvidia-containerd-config
     - watch_in:
       - service: k8snvidia-containerd-service
 {%- else %}

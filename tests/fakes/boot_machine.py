@@ -2,7 +2,7 @@
 tests/unit/states/test_bootkernel.py): /boot, /etc/default/grub and grub.cfg
 in a scratch directory, and fake boot tools that behave as the real ones do
 (see shared/guides/real-tools.md, section 4). The fixtures ``el7``, ``el9``,
-``ubuntu`` give (machine, module, state, k8snvidia module); test files
+``ubuntu`` give (machine, module, state, reboot_pending module); test files
 import them."""
 
 import os
@@ -180,16 +180,16 @@ def _machine(tmp_path, monkeypatch, flavour, reboot_dir):
     mod.__opts__ = {"test": False}
     mod.__grains__ = {"kernelrelease": m.running}
     monkeypatch.setattr(mod.salt.utils.path, "which", lambda name: f"/usr/bin/{name}" if name in m.tools else None)
-    k8s = load_source("_modules/k8snvidia.py", f"k8s_mod_{flavour}")
-    k8s.REBOOT_DIR = str(reboot_dir)
+    marks = load_source("_modules/reboot_pending.py", f"reboot_pending_mod_{flavour}")
+    marks.REBOOT_DIR = str(reboot_dir)
     state = load_source("_states/bootkernel.py", f"bk_state_{flavour}")
     state.__salt__ = {f"bootkernel.{fn}": getattr(mod, fn) for fn in (
         "installed", "default", "running", "set_default", "initramfs_image", "initramfs_older_than",
         "rebuild_initramfs", "missing_tools", "has_modules")}
-    state.__salt__["k8snvidia.reboot_pending"] = k8s.reboot_pending
-    state.__salt__["k8snvidia.set_reboot_pending"] = k8s.set_reboot_pending
+    state.__salt__["reboot_pending.reasons"] = marks.reasons
+    state.__salt__["reboot_pending.mark"] = marks.mark
     state.__opts__ = {"test": False}
-    return m, mod, state, k8s
+    return m, mod, state, marks
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The k8snvidia module's reboot-pending functions as a test double: the
+"""The reboot_pending module as a test double: the
 reasons marked so far, and a mark that fails on demand."""
 
 
@@ -8,7 +8,7 @@ class Marks:
         self.fail = fail
 
     def salt(self):
-        return {"k8snvidia.reboot_pending": lambda: list(self.reasons), "k8snvidia.set_reboot_pending": self.set}
+        return {"reboot_pending.reasons": lambda: list(self.reasons), "reboot_pending.mark": self.set}
 
     def set(self, reason):
         if self.fail:

@@ -96,7 +96,7 @@ def test_host_swap_modules_sysctl(rendered, os_name):
     fstab = r.kw("k8snvidia-host-swap-off-in-fstab")
     assert r.fun("k8snvidia-host-swap-off-in-fstab") == "file.replace" and fstab["name"] == "/etc/fstab"
     assert fstab["repl"].startswith("#k8snvidia# ")
-    assert r.fun("k8snvidia-host-swap-off-now") == "k8snvidia.swap_off"
+    assert r.fun("k8snvidia-host-swap-off-now") == "swap.off"
     assert r.before("k8snvidia-host-swap-off-now", "k8snvidia-host-swap-off-in-fstab")
     assert r.kw("k8snvidia-host-modules-load-file")["name"] == "/etc/modules-load.d/k8snvidia.conf"
     assert r.kw("k8snvidia-host-modules-load-file")["contents"][1:] == ["br_netfilter", "overlay"]
@@ -194,7 +194,7 @@ def test_nouveau_blacklist_then_initramfs_then_reboot_check(rendered, os_name):
     current = r.kw("k8snvidia-nouveau-initramfs-current")
     assert current["older_than"] == bl["name"] and "onchanges" not in current
     assert current["require"] == [{"bootkernel": "k8snvidia-nouveau-initramfs-rebuilt"}]
-    assert r.fun("k8snvidia-nouveau-reboot-pending") == "k8snvidia.reboot_pending_if_loaded"
+    assert r.fun("k8snvidia-nouveau-reboot-pending") == "reboot_pending.if_module_loaded"
     assert r.kw("k8snvidia-nouveau-reboot-pending")["name"] == "nouveau"
     kernel_last = "k8snvidia-kernel-boot-default" if "k8snvidia-kernel-boot-default" in r else "k8snvidia-kernel-unmanaged"
     assert r.before(
@@ -209,7 +209,7 @@ def test_nouveau_blacklist_then_initramfs_then_reboot_check(rendered, os_name):
     assert r.kw("k8snvidia-nouveau-clean-initramfs-rebuilt")["onchanges"] == [
         {"file": "k8snvidia-nouveau-clean-blacklist"}
     ]
-    assert r.fun("k8snvidia-nouveau-clean-reboot-pending") == "k8snvidia.reboot_pending"
+    assert r.fun("k8snvidia-nouveau-clean-reboot-pending") == "reboot_pending.marked"
 
 
 @pytest.mark.parametrize("os_name", render.OSES)

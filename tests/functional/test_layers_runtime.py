@@ -183,8 +183,8 @@ def test_nvidia_runtime_in_docker_and_containerd(rendered, os_name, profile):
     }
     assert ("service", "k8snvidia-docker-service") in reqs(daemon, "watch_in")
     assert ("pkg", "k8snvidia-nvidia-ctk-packages") in reqs(daemon, "require")
-    dropin = args(high["k8snvidia-nvidia-ctk-containerd-dropin"], "k8snvidia")
-    assert dropin["__fun__"] == "k8snvidia.containerd_dropin"
+    dropin = args(high["k8snvidia-nvidia-ctk-containerd-dropin"], "containerd")
+    assert dropin["__fun__"] == "containerd.dropin_managed"
     assert dropin["name"] == "/etc/containerd/conf.d/99-nvidia.toml"
     assert dropin["config"] == "/etc/containerd/config.toml"
     assert dropin["context"]["nvidia"] is True and dropin["context"]["systemd_cgroup"] is True
@@ -192,13 +192,13 @@ def test_nvidia_runtime_in_docker_and_containerd(rendered, os_name, profile):
     # the config version is not chosen at render time: the state reads it from the installed containerd
     assert "version" not in dropin["context"]
     assert ("service", "k8snvidia-containerd-service") in reqs(dropin, "watch_in")
-    assert ("k8snvidia", "k8snvidia-containerd-config") in reqs(dropin, "require")
+    assert ("containerd", "k8snvidia-containerd-config") in reqs(dropin, "require")
     ctd = args(high["k8snvidia-containerd-service"], "service")
     assert ctd["name"] == "containerd" and ctd["enable"] is True
     for sid in ("k8snvidia-containerd-config", "k8snvidia-containerd-cri-dropin"):
-        assert ("k8snvidia", sid) in reqs(ctd, "watch")
-    config = args(high["k8snvidia-containerd-config"], "k8snvidia")
-    assert config["__fun__"] == "k8snvidia.containerd_config"
+        assert ("containerd", sid) in reqs(ctd, "watch")
+    config = args(high["k8snvidia-containerd-config"], "containerd")
+    assert config["__fun__"] == "containerd.config_managed"
     assert config["imports"] == "/etc/containerd/conf.d/*.toml"
     assert config["packages"] == ["containerd.io", "containerd"]
     # the CRI plugin is enabled only where containerd is the Kubernetes CRI
@@ -277,11 +277,11 @@ disabled_plugins = ["cri"]
 
 def _file_states(high):
     """Only the file states that edit configuration (file.* and the
-    k8snvidia containerd states), without requisites on states left out
+    containerd states), without requisites on states left out
     (packages, services)."""
     keep = {}
     for sid, state in high.items():
-        mod = "file" if "file" in state else "k8snvidia" if "k8snvidia" in state else None
+        mod = "file" if "file" in state else "containerd" if "containerd" in state else None
         if mod is None or sid.endswith("-keyring"):
             continue
         body = [a for a in state[mod] if not (isinstance(a, dict) and set(a) & set(REQUISITES))]

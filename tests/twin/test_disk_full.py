@@ -10,7 +10,7 @@ module.
 * /var full: the salt-minion cannot start a job (it writes each one to
   /var/cache/salt/minion/proc first, as a real one does) and answers again
   once the disk is freed (the orchestration's begin step then fails such a
-  node with the hint to look at /var: tests/unit/runners/test_k8snvidia_failure_text.py);
+  node with the hint to look at /var: tests/unit/runners/test_cluster_run_failure_text.py);
 * the orchestration: the full-/ worker is failed at prepare with the
   state's own error (No space left on device) and which filesystem is full;
   the others finish; the exit code is non-zero; once the disk is cleared a

@@ -188,7 +188,7 @@ def after_converge(twin, pillar, cost):
     artifacts.make_runfile(str(twin.run_dir / "artifacts"), REFUSED)
     _pillar(pillar, REFUSED)
     t1 = time.time()
-    drained = twin.salt_run("k8snvidia_driver.drain", timeout=900)
+    drained = twin.salt_run("driver_upgrade.drain", timeout=900)
     applied = twin.salt(GPU, "state.apply", "nvidia.driver", timeout=900)[GPU]
     cost["refused"] = round(time.time() - t1, 1)
     record = json.loads((twin.run_dir / "master/var/cache/salt/master/k8snvidia/run.json").read_text())

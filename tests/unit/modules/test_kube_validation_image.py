@@ -56,7 +56,7 @@ def test_no_fitting_image_is_reported_not_run():
 
 def test_one_place_for_the_image():
     # no image literal outside the map
-    for rel in ("_modules/kubeadm.py", "_modules/kube.py", "_runners/k8snvidia.py", "salt/kubernetes/master.sls"):
+    for rel in ("_modules/kubeadm.py", "_modules/kube.py", "_runners/cluster_run.py", "salt/kubernetes/master.sls"):
         assert not re.search(r"cuda:\d", (ROOT / rel).read_text()), rel
 
 

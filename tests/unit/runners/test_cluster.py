@@ -2,7 +2,7 @@
 membership of each node, asked of fake minions."""
 
 from tests.conftest import cluster_view, load_source
-from tests.unit.runners.test_k8snvidia import NODES, FakeClient
+from tests.unit.runners.test_cluster_run import NODES, FakeClient
 
 # ----------------------------------------------- inventory and membership
 CA = "sha256:" + "c" * 64

@@ -23,14 +23,14 @@ def test_state_default_test_mode_predicts_and_acts_not(el7, reboot_dir):
 
 
 def test_state_default_real_then_idempotent(el7, reboot_dir):
-    m, mod, state, k8s = el7
+    m, mod, state, marks = el7
     m.add_kernel(EL7_NEW)
     m.rpm["kernel-lt"] = [EL7_NEW]
     ret = state.default("kernel-lt", boot_tool="grub2-mkconfig", grub_config="/boot/grub2/grub.cfg")
     assert ret["result"] is True, ret
     assert ret["changes"]["default"] == {"old": EL7_OLD, "new": EL7_NEW}
     assert ret["changes"]["reboot_pending"] == f"kernel {EL7_NEW} is the boot default but {EL7_OLD} is running"
-    assert k8s.reboot_pending() == [ret["changes"]["reboot_pending"]]
+    assert marks.reasons() == [ret["changes"]["reboot_pending"]]
     m.commands.clear()
     again = state.default("kernel-lt", boot_tool="grub2-mkconfig", grub_config="/boot/grub2/grub.cfg")
     assert again["result"] is True and again["changes"] == {}
@@ -41,11 +41,11 @@ def test_state_default_real_then_idempotent(el7, reboot_dir):
 
 
 def test_state_default_running_kernel_needs_no_reboot(el9, reboot_dir):
-    m, mod, state, k8s = el9
+    m, mod, state, marks = el9
     m.rpm["kernel"] = ["5.14.0-427.el9.x86_64"]
     ret = state.default("kernel", boot_tool="grubby")
     assert ret["result"] is True and ret["changes"] == {}
-    assert k8s.reboot_pending() == []
+    assert marks.reasons() == []
     # a release as name works too
     assert state.default("5.14.0-427.el9.x86_64", boot_tool="grubby")["changes"] == {}
 
@@ -126,7 +126,7 @@ def test_state_initramfs_older_than_retries_only_stale_images(el7):
 
 
 def test_state_default_without_grub_is_no_failure(ubuntu, reboot_dir):
-    m, mod, state, k8s = ubuntu
+    m, mod, state, marks = ubuntu
     m.tools -= {"update-grub", "grub-set-default"}
     m.add_kernel(UB_NEW)
     m.dpkg["linux-image-generic"] = f"linux-image-{UB_NEW}"

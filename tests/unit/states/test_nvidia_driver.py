@@ -54,8 +54,8 @@ class Minion:
             "nvidia.holders": self.holders,
             "nvidia_driver.dkms_status": self.dkms_status,
             "nvidia_driver.dkms_install": self.dkms_install,
-            "k8snvidia.reboot_pending": lambda: list(self.reboot_reasons),
-            "k8snvidia.set_reboot_pending": self.reboot_reasons.append,
+            "reboot_pending.reasons": lambda: list(self.reboot_reasons),
+            "reboot_pending.mark": self.reboot_reasons.append,
         })
         self.salt = salt
         for m in (self.mod, self.state_mod):
@@ -365,7 +365,7 @@ def test_failed_reboot_mark_is_reported(minion):
     def broken(_reason):
         raise OSError("read-only file system")
 
-    minion.salt["k8snvidia.set_reboot_pending"] = broken
+    minion.salt["reboot_pending.mark"] = broken
     ret = minion.installed()
     assert ret["result"] is False
     assert "could not mark the reboot pending" in ret["comment"] and "read-only file system" in ret["comment"]
@@ -557,8 +557,8 @@ class FactsMinion:
             "pkg.version": lambda _name: "",
             "pkg.latest_version": lambda _name, refresh=False: "1",
             "pkg.list_repos": lambda: repos or {},
-            "k8snvidia.reboot_pending": lambda: list(self.reboots),
-            "k8snvidia.set_reboot_pending": self.reboots.append,
+            "reboot_pending.reasons": lambda: list(self.reboots),
+            "reboot_pending.mark": self.reboots.append,
         }
         self.mod.__utils__.update({"nvidia_gpu.architecture_of_name": self.nvgpu.architecture_of_name,
                                    "nvidia_gpu.recommend": self.nvgpu.recommend})
@@ -816,7 +816,7 @@ def test_plan_pods_holding_the_gpu_ask_for_a_drain_others_are_refused():
     plan = _held_upgrade([plugin, persist], services)
     assert "while Kubernetes pods hold the GPU: nvidia-device-plugin (pid 31000, in a pod, /dev/nvidia0" in (
         plan["refusals"][0])
-    assert "salt-run k8snvidia_driver.drain <node>" in plan["refusals"][0]
+    assert "salt-run driver_upgrade.drain <node>" in plan["refusals"][0]
     assert _held_upgrade([persist], services)["refusals"] == []
     job = {"pid": 4242, "command": "python3", "devices": ["/dev/nvidia-uvm", "/dev/nvidia0"]}
     for test in (True, False):

@@ -1,7 +1,7 @@
 """The three states that mark "reboot pending" (bootkernel.default,
-k8snvidia.reboot_pending*, nvidia_driver.installed) do it through one
+reboot_pending.*, nvidia_driver.installed) do it through one
 helper, host.mark_reboot: already pending, predicted under test, marked, and
-a failure of the k8snvidia module reported (result False), never dropped."""
+a failure of the reboot_pending module reported (result False), never dropped."""
 
 import pytest
 
@@ -50,28 +50,28 @@ def test_bootkernel_default_reports_a_failed_mark(bootkernel):
 
 
 @pytest.fixture
-def k8snvidia(tmp_path):
+def reboot_pending(tmp_path):
     marks = Marks()
     (tmp_path / "modules").write_text("nouveau 1949696 1 - Live 0x0\n")
-    state = load_source("_states/k8snvidia.py", "k8snvidia_test_marks_k8snvidia")
+    state = load_source("_states/reboot_pending.py", "k8snvidia_test_marks_reboot_pending")
     state.__salt__ = marks.salt()
     state.__opts__ = {"test": False, "k8snvidia.procfs_root": str(tmp_path)}
     return state, marks
 
 
-def test_k8snvidia_marks_and_reports_a_failed_mark(k8snvidia):
-    state, marks = k8snvidia
-    ret = state.reboot_pending_if_loaded("nouveau")
+def test_reboot_pending_marks_and_reports_a_failed_mark(reboot_pending):
+    state, marks = reboot_pending
+    ret = state.if_module_loaded("nouveau")
     assert ret["result"] is True and ret["changes"] and len(marks.reasons) == 1
     marks.fail = "no space left on device"
-    ret = state.reboot_pending("another reason")
+    ret = state.marked("another reason")
     assert ret["result"] is False and ret["changes"] == {} and "no space left on device" in ret["comment"]
 
 
-def test_k8snvidia_reads_the_deprecated_procfs_option(k8snvidia, tmp_path):
-    state, marks = k8snvidia
+def test_reboot_pending_reads_the_deprecated_procfs_option(reboot_pending, tmp_path):
+    state, marks = reboot_pending
     state.__opts__ = {"test": True, "nvidia.procfs_root": str(tmp_path)}
-    assert state.reboot_pending_if_loaded("nouveau")["result"] is None
+    assert state.if_module_loaded("nouveau")["result"] is None
 
 
 def test_nvidia_driver_in_place_marks_through_the_helper():

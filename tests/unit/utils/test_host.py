@@ -163,12 +163,12 @@ def test_mark_reboot_reports_failures():
     assert got["status"] == "failed" and got["result"] is False and got["changes"] == {}
     assert "could not mark the reboot pending (r): read-only file system" in got["comment"]
     got = host.mark_reboot({}, "r", True)
-    assert got["result"] is False and "k8snvidia.reboot_pending" in got["comment"] and "sync_all" in got["comment"]
+    assert got["result"] is False and "reboot_pending.reasons" in got["comment"] and "sync_all" in got["comment"]
 
     def broken():
         raise RuntimeError("cannot read /run/k8snvidia/reboot-required")
 
-    got = host.mark_reboot({"k8snvidia.reboot_pending": broken, "k8snvidia.set_reboot_pending": print}, "r", True)
+    got = host.mark_reboot({"reboot_pending.reasons": broken, "reboot_pending.mark": print}, "r", True)
     assert got["result"] is False and "cannot read /run/k8snvidia" in got["comment"]
 
 

@@ -1,4 +1,4 @@
-"""The orchestration's runner (_runners/k8snvidia.py) with a fake Salt client:
+"""The orchestration's runner (_runners/cluster_run.py) with a fake Salt client:
 the lock, per-run records, the control plane first, nodes that stop
 answering, reboot stragglers, SIGINT/SIGTERM between steps, the exit code."""
 
@@ -66,7 +66,7 @@ def default_answers(nid, fun, arg):
         return True
     if fun == "state.apply":
         return OK_STATE
-    if fun == "k8snvidia.reboot_pending":
+    if fun == "reboot_pending.reasons":
         return []
     return True
 
@@ -74,7 +74,7 @@ def default_answers(nid, fun, arg):
 @pytest.fixture
 def runner(tmp_path, monkeypatch):
     def make(answers=default_answers, events=()):
-        mod = load_source("_runners/k8snvidia.py", "k8snvidia_runner_test")
+        mod = load_source("_runners/cluster_run.py", "cluster_run_runner_test")
         mod.__opts__ = {"cachedir": str(tmp_path / "cache"), "sock_dir": str(tmp_path / "sock")}
         mod.__context__ = {}
         mod.__salt__ = {"cluster.view": lambda: cluster_view(NODES),
@@ -248,7 +248,7 @@ def test_a_signal_stops_the_run_between_steps_with_a_summary(runner, sig):
 
 def test_a_straggler_after_reboot_does_not_hold_the_others(runner):
     def answers(nid, fun, arg):
-        if fun == "k8snvidia.reboot_pending":
+        if fun == "reboot_pending.reasons":
             return ["kernel 5.4 is the boot default"] if nid != "cluster-master" else []
         return default_answers(nid, fun, arg)
 

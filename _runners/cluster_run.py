@@ -19,8 +19,8 @@ finishes it. A node that stops answering is failed once it has been silent
 for ``cluster:node_timeout`` seconds (Salt's job check), with what was last
 seen of it, instead of after the step's whole timeout.
 
-    salt-run k8snvidia.run_file      # where this run's record is
-    salt-run k8snvidia.failed        # the failed nodes of the last run
+    salt-run cluster_run.run_file      # where this run's record is
+    salt-run cluster_run.failed        # the failed nodes of the last run
 """
 
 import json
@@ -53,7 +53,7 @@ def run_file():
 
     .. code-block:: bash
 
-        salt-run k8snvidia.run_file
+        salt-run cluster_run.run_file
     """
     return os.path.join(_dir(), "run.json")
 
@@ -298,7 +298,7 @@ def begin(plan=None, node_timeout=NODE_TIMEOUT):
 
     .. code-block:: bash
 
-        salt-run k8snvidia.begin
+        salt-run cluster_run.begin
     """
     ok, message = _take_lock()
     if not ok:
@@ -350,7 +350,7 @@ def sync(node_timeout=NODE_TIMEOUT, stage="sync"):
 
     .. code-block:: bash
 
-        salt-run k8snvidia.sync
+        salt-run cluster_run.sync
     """
     run = _load()
     _check_signal(run)
@@ -447,7 +447,7 @@ def step(step_name, sls, role=None, gpu=None, required=False, batch=None, node_t
 
     .. code-block:: bash
 
-        salt-run k8snvidia.step step_name=prepare sls='[host, kernel]'
+        salt-run cluster_run.step step_name=prepare sls='[host, kernel]'
     """
     run = _load()
     stage = stage or _stage(step_name, role)
@@ -510,7 +510,7 @@ def step(step_name, sls, role=None, gpu=None, required=False, batch=None, node_t
 
 def reboot(timeout=900, role=None, grace=300, node_timeout=NODE_TIMEOUT, required=False, stage=None):
     """
-    Reboot only the nodes with a reboot pending (``k8snvidia.reboot_pending``)
+    Reboot only the nodes with a reboot pending (``reboot_pending.reasons``)
     and wait, up to ``timeout`` seconds, for each to start again
     (``salt/minion/<id>/start``). Once every other node is back, a node still
     away is waited for ``grace`` seconds more, not the whole ``timeout``: it is
@@ -520,7 +520,7 @@ def reboot(timeout=900, role=None, grace=300, node_timeout=NODE_TIMEOUT, require
 
     .. code-block:: bash
 
-        salt-run k8snvidia.reboot timeout=900
+        salt-run cluster_run.reboot timeout=900
     """
     run = _load()
     stage = stage or _stage("reboot", role)
@@ -533,7 +533,7 @@ def reboot(timeout=900, role=None, grace=300, node_timeout=NODE_TIMEOUT, require
         _save(run)
         return {"result": True, "rebooted": []}
     client = _client()
-    pending = client.cmd(targets, "k8snvidia.reboot_pending", tgt_type="list", timeout=int(node_timeout))
+    pending = client.cmd(targets, "reboot_pending.reasons", tgt_type="list", timeout=int(node_timeout))
     need = {nid: reasons for nid, reasons in pending.items() if isinstance(reasons, list) and reasons}
     for nid in targets:
         if nid not in pending:
@@ -602,7 +602,7 @@ def publish_join_data(node_timeout=NODE_TIMEOUT, stage="join-data"):
 
     .. code-block:: bash
 
-        salt-run k8snvidia.publish_join_data
+        salt-run cluster_run.publish_join_data
     """
     run = _load()
     _check_signal(run)
@@ -643,7 +643,7 @@ def publish_gpu_facts(node_timeout=NODE_TIMEOUT, stage="gpu-facts"):
 
     .. code-block:: bash
 
-        salt-run k8snvidia.publish_gpu_facts
+        salt-run cluster_run.publish_gpu_facts
     """
     run = _load()
     _check_signal(run)
@@ -674,7 +674,7 @@ def gpu_check(node_timeout=NODE_TIMEOUT, stage="gpu-check"):
 
     .. code-block:: bash
 
-        salt-run k8snvidia.gpu_check
+        salt-run cluster_run.gpu_check
     """
     run = _load()
     _check_signal(run)
@@ -743,7 +743,7 @@ def summary():
 
     .. code-block:: bash
 
-        salt-run k8snvidia.summary
+        salt-run cluster_run.summary
     """
     run = _load()
     _check_signal(run)
@@ -788,7 +788,7 @@ def finish():
 
     .. code-block:: bash
 
-        salt-run k8snvidia.finish
+        salt-run cluster_run.finish
     """
     run = _load()
     _check_signal(run)
@@ -817,7 +817,7 @@ def failed():
 
     .. code-block:: bash
 
-        salt-run k8snvidia.failed
+        salt-run cluster_run.failed
     """
     run = _load()
     out = {n: v.get("failed") for n, v in sorted(run.get("nodes", {}).items()) if v.get("failed")}

@@ -1,4 +1,4 @@
-"""The k8snvidia_driver runner: a driver replaced on a joined GPU node is
+"""The driver_upgrade runner: a driver replaced on a joined GPU node is
 cordoned, drained and the device plugin moved off first, and given back
 afterwards; a node whose driver step failed stays cordoned. The local
 client (the control plane's kubectl, the nodes' predictions) is faked."""
@@ -53,7 +53,7 @@ class Client:
 
 @pytest.fixture
 def runner(tmp_path, monkeypatch):
-    mod = load_source("_runners/k8snvidia_driver.py", "test_k8snvidia_driver_runner")
+    mod = load_source("_runners/driver_upgrade.py", "test_driver_upgrade_runner")
     mod.__opts__ = {"cachedir": str(tmp_path)}
     mod.__salt__ = {
         "cluster.view": lambda: cluster_view(NODES),
@@ -128,7 +128,7 @@ def test_a_node_whose_driver_step_would_refuse_is_not_drained(runner, monkeypatc
 
 
 def fresh(runner):
-    """A new orchestration run (k8snvidia.begin starts a new record)."""
+    """A new orchestration run (cluster_run.begin starts a new record)."""
     import os
 
     os.remove(runner._run_path())
@@ -192,7 +192,7 @@ def test_a_failed_drain_gives_the_node_back_a_failed_driver_keeps_it_cordoned(ru
 
 
 def test_drain_needed_reads_the_driver_plan():
-    mod = load_source("_runners/k8snvidia_driver.py", "test_k8snvidia_driver_runner2")
+    mod = load_source("_runners/driver_upgrade.py", "test_driver_upgrade_runner2")
     assert mod.drain_needed(prediction(True)) is True
     assert mod.drain_needed(prediction(False)) is False
     assert mod.drain_needed("Minion did not return") is False

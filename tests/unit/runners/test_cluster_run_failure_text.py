@@ -1,12 +1,12 @@
-"""What the orchestration says about a failed node (_runners/k8snvidia.py):
+"""What the orchestration says about a failed node (_runners/cluster_run.py):
 the state that failed by itself, not its dependents; Salt's traceback cut
 to what was raised; a command's stderr; a full filesystem named with what
 to look at (the twin's disk_full fault, tests/twin/test_disk_full.py)."""
 
 from tests.conftest import load_source
-from tests.unit.runners.test_k8snvidia import _run_all, default_answers, runner  # noqa: F401
+from tests.unit.runners.test_cluster_run import _run_all, default_answers, runner  # noqa: F401
 
-MOD = load_source("_runners/k8snvidia.py", "k8snvidia_runner_failure_text")
+MOD = load_source("_runners/cluster_run.py", "cluster_run_failure_text")
 
 SALT_ENOSPC = ("Unable to manage file: [Errno 28] No space left on device: '/tmp/__salt.tmp.0brtchwk' -> "
                "'/etc/sysctl.d/k8s.confe_szqusv'")

@@ -1,141 +1,37 @@
 """
-K8sNvidia's small node states: "reboot pending" bookkeeping, swap off now,
-and a loaded-module check that marks a reboot instead of unloading.
+containerd's config files at the installed containerd's config version:
+the main ``config.toml`` made loadable without rewriting it
+(``containerd.config_managed``) and drop-ins from Jinja templates
+(``containerd.dropin_managed``).
 
 .. code-block:: yaml
 
-    k8snvidia-kernel-reboot-pending:
-      k8snvidia.reboot_pending:
-        - name: a new kernel is installed
-        - onchanges:
-          - pkg: k8snvidia-kernel-packages
+    k8snvidia-containerd-config:
+      containerd.config_managed:
+        - name: /etc/containerd/config.toml
+        - imports: /etc/containerd/conf.d/*.toml
+        - cri: true
 
-    k8snvidia-nouveau-loaded-reboot-pending:
-      k8snvidia.reboot_pending_if_loaded:
-        - name: nouveau
-
-The loaded modules and active swaps are read from ``/proc/modules`` and
-``/proc/swaps`` (under the minion option ``k8snvidia.procfs_root`` when set,
-read by ``_utils/host.py``), so a run with nothing to do starts no process.
+    k8snvidia-containerd-cri:
+      containerd.dropin_managed:
+        - name: /etc/containerd/conf.d/10-k8snvidia-cri.toml
+        - config: /etc/containerd/config.toml
+        - source: salt://docker/files/containerd-cri.toml.jinja
 """
 
-import os
 import re
 
-__virtualname__ = "k8snvidia"
+__virtualname__ = "containerd"
 
 
 def __virtual__():
-    if "k8snvidia.set_reboot_pending" in __salt__:
-        return __virtualname__
-    return (False, "k8snvidia: the k8snvidia execution module is not available")
+    return __virtualname__
 
 
 def _ret(name):
     return {"name": name, "result": True, "changes": {}, "comment": ""}
 
 
-def _procfs(name):
-    return os.path.join(__utils__["host.procfs"](__opts__), name)
-
-
-def _proc_lines(name):
-    """Lines of a procfs file; None when it cannot be read."""
-    try:
-        with open(_procfs(name), encoding="utf-8", errors="replace") as fh:
-            return fh.read().splitlines()
-    except OSError:
-        return None
-
-
-def _loaded_modules():
-    """Names of the loaded kernel modules (``host.kernel_modules``, else
-    ``lsmod`` through ``kmod.mod_list``)."""
-    try:
-        return list(__utils__["host.kernel_modules"](__utils__["host.procfs"](__opts__)))
-    except OSError:
-        return list(__salt__["kmod.mod_list"]())
-
-
-def _active_swaps():
-    """Active swap devices and files: ``/proc/swaps`` without its header,
-    else ``swapon -s`` (the same table; util-linux 2.23 on el7 has it)."""
-    lines = _proc_lines("swaps")
-    if lines is None:
-        res = __salt__["cmd.run_all"](["swapon", "-s"], python_shell=False, ignore_retcode=True)
-        lines = (res.get("stdout") or "").splitlines() if not res.get("retcode") else []
-    return [line.split()[0] for line in lines if line.strip() and not line.startswith("Filename")]
-
-
-def _mark(ret, reason):
-    """Record ``reason`` as pending (idempotent), predicting under test
-    (``host.mark_reboot``)."""
-    got = __utils__["host.mark_reboot"](__salt__, reason, __opts__["test"])
-    ret.update(result=got["result"], changes=got["changes"], comment=got["comment"])
-    return ret
-
-
-def reboot_pending(name, reason=None):
-    """
-    Mark this node "reboot pending" (never reboots). Meant for ``onchanges``
-    or ``watch``; recording a reason twice changes nothing.
-
-    name
-        The reason, unless ``reason`` is given.
-    """
-    return _mark(_ret(name), reason or name)
-
-
-def reboot_pending_if_loaded(name, reason=None):
-    """
-    Mark a reboot pending when the kernel module ``name`` is loaded now
-    (e.g. nouveau after it has been blacklisted). Reads ``/proc/modules``.
-    """
-    ret = _ret(name)
-    if name not in _loaded_modules():
-        ret["comment"] = f"Kernel module {name} is not loaded"
-        return ret
-    return _mark(ret, reason or f"kernel module {name} is loaded and must not be")
-
-
-def swap_off(name):
-    """
-    Turn every active swap off now (``swapoff -a``) when ``/proc/swaps`` lists
-    any. Keeping it off across reboots is /etc/fstab's business.
-    """
-    ret = _ret(name)
-    active = _active_swaps()
-    if not active:
-        ret["comment"] = "No swap is active"
-        return ret
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["changes"] = {"swapoff": active}
-        ret["comment"] = f"Swap would be turned off: {', '.join(active)}"
-        return ret
-    res = __salt__["cmd.run_all"](["swapoff", "-a"], python_shell=False, ignore_retcode=True)
-    left = _active_swaps()
-    if res.get("retcode") or left:
-        ret["result"] = False
-        ret["comment"] = "swapoff -a failed (rc {}): {} {}".format(
-            res.get("retcode"), (res.get("stderr") or "").strip(), f"still active: {', '.join(left)}" if left else ""
-        ).strip()
-        return ret
-    ret["changes"] = {"swapoff": active}
-    ret["comment"] = f"Swap turned off: {', '.join(active)}"
-    return ret
-
-
-def mod_watch(name, sfun=None, **kwargs):
-    """``watch`` support for :py:func:`reboot_pending`."""
-    if sfun == "reboot_pending":
-        return reboot_pending(name, **kwargs)
-    return {"name": name, "result": False, "changes": {}, "comment": f"watch is not supported by k8snvidia.{sfun}"}
-
-
-# ---------------------------------------------------------------------------
-# containerd: config.toml and drop-ins at the installed containerd's version
-#
 # containerd reads config versions 2 (1.x), 3 (2.0-2.2) and 4 (2.3+); 1.7
 # refuses a higher one ("unsupported config version"), 1.6 ignores it
 # silently (the CRI settings vanish). containerd 2.0-2.2 merge the files in
@@ -192,7 +88,7 @@ def _containerd_release(packages):
     database first (``pkg.version``: the list is already cached by the
     run's pkg states, so this starts no process), then ``containerd
     --version`` for a containerd installed without a package."""
-    key = "k8snvidia.containerd_release"
+    key = "containerd.release"
     if key in __context__:
         return __context__[key]
     found = None
@@ -338,7 +234,7 @@ def _release_or_ret(ret, packages, what):
     return release
 
 
-def containerd_config(name, imports, cri=True, packages=("containerd.io", "containerd"), mode="0644"):
+def config_managed(name, imports, cri=True, packages=("containerd.io", "containerd"), mode="0644"):
     """
     containerd's main config file (``name``) made loadable by the installed
     containerd, without rewriting it: ``version`` set to that containerd's
@@ -350,7 +246,7 @@ def containerd_config(name, imports, cri=True, packages=("containerd.io", "conta
     .. code-block:: yaml
 
         k8snvidia-containerd-config:
-          k8snvidia.containerd_config:
+          containerd.config_managed:
             - name: /etc/containerd/config.toml
             - imports: /etc/containerd/conf.d/*.toml
             - cri: true
@@ -374,11 +270,11 @@ def containerd_config(name, imports, cri=True, packages=("containerd.io", "conta
     return sub
 
 
-def containerd_dropin(name, config, source, context=None, packages=("containerd.io", "containerd"), mode="0644"):
+def dropin_managed(name, config, source, context=None, packages=("containerd.io", "containerd"), mode="0644"):
     """
     A containerd drop-in (``name``, a Jinja template ``source``) written at
     the config version of the main file ``config`` (as
-    :py:func:`containerd_config` leaves it), handed to the template as
+    :py:func:`config_managed` leaves it), handed to the template as
     ``version``.
     """
     ret = _ret(name)

@@ -43,10 +43,10 @@ driver changed) is given back too: its old driver is intact. A node whose
 driver step failed after it began, or whose new driver failed its check,
 stays cordoned, without the device plugin, and is named in the summary.
 
-    salt-run k8snvidia_driver.drain            # every GPU node that needs it
-    salt-run k8snvidia_driver.drain node-110   # one node, by hand
-    salt-run k8snvidia_driver.restore node-110
-    salt-run k8snvidia_driver.uncordon node-110
+    salt-run driver_upgrade.drain            # every GPU node that needs it
+    salt-run driver_upgrade.drain node-110   # one node, by hand
+    salt-run driver_upgrade.restore node-110
+    salt-run driver_upgrade.uncordon node-110
 """
 
 import json
@@ -88,7 +88,7 @@ def _save(run):
 
 def _note(run, message):
     run.setdefault("log", []).append(f"{time.strftime('%H:%M:%S')} {message}")
-    log.info("k8snvidia_driver: %s", message)
+    log.info("driver_upgrade: %s", message)
 
 
 def _fail(run, nid, stage, why):
@@ -153,7 +153,7 @@ def _plugin_phases(client, control, node, namespace):
 
 
 def _stage_done(run, stage):
-    """The orchestration's record of stages (k8snvidia runner): done, or not
+    """The orchestration's record of stages (cluster_run runner): done, or not
     done when the run was stopped."""
     key = "not_done" if run.get("stopped") else "done"
     if stage and stage not in run.setdefault(key, []):
@@ -189,8 +189,8 @@ def drain(node=None, timeout=600, namespace="kube-system", stage=None, node_time
 
     .. code-block:: bash
 
-        salt-run k8snvidia_driver.drain
-        salt-run k8snvidia_driver.drain node-110
+        salt-run driver_upgrade.drain
+        salt-run driver_upgrade.drain node-110
     """
     stage_name = stage or "driver-drain"
     run = _load()
@@ -294,8 +294,8 @@ def restore(node=None, timeout=300, namespace="kube-system", stage=None, node_ti
 
     .. code-block:: bash
 
-        salt-run k8snvidia_driver.restore
-        salt-run k8snvidia_driver.restore node-110
+        salt-run driver_upgrade.restore
+        salt-run driver_upgrade.restore node-110
     """
     stage_name = stage or "driver-restore"
     run, client, control = _give_back_begin(stage)
@@ -340,8 +340,8 @@ def uncordon(node=None, namespace="kube-system", stage=None, node_timeout=None):
 
     .. code-block:: bash
 
-        salt-run k8snvidia_driver.uncordon
-        salt-run k8snvidia_driver.uncordon node-110
+        salt-run driver_upgrade.uncordon
+        salt-run driver_upgrade.uncordon node-110
     """
     stage_name = stage or "driver-uncordon"
     run, client, control = _give_back_begin(stage)
