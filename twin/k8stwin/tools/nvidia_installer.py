@@ -32,7 +32,6 @@ Not emulated: the X server check, the root check, precompiled interfaces,
 question takes its default and plain messages go to stdout).
 """
 
-import importlib.util
 import os
 import re
 import shutil
@@ -43,7 +42,7 @@ import textwrap
 import time
 
 from .. import dkms as dkmsreg
-from .. import fs, state
+from .. import fs, hw, state
 
 DESCRIPTION = "NVIDIA Accelerated Graphics Driver for Linux-x86_64"
 BACKUP_DIR = "/var/lib/nvidia"
@@ -136,14 +135,8 @@ OPTIONS = {
 }
 
 
-def vt(version):
-    out = []
-    for part in str(version or "").split("."):
-        try:
-            out.append(int(part))
-        except ValueError:
-            out.append(0)
-    return tuple(out)
+# the product's one parser of driver versions ('580.95.05' -> (580, 95, 5))
+vt = hw.nvidia_gpu.version_tuple
 
 
 class CommandLineError(Exception):
@@ -268,17 +261,8 @@ class UI:
 
 # ------------------------------------------------------------------ node facts
 def _gpu_rules():
-    """K8sNvidia's GPU table (_utils/nvidia_gpu.py), loaded by path; None if absent."""
-    path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "_utils", "nvidia_gpu.py")
-    if not os.path.isfile(path):
-        return None
-    spec = importlib.util.spec_from_file_location("k8stwin_nvidia_gpu", path)
-    mod = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(mod)
-    except Exception:  # pylint: disable=broad-except
-        return None
-    return mod
+    """K8sNvidia's GPU table (_utils/nvidia_gpu.py, loaded once by k8stwin.hw)."""
+    return hw.nvidia_gpu
 
 
 def _gpus():
@@ -361,34 +345,8 @@ def _twin_tool(name):
 
 
 def _sync_hw():
-    """Refresh the node's /proc view (k8stwin.hw.sync); without that component,
-    write the two files the nvidia grains and the Salt module read."""
-    try:
-        if fs.hook("hw", "sync") is not None or _hw_present():
-            return
-    except TypeError:
-        pass
-    base = state.node_dir()
-    st = state.read()
-    mods = st.get("modules") or []
-    os.makedirs(os.path.join(base, "proc", "driver"), exist_ok=True)
-    with open(os.path.join(base, "proc", "modules"), "w", encoding="utf-8") as fh:
-        for m in mods:
-            fh.write(f"{m} 1437696 0 - Live 0x0000000000000000\n")
-    ver_dir = os.path.join(base, "proc", "driver", "nvidia")
-    drv = st.get("nvidia_driver") or {}
-    if "nvidia" in mods and drv.get("version"):
-        os.makedirs(ver_dir, exist_ok=True)
-        kind = "Open Kernel Module for x86_64" if drv.get("kernel_module_type") == "open" else "x86_64 Kernel Module"
-        with open(os.path.join(ver_dir, "version"), "w", encoding="utf-8") as fh:
-            fh.write(f"NVRM version: NVIDIA UNIX {kind}  {drv['version']}  Release Build  (k8stwin)\n")
-            fh.write("GCC version:  gcc version (k8stwin)\n")
-    elif os.path.isdir(ver_dir):
-        shutil.rmtree(ver_dir)
-
-
-def _hw_present():
-    return importlib.util.find_spec("k8stwin.hw") is not None
+    """Refresh the node's /proc view (k8stwin.hw.sync)."""
+    hw.sync()
 
 
 # ------------------------------------------------------------------ actions
