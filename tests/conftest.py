@@ -139,6 +139,7 @@ SLOW_FIRST = (  # xdist hands each worker one file, then a second
     "tests/twin/test_no_dkms.py",
     "tests/twin/test_orchestrate_test_mode.py",
     "tests/twin/test_scale.py",
+    "tests/integration/test_master_minions.py",
     "tests/twin/",
     "tests/judges/",
     "tests/twin_judges/",
