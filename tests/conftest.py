@@ -32,9 +32,12 @@ def loader_globals(**dunders):
     a test file that defines a ``configure_loader_modules`` fixture returning
     ``{module: loader_globals(__salt__={...}, __opts__={...})}`` gets them
     patched in for each test and taken out after it (the dunders not named
-    are empty dicts; ``__utils__`` is the repo's _utils as the loader names
-    them unless given)."""
-    return {"__utils__": dict(repo_utils()), **dunders}
+    are empty dicts, this module's own: the mock alone would hand one empty
+    dict to every module of the mapping; ``__utils__`` is the repo's _utils
+    as the loader names them unless given). Pass the same dict to two
+    modules for them to share it, as a minion's modules share ``__salt__``."""
+    fresh = {name: {} for name in ("__opts__", "__salt__", "__grains__", "__pillar__", "__context__")}
+    return {**fresh, "__utils__": dict(repo_utils()), **dunders}
 
 
 _UTILS = {}

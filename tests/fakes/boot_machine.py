@@ -3,14 +3,18 @@ tests/unit/states/test_bootkernel.py): /boot, /etc/default/grub and grub.cfg
 in a scratch directory, and fake boot tools that behave as the real ones do
 (see shared/guides/real-tools.md, section 4). The fixtures ``el7``, ``el9``,
 ``ubuntu`` give (machine, module, state, reboot_pending module); test files
-import them."""
+import them. Each flavour's modules are loaded once; a fixture patches its
+machine's dunders in with salt-factories' loader mock (the class that
+``configure_loader_modules`` drives) and the mock takes them out after the
+test."""
 
 import os
 import pathlib
 
 import pytest
+from saltfactories.utils.loader import LoaderModuleMock
 
-from tests.conftest import load_source
+from tests.conftest import load_source, loader_globals
 
 EL7_OLD = "3.10.0-1062.18.1.el7.x86_64"
 EL7_NEW = "5.4.278-1.el7.elrepo.x86_64"
@@ -18,8 +22,15 @@ UB_OLD = "5.3.0-40-generic"
 UB_NEW = "5.4.0-150-generic"
 
 
+FLAVOURS = ("el7", "el9", "ubuntu")
+MODULES = {flavour: (load_source("_modules/bootkernel.py", f"bk_mod_{flavour}"),
+                     load_source("_states/bootkernel.py", f"bk_state_{flavour}"),
+                     load_source("_modules/reboot_pending.py", f"reboot_pending_mod_{flavour}"))
+           for flavour in FLAVOURS}
+
+
 def _key(release):
-    return load_source("_modules/bootkernel.py", "bk_sortkey")._version_key(release)
+    return MODULES["el7"][0]._version_key(release)
 
 
 class FakeMachine:
@@ -174,34 +185,34 @@ def _machine(tmp_path, monkeypatch, flavour, reboot_dir):
         m = FakeMachine(root, "ubuntu", [UB_OLD], UB_OLD, ["update-grub", "grub-set-default", "dpkg-query", "update-initramfs"])
         m.write("/etc/default/grub", 'GRUB_DEFAULT=0\nGRUB_TIMEOUT_STYLE=hidden\n')
         m.mkconfig("/boot/grub/grub.cfg")
-    mod = load_source("_modules/bootkernel.py", f"bk_mod_{flavour}")
-    mod.ROOT = str(root)
-    mod.__salt__ = {"cmd.run_all": m.run_all, "config.get": lambda key, default="": default}
-    mod.__opts__ = {"test": False}
-    mod.__grains__ = {"kernelrelease": m.running}
+    mod, state, marks = MODULES[flavour]
+    monkeypatch.setattr(mod, "ROOT", str(root))
     monkeypatch.setattr(mod.salt.utils.path, "which", lambda name: f"/usr/bin/{name}" if name in m.tools else None)
-    marks = load_source("_modules/reboot_pending.py", f"reboot_pending_mod_{flavour}")
-    marks.REBOOT_DIR = str(reboot_dir)
-    state = load_source("_states/bootkernel.py", f"bk_state_{flavour}")
-    state.__salt__ = {f"bootkernel.{fn}": getattr(mod, fn) for fn in (
+    monkeypatch.setattr(marks, "REBOOT_DIR", str(reboot_dir))
+    state_salt = {f"bootkernel.{fn}": getattr(mod, fn) for fn in (
         "installed", "default", "running", "set_default", "initramfs_image", "initramfs_older_than",
         "rebuild_initramfs", "missing_tools", "has_modules")}
-    state.__salt__["reboot_pending.reasons"] = marks.reasons
-    state.__salt__["reboot_pending.mark"] = marks.mark
-    state.__opts__ = {"test": False}
-    return m, mod, state, marks
+    state_salt["reboot_pending.reasons"] = marks.reasons
+    state_salt["reboot_pending.mark"] = marks.mark
+    with LoaderModuleMock({
+        mod: loader_globals(__salt__={"cmd.run_all": m.run_all, "config.get": lambda key, default="": default},
+                            __opts__={"test": False}, __grains__={"kernelrelease": m.running}),
+        state: loader_globals(__salt__=state_salt, __opts__={"test": False}),
+        marks: loader_globals(),
+    }):
+        yield m, mod, state, marks
 
 
 @pytest.fixture
 def el7(tmp_path, monkeypatch, reboot_dir):
-    return _machine(tmp_path, monkeypatch, "el7", reboot_dir)
+    yield from _machine(tmp_path, monkeypatch, "el7", reboot_dir)
 
 
 @pytest.fixture
 def el9(tmp_path, monkeypatch, reboot_dir):
-    return _machine(tmp_path, monkeypatch, "el9", reboot_dir)
+    yield from _machine(tmp_path, monkeypatch, "el9", reboot_dir)
 
 
 @pytest.fixture
 def ubuntu(tmp_path, monkeypatch, reboot_dir):
-    return _machine(tmp_path, monkeypatch, "ubuntu", reboot_dir)
+    yield from _machine(tmp_path, monkeypatch, "ubuntu", reboot_dir)

@@ -1,17 +1,24 @@
 """The kube execution module (kubectl on the control plane): GPU Feature
-Discovery labels (the states: tests/unit/states/test_kube.py)."""
+Discovery labels (the states: tests/unit/states/test_kube.py). Salt's
+dunders through salt-factories' loader mock (``configure_loader_modules``)."""
 
 import pytest
 
-from tests.conftest import load_source
+from tests.conftest import load_source, loader_globals
+
+kube = load_source("_modules/kube.py", "kube_labels")
+
+
+@pytest.fixture
+def configure_loader_modules():
+    return {kube: loader_globals()}
 
 
 # ---------------------------------------------------------------- GPU labels
 def _labels_mod(with_table=True):
-    mod = load_source("_modules/kube.py", "kube_labels")
     if not with_table:
-        mod.__utils__ = {}
-    return mod
+        kube.__utils__.clear()  # this test's (the loader mock's): no GPU table
+    return kube
 
 
 GTX = {"driver_version": "580.95.05", "cuda_version": "13.0",

@@ -1,6 +1,8 @@
 """The kubeadm execution module: config documents, encrypted join data
 through the mine, expiry, and no token in any return (the states:
-tests/unit/states/test_kubeadm.py)."""
+tests/unit/states/test_kubeadm.py). Salt's dunders through salt-factories'
+loader mock (``configure_loader_modules``): the control plane and the worker
+are two loads of the module, each with its own."""
 
 import time
 import types
@@ -11,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from salt.exceptions import CommandExecutionError
 
-from tests.conftest import load_source
+from tests.conftest import load_source, loader_globals
 
 TOKEN = "abcdef.0123456789abcdef"
 HASH = "sha256:" + "ab" * 32
@@ -29,25 +31,20 @@ def _keys(path):
     )
 
 
+mod = load_source("_modules/kubeadm.py")
+NODES = ("cluster-master", "node-110")
+node_mods = {nid: load_source("_modules/kubeadm.py", f"kubeadm_{nid.replace('-', '_')}") for nid in NODES}
+kubeadm_state = load_source("_states/kubeadm.py", "kubeadm_state_cluster_check")
+
+
 @pytest.fixture
-def cluster(tmp_path, monkeypatch):
-    """A control plane and a worker module instance, each with its own key,
-    sharing one fake mine."""
+def fleet(tmp_path):
+    """The control plane's and the worker's dunders, sharing one fake mine
+    (their keys are made by ``cluster``)."""
     mine = {}
     calls = []
 
-    def make(node_id):
-        mod = load_source("_modules/kubeadm.py", f"kubeadm_{node_id.replace('-', '_')}")
-        _keys(tmp_path / node_id)
-        mod.__opts__ = {"pki_dir": str(tmp_path / node_id)}
-        mod.__grains__ = {"id": node_id}
-        mod.__pillar__ = {
-            "k8snvidia": {
-                "cluster": {"join_token_ttl": "15m"},
-                "nodes": {"cluster-master": {"role": "control-plane"}, "node-110": {"role": "worker"}},
-            }
-        }
-
+    def dunders(node_id):
         def run_all(args, **kwargs):
             calls.append((node_id, args, kwargs))
             assert kwargs.get("output_loglevel") == "quiet"
@@ -59,25 +56,51 @@ def cluster(tmp_path, monkeypatch):
             ids = tgt.split(",")
             return {i: mine[(i, fun)] for i in ids if (i, fun) in mine}
 
-        mod.__salt__ = {"cmd.run_all": run_all, "mine.get": mine_get}
-        monkeypatch.setattr(mod.salt.utils.path, "which", lambda name: f"/usr/bin/{name}")
-        monkeypatch.setattr(mod, "initialized", lambda: True)
-        return mod
+        return {
+            "__opts__": {"pki_dir": str(tmp_path / node_id)},
+            "__grains__": {"id": node_id},
+            "__pillar__": {
+                "k8snvidia": {
+                    "cluster": {"join_token_ttl": "15m"},
+                    "nodes": {"cluster-master": {"role": "control-plane"}, "node-110": {"role": "worker"}},
+                }
+            },
+            "__salt__": {"cmd.run_all": run_all, "mine.get": mine_get},
+        }
 
-    cp, worker = make("cluster-master"), make("node-110")
+    return mine, calls, {nid: dunders(nid) for nid in NODES}
+
+
+@pytest.fixture
+def configure_loader_modules(fleet):
+    return {
+        mod: loader_globals(),
+        **{node_mods[nid]: loader_globals(**d) for nid, d in fleet[2].items()},
+        kubeadm_state: loader_globals(__opts__={"test": False}),
+    }
+
+
+@pytest.fixture
+def cluster(fleet, setup_loader_mock, tmp_path, monkeypatch):
+    """A control plane and a worker module instance, each with its own key,
+    sharing one fake mine."""
+    mine, calls, _ = fleet
+    for node_id, node in node_mods.items():
+        _keys(tmp_path / node_id)
+        monkeypatch.setattr(node.salt.utils.path, "which", lambda name: f"/usr/bin/{name}")
+        monkeypatch.setattr(node, "initialized", lambda: True)
+    cp, worker = node_mods["cluster-master"], node_mods["node-110"]
     mine[("node-110", cp.MINE_PUBKEY)] = worker.pubkey()
     return cp, worker, mine, calls
 
 
 def test_api_version_by_kubernetes_minor():
-    mod = load_source("_modules/kubeadm.py")
     assert mod.api_version("1.34.2") == "kubeadm.k8s.io/v1beta4"
     assert mod.api_version("1.30.1") == "kubeadm.k8s.io/v1beta3"
     assert mod.api_version("1.18.20") == "kubeadm.k8s.io/v1beta2"
 
 
 def test_init_config_documents():
-    mod = load_source("_modules/kubeadm.py")
     docs = list(
         yaml.safe_load_all(
             mod.init_config("cluster-master", "192.168.0.113", "1.34.2", "10.244.0.0/16", "10.96.0.0/12",
@@ -190,14 +213,12 @@ def test_expired_or_missing_join_data_says_what_to_do(cluster, monkeypatch):
 
 
 def test_failed_kubeadm_output_is_redacted():
-    mod = load_source("_modules/kubeadm.py")
     text = f"[ERROR Port-6443]: Port 6443 is in use\nerror execution phase preflight: token {TOKEN} bad"
     out = mod._errors(text)
     assert "Port 6443 is in use" in out and TOKEN not in out
 
 
 def test_bad_ttl_is_named():
-    mod = load_source("_modules/kubeadm.py")
     with pytest.raises(Exception, match="join_token_ttl: 'soon' is invalid"):
         mod._duration("soon")
 
@@ -245,10 +266,9 @@ def test_joined_is_checked_against_this_clusters_ca(cluster, tmp_path, monkeypat
     check = worker.cluster_check("cluster-master")
     assert check["state"] == "other" and "joined to another cluster" in check["detail"]
     assert TOKEN not in repr(check)
-    st = load_source("_states/kubeadm.py", "kubeadm_state_cluster_check")
-    st.__opts__ = {"test": False}
-    st.__salt__ = {"kubeadm.cluster_check": worker.cluster_check,
-                   "kubeadm.join": lambda *a: pytest.fail("must not join a node of another cluster")}
+    st = kubeadm_state
+    st.__salt__.update({"kubeadm.cluster_check": worker.cluster_check,
+                        "kubeadm.join": lambda *a: pytest.fail("must not join a node of another cluster")})
     ret = st.joined("node-110", "cluster-master", "sock", "1.34.2")
     assert ret["result"] is False and "`kubeadm reset -f` on node-110" in ret["comment"] and not ret["changes"]
     (kube / "pki/ca.crt").write_bytes(ours)

@@ -1,19 +1,27 @@
 """The cluster runner (_runners/cluster.py): the inventory and the
-membership of each node, asked of fake minions."""
+membership of each node, asked of fake minions. Salt's dunders through
+salt-factories' loader mock (``configure_loader_modules``)."""
 
-from tests.conftest import cluster_view, load_source
+import pytest
+
+from tests.conftest import cluster_view, load_source, loader_globals
 from tests.unit.runners.test_cluster_run import NODES, FakeClient
 
 # ----------------------------------------------- inventory and membership
 CA = "sha256:" + "c" * 64
+cluster = load_source("_runners/cluster.py", "cluster_runner_test")
+
+
+@pytest.fixture
+def configure_loader_modules():
+    return {cluster: loader_globals(__opts__={"output": "json"})}
 
 
 def _cluster_runner(monkeypatch, answers):
     import salt.client
 
-    mod = load_source("_runners/cluster.py", "cluster_runner_test")
-    mod.__opts__ = {"output": "json"}
-    mod.__context__ = {}
+    mod = cluster
+    mod.__context__.clear()  # a new salt-run call
     monkeypatch.setattr(mod, "_pillar", lambda mid, grains: {"k8snvidia": {"nodes": NODES}})
     monkeypatch.setattr(mod, "view", lambda pillar_dir=None: cluster_view(NODES))
     client = FakeClient(answers)

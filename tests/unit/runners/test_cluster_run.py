@@ -1,6 +1,7 @@
 """The orchestration's runner (_runners/cluster_run.py) with a fake Salt client:
 the lock, per-run records, the control plane first, nodes that stop
-answering, reboot stragglers, SIGINT/SIGTERM between steps, the exit code."""
+answering, reboot stragglers, SIGINT/SIGTERM between steps, the exit code.
+Salt's dunders through salt-factories' loader mock (``configure_loader_modules``)."""
 
 import contextlib
 import json
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import cluster_view, load_source
+from tests.conftest import cluster_view, load_source, loader_globals
 
 NODES = {
     "cluster-master": {"role": "control-plane", "ip": "192.168.0.113"},
@@ -71,14 +72,22 @@ def default_answers(nid, fun, arg):
     return True
 
 
+cluster_run = load_source("_runners/cluster_run.py", "cluster_run_runner_test")
+
+
 @pytest.fixture
-def runner(tmp_path, monkeypatch):
+def configure_loader_modules(tmp_path):
+    return {cluster_run: loader_globals(
+        __opts__={"cachedir": str(tmp_path / "cache"), "sock_dir": str(tmp_path / "sock")},
+        __salt__={"cluster.view": lambda: cluster_view(NODES),
+                  "cluster.membership": lambda ids: {n: True for n in ids}},
+    )}
+
+
+@pytest.fixture
+def runner(monkeypatch):
     def make(answers=default_answers, events=()):
-        mod = load_source("_runners/cluster_run.py", "cluster_run_runner_test")
-        mod.__opts__ = {"cachedir": str(tmp_path / "cache"), "sock_dir": str(tmp_path / "sock")}
-        mod.__context__ = {}
-        mod.__salt__ = {"cluster.view": lambda: cluster_view(NODES),
-                        "cluster.membership": lambda ids: {n: True for n in ids}}
+        mod = cluster_run
         client = FakeClient(answers)
         monkeypatch.setattr(mod.salt.client, "get_local_client", lambda mopts=None: client)
         bus = FakeBus(events)
@@ -88,7 +97,7 @@ def runner(tmp_path, monkeypatch):
             yield bus
 
         monkeypatch.setattr(mod.salt.utils.event, "get_master_event", master_event)
-        mod.client = client
+        monkeypatch.setattr(mod, "client", client, raising=False)
         return mod
 
     old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -103,7 +112,8 @@ def _record(mod):
 
 
 def _fresh_context(mod):
-    mod.__context__ = {}
+    """A new salt-run call: its ``__context__`` starts empty."""
+    mod.__context__.clear()
     return mod
 
 

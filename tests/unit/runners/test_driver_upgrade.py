@@ -1,13 +1,14 @@
 """The driver_upgrade runner: a driver replaced on a joined GPU node is
 cordoned, drained and the device plugin moved off first, and given back
 afterwards; a node whose driver step failed stays cordoned. The local
-client (the control plane's kubectl, the nodes' predictions) is faked."""
+client (the control plane's kubectl, the nodes' predictions) is faked.
+Salt's dunders through salt-factories' loader mock (``configure_loader_modules``)."""
 
 import json
 
 import pytest
 
-from tests.conftest import cluster_view, load_source
+from tests.conftest import cluster_view, load_source, loader_globals
 
 NODES = {
     "cluster-master": {"role": "control-plane", "gpus": []},
@@ -51,15 +52,21 @@ class Client:
         return {tgt: {"retcode": 0, "stdout": "ok", "stderr": ""}}
 
 
+driver_upgrade = load_source("_runners/driver_upgrade.py", "test_driver_upgrade_runner")
+
+
 @pytest.fixture
-def runner(tmp_path, monkeypatch):
-    mod = load_source("_runners/driver_upgrade.py", "test_driver_upgrade_runner")
-    mod.__opts__ = {"cachedir": str(tmp_path)}
-    mod.__salt__ = {
+def configure_loader_modules(tmp_path):
+    return {driver_upgrade: loader_globals(__opts__={"cachedir": str(tmp_path)}, __salt__={
         "cluster.view": lambda: cluster_view(NODES),
         # node-105 is not in the cluster yet (a first install: nothing to drain)
         "cluster.membership": lambda ids: {n: n != "node-105" for n in ids},
-    }
+    })}
+
+
+@pytest.fixture
+def runner(monkeypatch):
+    mod = driver_upgrade
     monkeypatch.setattr(mod.time, "sleep", lambda _s: None)
     return mod
 
@@ -192,7 +199,7 @@ def test_a_failed_drain_gives_the_node_back_a_failed_driver_keeps_it_cordoned(ru
 
 
 def test_drain_needed_reads_the_driver_plan():
-    mod = load_source("_runners/driver_upgrade.py", "test_driver_upgrade_runner2")
+    mod = driver_upgrade
     assert mod.drain_needed(prediction(True)) is True
     assert mod.drain_needed(prediction(False)) is False
     assert mod.drain_needed("Minion did not return") is False

@@ -1,7 +1,10 @@
 """nvidia_driver.installed / removed in real and test mode, with Salt's
 dunders injected, against the twin's emulated .run installer run as a real
 subprocess in a scratch node (see tests/fakes/nvidia_installer.Node). The modules of
-other components (nvidia, bootkernel, k8snvidia) are mocked."""
+other components (nvidia, bootkernel, k8snvidia) are mocked. Salt's dunders
+through salt-factories' loader mock (``configure_loader_modules``): each test
+starts with empty ``__salt__``/``__context__``, ``__opts__ = {"test": False}``
+and the running kernel's grain, which Minion and FactsMinion fill in place."""
 
 import copy
 import json
@@ -11,7 +14,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import ROOT, load_source
+from tests.conftest import ROOT, load_source, loader_globals
 from tests.fakes.nvidia_installer import OTHER, RUNNING, TURING, Node, artifacts, hw
 
 VERSION = "580.95.05"
@@ -21,6 +24,25 @@ RUN_FNS = (
     "cached_path", "mirror_source", "version_from_runfile", "version_tuple", "command_line",
     "explain_failure", "sha256sum", "info", "parse_dkms_status", "upstream_version",
 )
+
+driver_mod = load_source("_modules/nvidia_driver.py", "test_nvd_mod")
+driver_state = load_source("_states/nvidia_driver.py", "test_nvd_state")
+nvidia_mod = load_source("_modules/nvidia.py", "test_nvidia_holders")
+nvgpu = load_source("_utils/nvidia_gpu.py", "test_nvd_facts_gpu")
+
+
+@pytest.fixture
+def configure_loader_modules():
+    """The driver's execution and state modules share ``__opts__`` and
+    ``__salt__`` (as on a minion); each has its own ``__context__``."""
+    opts, salt = {"test": False}, {}
+    return {
+        driver_mod: loader_globals(__opts__=opts, __salt__=salt, __grains__={"kernelrelease": RUNNING},
+                                   __context__={}),
+        driver_state: loader_globals(__opts__=opts, __salt__=salt, __grains__={"kernelrelease": RUNNING},
+                                     __context__={}),
+        nvidia_mod: loader_globals(__opts__={}),
+    }
 
 
 class Minion:
@@ -33,16 +55,17 @@ class Minion:
         self.reboot_reasons = []
         self.recommended = recommended or {"max_branch": 580, "min_branch": None, "module_type": "proprietary"}
         self.cache = tmp_path / "cache"
-        self.opts = {
-            "test": False,
+        self.mod, self.state_mod = driver_mod, driver_state
+        # the loader mock's dunders of this test (configure_loader_modules), filled in place
+        self.opts, salt = driver_state.__opts__, driver_state.__salt__
+        assert salt == {} and self.opts == {"test": False}, "one Minion per test"
+        self.opts.update({
             "k8snvidia.root": str(self.node.root),
             "k8snvidia.procfs_root": str(self.node.dir / "proc"),
-        }
+        })
         if mirror:
             self.opts["k8snvidia.artifact_mirror"] = "file://" + str(self.node.art)
-        self.mod = load_source("_modules/nvidia_driver.py", "test_nvd_mod")
-        self.state_mod = load_source("_states/nvidia_driver.py", "test_nvd_state")
-        salt = {f"nvidia_driver.{n}": getattr(self.mod, n) for n in RUN_FNS}
+        salt.update({f"nvidia_driver.{n}": getattr(self.mod, n) for n in RUN_FNS})
         salt.update({
             "cmd.run_all": self.run_all,
             "bootkernel.default": lambda: self.boot,
@@ -58,11 +81,6 @@ class Minion:
             "reboot_pending.mark": self.reboot_reasons.append,
         })
         self.salt = salt
-        for m in (self.mod, self.state_mod):
-            m.__opts__ = self.opts
-            m.__salt__ = salt
-            m.__grains__ = {"kernelrelease": RUNNING}
-            m.__context__ = {}
         self.sync()
 
     def sync(self):
@@ -335,7 +353,7 @@ def test_fetch_rejects_bad_sha_and_unknown_scheme(minion, tmp_path):
 
 
 def test_explain_failure_hints():
-    mod = load_source("_modules/nvidia_driver.py", "test_nvd_mod2")
+    mod = driver_mod
     err = (
         "\nERROR: Unable to find the kernel source tree for the currently running\n"
         "       kernel.  Please make sure you have installed the kernel source files\n\n"
@@ -477,7 +495,7 @@ def test_plan_debian_open_module_is_nvidia_current_open():
     """Debian registers the open module as nvidia-current-open (the
     nvidia-open-kernel-dkms dkms.conf PACKAGE_NAME), the proprietary one as
     nvidia-current: the DKMS check follows the module type."""
-    mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
+    mod = driver_state
     turing = {"max_branch": None, "module_type": "open", "architectures": ["Turing"], "conflicts": []}
     plan = mod.decide(_facts(recommended=turing), debian_want())
     assert plan["packages"] == ["libcuda1", "nvidia-smi", "nvidia-persistenced", "nvidia-open-kernel-dkms"]
@@ -497,7 +515,7 @@ def test_plan_refuses_when_the_sources_lack_debians_archive_areas():
     packages (non-free, contrib) cannot install, refused before anything
     changes with the file to edit; nothing is checked for a suite no
     source names, nor once the packages are installed."""
-    mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
+    mod = driver_state
     stock = {"components": {"main", "non-free-firmware"}, "files": ["/etc/apt/sources.list.d/debian.sources"]}
     plan = mod.decide(_facts(components=stock, codename="bookworm"), debian_want())
     assert len(plan["refusals"]) == 1, plan["refusals"]
@@ -516,7 +534,7 @@ def test_plan_without_a_visible_gpu_marks_no_reboot_for_the_module():
     a reboot would not load the module, so none is marked for it, and the
     comment says the plan is for the pillar's GPUs. A kernel that is not
     running yet still needs its reboot."""
-    mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
+    mod = driver_state
     want = debian_want(gpus=["NVIDIA GeForce GTX 1080 Ti"])
     plan = mod.decide(_facts(gpus_visible=False), want)
     assert plan["action"] == "install" and plan["reboot"] is None
@@ -537,13 +555,13 @@ class FactsMinion:
     without GRUB (a container), no GPU on its PCI bus."""
 
     def __init__(self, tmp_path, kernels=(), repos=None):
-        self.mod = load_source("_states/nvidia_driver.py", "test_nvd_facts")
-        self.nvgpu = load_source("_utils/nvidia_gpu.py", "test_nvd_facts_gpu")
+        self.mod, self.nvgpu = driver_state, nvgpu
         (tmp_path / "proc").mkdir()
         (tmp_path / "proc/modules").write_text("ext4 1081344 1 - Live 0x0\n")
         self.kernels = list(kernels)
         self.reboots = []
-        self.mod.__salt__ = {
+        assert not self.mod.__salt__, "one FactsMinion per test"
+        self.mod.__salt__.update({  # the loader mock's, of this test
             "bootkernel.missing_tools": lambda _tool=None: ["update-grub", "grub-set-default"],
             "bootkernel.installed": lambda: list(self.kernels),
             "bootkernel.default": lambda **_kw: None,
@@ -559,12 +577,11 @@ class FactsMinion:
             "pkg.list_repos": lambda: repos or {},
             "reboot_pending.reasons": lambda: list(self.reboots),
             "reboot_pending.mark": self.reboots.append,
-        }
+        })
         self.mod.__utils__.update({"nvidia_gpu.architecture_of_name": self.nvgpu.architecture_of_name,
                                    "nvidia_gpu.recommend": self.nvgpu.recommend})
-        self.mod.__grains__ = {"kernelrelease": RUNNING, "oscodename": "bookworm"}
-        self.mod.__opts__ = {"test": True, "k8snvidia.procfs_root": str(tmp_path / "proc")}
-        self.mod.__context__ = {}
+        self.mod.__grains__.update({"kernelrelease": RUNNING, "oscodename": "bookworm"})
+        self.mod.__opts__.update({"test": True, "k8snvidia.procfs_root": str(tmp_path / "proc")})
 
     def installed(self, test=True, **kw):
         self.mod.__opts__["test"] = test
@@ -622,7 +639,7 @@ def test_components_are_read_from_the_nodes_sources(tmp_path):
 
 
 def test_plan_package_method_refuses_a_branch_the_gpus_cannot_use():
-    mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
+    mod = driver_state
     rec = {"min_branch": 570, "max_branch": None, "module_type": "open", "architectures": ["Blackwell"],
            "conflicts": []}
     plan = mod.decide(_facts(recommended=rec), dict(PKG_WANT))
@@ -631,7 +648,7 @@ def test_plan_package_method_refuses_a_branch_the_gpus_cannot_use():
 
 
 def test_plan_package_method_installs_and_verifies_dkms():
-    mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
+    mod = driver_state
     plan = mod.decide(_facts(), dict(PKG_WANT))
     assert plan["refusals"] == [] and plan["action"] == "install"
     assert plan["packages"] == ["nvidia-driver", "nvidia-kernel-dkms"] and plan["dkms_kernels"] == [RUNNING]
@@ -649,7 +666,7 @@ def test_plan_package_method_installs_and_verifies_dkms():
 
 
 def test_plan_package_method_prefers_precompiled_modules():
-    mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
+    mod = driver_state
     want = dict(PKG_WANT, branch=580, dkms_module="nvidia",
                 packages={"proprietary": ["nvidia-headless-no-dkms-{branch}", "nvidia-utils-{branch}"]},
                 dkms_packages={"proprietary": ["nvidia-dkms-{branch}"]},
@@ -665,7 +682,7 @@ def test_plan_package_method_prefers_precompiled_modules():
 
 
 def test_plan_runfile_upgrade_on_a_held_gpu_asks_for_a_drain():
-    mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
+    mod = driver_state
     want = {"method": "runfile", "version": VERSION, "url": f"https://x/NVIDIA-Linux-x86_64-{VERSION}.run",
             "sha256": "0" * 64, "cache_dir": "/c", "kernel_module_type": "auto", "dkms": True, "force": False,
             "stop_services": ["nvidia-persistenced"]}
@@ -680,10 +697,10 @@ def test_plan_runfile_upgrade_on_a_held_gpu_asks_for_a_drain():
     assert plan["reboot"] is None  # the module is swapped in place once nothing holds it
 
 
-def test_holders_scan_proc_fd_links_and_module_use_counts(tmp_path):
+def test_holders_scan_proc_fd_links_and_module_use_counts(tmp_path, monkeypatch):
     """nvidia.holders: every process with /dev/nvidia* open (one pass over
     /proc/*/fd readlinks) and the use count of the loaded modules."""
-    mod = load_source("_modules/nvidia.py", "test_nvidia_holders")
+    mod = nvidia_mod
     proc, sys_ = tmp_path / "proc", tmp_path / "sys"
     (proc).mkdir()
     (proc / "modules").write_text(
@@ -701,8 +718,8 @@ def test_holders_scan_proc_fd_links_and_module_use_counts(tmp_path):
         for i, target in enumerate(targets):
             os.symlink(target, fd / str(i))
     (sys_ / "module/nvidia/holders/nvidia_modeset").mkdir(parents=True)
-    mod.__opts__ = {"k8snvidia.procfs_root": str(proc), "k8snvidia.sysfs_root": str(sys_)}
-    mod.processes = lambda: [{"pid": 4242, "name": "python"}]
+    mod.__opts__.update({"k8snvidia.procfs_root": str(proc), "k8snvidia.sysfs_root": str(sys_)})
+    monkeypatch.setattr(mod, "processes", lambda: [{"pid": 4242, "name": "python"}])
     got = mod.holders()
     assert [(p["pid"], p["command"], p["devices"]) for p in got["processes"]] == [
         (77, "nvidia-persistenced", ["/dev/nvidiactl"]),
@@ -716,23 +733,22 @@ def test_holders_scan_proc_fd_links_and_module_use_counts(tmp_path):
         for link in (proc / str(pid) / "fd").iterdir():
             link.unlink()
     (proc / "modules").write_text("nvidia_modeset 1306624 0 - Live 0x0\nnvidia 56692736 1 nvidia_modeset, Live 0x0\n")
-    mod.processes = lambda: []
+    monkeypatch.setattr(mod, "processes", lambda: [])
     assert mod.holders()["busy"] is False
     (proc / "modules").write_text("ext4 1081344 1 - Live 0x0\n")
     assert mod.holders() == {"processes": [], "modules": {}, "busy": False}
 
 
 def test_removed_package_method_removes_the_installed_packages():
-    mod = load_source("_states/nvidia_driver.py", "test_nvd_removed")
+    mod = driver_state
     have = {"nvidia-utils-580": "580.95.05-0ubuntu0.22.04.2", f"linux-modules-nvidia-580-{RUNNING}": "1"}
     removed = []
-    mod.__salt__ = {
+    mod.__salt__.update({
         "nvidia_driver.installed_version": lambda: None,
         "pkg.version": lambda name: have.get(name, ""),
         "pkg.remove": lambda pkgs: removed.extend(pkgs) or {p: {"old": have[p], "new": ""} for p in pkgs},
-    }
-    mod.__grains__ = {"kernelrelease": RUNNING}
-    mod.__opts__ = {"test": True}
+    })
+    mod.__opts__["test"] = True
     kw = {"method": "package", "branch": 580, "packages": {"proprietary": ["nvidia-utils-{branch}"]},
           "dkms_packages": {"proprietary": ["nvidia-dkms-{branch}"]},
           "precompiled": {"proprietary": ["linux-modules-nvidia-{branch}-{kernel}"]}}
@@ -740,7 +756,7 @@ def test_removed_package_method_removes_the_installed_packages():
     assert ret["result"] is None and ret["changes"]["removed"] == [f"linux-modules-nvidia-580-{RUNNING}",
                                                                    "nvidia-utils-580"]
     assert removed == []
-    mod.__opts__ = {"test": False}
+    mod.__opts__["test"] = False
     ret = mod.removed(**kw)
     assert ret["result"] is True and sorted(removed) == sorted(have)
 
@@ -779,16 +795,16 @@ def test_precompiled_candidate_read_by_name_from_salts_answer():
     node choosing a precompiled module package that does not exist for its
     kernel (linux-modules-nvidia-580-open-5.15.0-119-generic) instead of the
     DKMS packages. The answer is read by name."""
-    mod = load_source("_states/nvidia_driver.py", "test_nvd_candidate")
+    mod = driver_state
     answers = {"absent": {"absent": ""}, "present": "580.95.05-0ubuntu1", "dict-present": {"dict-present": "1.0"}}
-    mod.__salt__ = {"pkg.latest_version": lambda name, refresh=True: answers[name]}
+    mod.__salt__["pkg.latest_version"] = lambda name, refresh=True: answers[name]
     assert mod._candidate("absent") == ""
     assert mod._candidate("present") == "580.95.05-0ubuntu1"
     assert mod._candidate("dict-present") == "1.0"
 
 
 def _held_upgrade(holders, services=None, test=False, force=False):
-    mod = load_source("_states/nvidia_driver.py", "test_nvd_plan")
+    mod = driver_state
     want = {"method": "runfile", "version": VERSION, "url": f"https://x/NVIDIA-Linux-x86_64-{VERSION}.run",
             "sha256": "0" * 64, "cache_dir": "/c", "kernel_module_type": "auto", "dkms": True, "force": force,
             "stop_services": list(services or {}), "test": test}
@@ -826,8 +842,8 @@ def test_plan_pods_holding_the_gpu_ask_for_a_drain_others_are_refused():
     assert _held_upgrade([plugin, job], services, force=True)["allow_running"] is True
 
 
-def test_holders_name_the_unit_and_the_pod_from_the_cgroup(tmp_path):
-    mod = load_source("_modules/nvidia.py", "test_nvidia_holders2")
+def test_holders_name_the_unit_and_the_pod_from_the_cgroup(tmp_path, monkeypatch):
+    mod = nvidia_mod
     proc = tmp_path / "proc"
     proc.mkdir()
     (proc / "modules").write_text("nvidia 56692736 3 - Live 0x0 (POE)\n")
@@ -845,8 +861,8 @@ def test_holders_name_the_unit_and_the_pod_from_the_cgroup(tmp_path):
         (d / "cmdline").write_bytes(cmdline)
         (d / "cgroup").write_text(cgroup)
         os.symlink("/dev/nvidiactl", d / "fd" / "3")
-    mod.__opts__ = {"k8snvidia.procfs_root": str(proc), "k8snvidia.sysfs_root": str(tmp_path / "sys")}
-    mod.processes = lambda: []
+    mod.__opts__.update({"k8snvidia.procfs_root": str(proc), "k8snvidia.sysfs_root": str(tmp_path / "sys")})
+    monkeypatch.setattr(mod, "processes", lambda: [])
     got = {p["pid"]: p for p in mod.holders()["processes"]}
     assert got[811] == {"pid": 811, "command": "nvidia-persistenced", "unit": "nvidia-persistenced",
                         "devices": ["/dev/nvidiactl"]}

@@ -1,28 +1,44 @@
 """The three states that mark "reboot pending" (bootkernel.default,
 reboot_pending.*, nvidia_driver.installed) do it through one
 helper, host.mark_reboot: already pending, predicted under test, marked, and
-a failure of the reboot_pending module reported (result False), never dropped."""
+a failure of the reboot_pending module reported (result False), never dropped.
+Salt's dunders through salt-factories' loader mock (``configure_loader_modules``):
+each state's ``__salt__`` has this test's reboot_pending double."""
 
 import pytest
 
-from tests.conftest import load_source
+from tests.conftest import load_source, loader_globals
 from tests.fakes.reboot_marks import Marks
 
 OLD, NEW = "5.4.0-100-generic", "6.1.0-25-amd64"
+bootkernel_state = load_source("_states/bootkernel.py", "k8snvidia_test_marks_bootkernel")
+reboot_pending_state = load_source("_states/reboot_pending.py", "k8snvidia_test_marks_reboot_pending")
+nvidia_driver_state = load_source("_states/nvidia_driver.py", "k8snvidia_test_marks_nvd")
 
 
 @pytest.fixture
-def bootkernel():
-    marks = Marks()
-    state = load_source("_states/bootkernel.py", "k8snvidia_test_marks_bootkernel")
-    state.__salt__ = dict(marks.salt(), **{
-        "bootkernel.installed": lambda package=None: [OLD, NEW],
-        "bootkernel.missing_tools": lambda _tool=None: [],
-        "bootkernel.default": lambda **_kw: NEW,
-        "bootkernel.running": lambda: OLD,
-    })
-    state.__opts__ = {"test": False}
-    return state, marks
+def marks():
+    return Marks()
+
+
+@pytest.fixture
+def configure_loader_modules(marks, tmp_path):
+    return {
+        bootkernel_state: loader_globals(__opts__={"test": False}, __salt__=dict(marks.salt(), **{
+            "bootkernel.installed": lambda package=None: [OLD, NEW],
+            "bootkernel.missing_tools": lambda _tool=None: [],
+            "bootkernel.default": lambda **_kw: NEW,
+            "bootkernel.running": lambda: OLD,
+        })),
+        reboot_pending_state: loader_globals(__salt__=marks.salt(),
+                                             __opts__={"test": False, "k8snvidia.procfs_root": str(tmp_path)}),
+        nvidia_driver_state: loader_globals(__salt__=marks.salt()),
+    }
+
+
+@pytest.fixture
+def bootkernel(marks):
+    return bootkernel_state, marks
 
 
 def test_bootkernel_default_marks_once(bootkernel):
@@ -50,13 +66,9 @@ def test_bootkernel_default_reports_a_failed_mark(bootkernel):
 
 
 @pytest.fixture
-def reboot_pending(tmp_path):
-    marks = Marks()
+def reboot_pending(marks, tmp_path):
     (tmp_path / "modules").write_text("nouveau 1949696 1 - Live 0x0\n")
-    state = load_source("_states/reboot_pending.py", "k8snvidia_test_marks_reboot_pending")
-    state.__salt__ = marks.salt()
-    state.__opts__ = {"test": False, "k8snvidia.procfs_root": str(tmp_path)}
-    return state, marks
+    return reboot_pending_state, marks
 
 
 def test_reboot_pending_marks_and_reports_a_failed_mark(reboot_pending):
@@ -70,16 +82,15 @@ def test_reboot_pending_marks_and_reports_a_failed_mark(reboot_pending):
 
 def test_reboot_pending_reads_the_deprecated_procfs_option(reboot_pending, tmp_path):
     state, marks = reboot_pending
-    state.__opts__ = {"test": True, "nvidia.procfs_root": str(tmp_path)}
+    state.__opts__.clear()  # only the deprecated name
+    state.__opts__.update({"test": True, "nvidia.procfs_root": str(tmp_path)})
     assert state.if_module_loaded("nouveau")["result"] is None
 
 
-def test_nvidia_driver_in_place_marks_through_the_helper():
+def test_nvidia_driver_in_place_marks_through_the_helper(marks):
     """A driver in place whose old module is still loaded: the reboot is
     predicted, marked, then already pending; a failure is the state's."""
-    marks = Marks()
-    state = load_source("_states/nvidia_driver.py", "k8snvidia_test_marks_nvd")
-    state.__salt__ = marks.salt()
+    state = nvidia_driver_state
     reason = "NVIDIA driver 580.95.05 is installed but module 570.195.03 is still loaded"
     seen = []
     for test in (True, False, False):

@@ -1,15 +1,24 @@
 """Unit tests of _utils/host.py: the host roots and their deprecated option
 names, the /proc/modules reader, the artifact-mirror lookup and the
-reboot-pending mark every state shares."""
+reboot-pending mark every state shares. The execution modules that call it
+get Salt's dunders through salt-factories' loader mock
+(``configure_loader_modules``)."""
 
 import logging
 
 import pytest
 
-from tests.conftest import load_source
+from tests.conftest import load_source, loader_globals
 from tests.fakes.reboot_marks import Marks
 
 host = load_source("_utils/host.py", "k8snvidia_test_host")
+k8snvidia_mod = load_source("_modules/k8snvidia.py", "k8snvidia_test_host_k8snvidia")
+nvidia_driver_mod = load_source("_modules/nvidia_driver.py", "k8snvidia_test_host_nvidia_driver")
+
+
+@pytest.fixture
+def configure_loader_modules():
+    return {k8snvidia_mod: loader_globals(), nvidia_driver_mod: loader_globals()}
 
 PROC_MODULES = (
     "nvidia_uvm 1437696 2 - Live 0xffffffffc1a00000 (POE)\n"
@@ -133,9 +142,8 @@ def test_the_modules_and_the_sls_share_the_lookup(tmp_path):
     url = "https://github.com/Mirantis/cri-dockerd/releases/download/v0.3.16/cri-dockerd-0.3.16-3.el7.x86_64.rpm"
     salt = {"config.get": lambda key, default="": {"k8snvidia.artifact_mirror": f"file://{tmp_path}"}.get(key, default)}
     found = []
-    for path in ("_modules/k8snvidia.py", "_modules/nvidia_driver.py"):
-        mod = load_source(path, "k8snvidia_test_host_" + path.split("/")[1][:-3])
-        mod.__salt__, mod.__opts__ = salt, {}
+    for mod in (k8snvidia_mod, nvidia_driver_mod):
+        mod.__salt__.update(salt)
         found.append(mod.mirror_source(url))
     assert found == [str(tmp_path / "cri-dockerd-0.3.16-3.el7.x86_64.rpm")] * 2
 
@@ -188,9 +196,9 @@ def test_the_loaded_driver_version_is_read_once(tmp_path, line, want):
     /proc/driver/nvidia/version with the same reader."""
     (tmp_path / "driver/nvidia").mkdir(parents=True)
     (tmp_path / "driver/nvidia/version").write_text(line + "\nGCC version:  gcc version 12.2.0\n")
-    mod = load_source("_modules/nvidia_driver.py", "k8snvidia_test_host_loaded")
-    mod.__opts__ = {"k8snvidia.procfs_root": str(tmp_path)}
+    mod = nvidia_driver_mod
+    mod.__opts__["k8snvidia.procfs_root"] = str(tmp_path)
     gpu = load_source("_utils/nvidia_gpu.py", "k8snvidia_test_host_loaded_gpu")
     assert mod.loaded_version() == gpu.read_driver_version(str(tmp_path))[0] == want
-    mod.__opts__ = {"k8snvidia.procfs_root": str(tmp_path / "none")}
+    mod.__opts__["k8snvidia.procfs_root"] = str(tmp_path / "none")
     assert mod.loaded_version() is None

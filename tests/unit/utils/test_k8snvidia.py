@@ -1,14 +1,16 @@
 """The pillar validation: every class of bad pillar is named once, with its
 key, the value as written and what is expected; nothing raises, neither in
 cluster.validate (check_pillar) nor at render time (config_for, the
-k8snvidia execution module); the shipped pillar passes."""
+k8snvidia execution module); the shipped pillar passes. The execution
+module's dunders through salt-factories' loader mock
+(``configure_loader_modules``)."""
 
 import copy
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT, load_source, salt_cmd
+from tests.conftest import ROOT, load_source, loader_globals, salt_cmd
 
 util = load_source("_utils/k8snvidia.py")
 schema_mod = load_source("_utils/pillar_schema.py")
@@ -431,17 +433,22 @@ def test_gpu_problem_names_each_node_once():
 
 
 # ------------------------------------------------ render time: the execution module
-def _module(pillar):
-    mod = load_source("_modules/k8snvidia.py", "k8s_mod_validate")
-    mod.__pillar__ = {"k8snvidia": pillar}
-    mod.__grains__ = dict(CENTOS7)
-    mod.__context__ = {}
-    mod.__utils__ = {
+k8s_mod = load_source("_modules/k8snvidia.py", "k8s_mod_validate")
+
+
+@pytest.fixture
+def configure_loader_modules():
+    return {k8s_mod: loader_globals(__grains__=dict(CENTOS7), __utils__={
         "k8snvidia.config_for": util.config_for, "k8snvidia.report": util.report,
         "pillar_schema.schema": schema_mod.schema, "pillar_schema.facts": schema_mod.facts,
         "nvidia_gpu.driver_problems": gpu.driver_problems, "k8snvidia.gpu_names": util.gpu_names,
-    }
-    return mod
+    })}
+
+
+def _module(pillar):
+    """The execution module on node-110 with ``pillar`` (this test's dunders, filled in place)."""
+    k8s_mod.__pillar__["k8snvidia"] = pillar
+    return k8s_mod
 
 
 @pytest.mark.parametrize(

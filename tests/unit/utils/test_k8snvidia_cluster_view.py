@@ -1,9 +1,12 @@
 """The one cluster view (_utils/k8snvidia.cluster_view, salt-run
 cluster.view): roles, GPU nodes and each node's driver decided once, through
 the same map as the states, and used by the orchestration's runners, the
-inventory and the highstate's rule for GPUs."""
+inventory and the highstate's rule for GPUs. The cluster runner's dunders
+through salt-factories' loader mock (``configure_loader_modules``)."""
 
-from tests.conftest import cluster_view, load_source, map_params
+import pytest
+
+from tests.conftest import cluster_view, load_source, loader_globals, map_params
 
 NODES = {
     "cp": {"role": "control-plane", "ip": "10.0.0.1", "os": "Rocky Linux-9"},
@@ -11,6 +14,12 @@ NODES = {
     "gpu-u22": {"role": "worker", "ip": "10.0.0.3", "os": "Ubuntu-22.04", "gpus": ["NVIDIA H200"]},
     "cpu": {"role": "worker", "ip": "10.0.0.4", "os": "Ubuntu-22.04"},
 }
+cluster_runner = load_source("_runners/cluster.py", "cluster_runner_view_test")
+
+
+@pytest.fixture
+def configure_loader_modules():
+    return {cluster_runner: loader_globals(__opts__={"output": "json"})}
 
 
 def test_roles_gpu_nodes_and_a_role_left_out_is_a_worker():
@@ -71,9 +80,7 @@ def test_inventory_reads_each_nodes_pinned_driver_no_false_mismatch(monkeypatch)
     inventory flags only a node whose driver differs from its own map."""
     import salt.client
 
-    mod = load_source("_runners/cluster.py", "cluster_runner_view_test")
-    mod.__opts__ = {"output": "json"}
-    mod.__context__ = {}
+    mod = cluster_runner
     pins = {"driver": {"version": "580.95.05"}, "by_os_family": {"RedHat": {"driver": {"version": "535.288.01"}}}}
     monkeypatch.setattr(mod, "view", lambda pillar_dir=None: cluster_view(NODES, **pins))
     seen = {"gpu-el7": "535.288.01", "gpu-u22": "570.211.01", "cp": None, "cpu": None}
