@@ -126,10 +126,19 @@ def cluster(tmp_path_factory):
         shutil.rmtree(short, ignore_errors=True)
 
 
+def _logs(repo, base):
+    """The last lines of the master's and the minions' output, for a failure."""
+    out = []
+    for path in [repo / ".run/salt/var/log/salt/master", base / "master.out"] + [base / m / "minion.out" for m in MINIONS]:
+        if path.exists():
+            out.append(f"== {path}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-15:]))
+    return "\n".join(out)
+
+
 def _accept(repo, base):
     """Accept both minions' keys (``salt-key -A``) once they have asked, then
     wait until both answer ``test.ping``."""
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # a loaded 2-core machine: minutes
     pending = repo / ".run/salt/etc/salt/pki/master/minions_pre"
     accepted = repo / ".run/salt/etc/salt/pki/master/minions"
     while time.monotonic() < deadline:
@@ -138,7 +147,7 @@ def _accept(repo, base):
             break
         time.sleep(0.5)
     else:
-        raise AssertionError(f"the minions never asked for their keys; see {base}/*/minion.log and {base}/repo/.run/salt/var/log/salt/master")
+        raise AssertionError(f"the minions never asked for their keys:\n{_logs(repo, base)}")
     subprocess.run([str(VENV_BIN / "salt-key"), "-c", "etc/salt", "-A", "-y"], cwd=repo, check=True,
                    capture_output=True)
     while time.monotonic() < deadline:
@@ -150,7 +159,7 @@ def _accept(repo, base):
         except ValueError:
             pass
         time.sleep(1)
-    raise AssertionError(f"the minions never answered; see {base}/*/minion.log and {base}/repo/.run/salt/var/log/salt/master")
+    raise AssertionError(f"the minions never answered:\n{_logs(repo, base)}")
 
 
 @pytest.fixture(scope="module")
