@@ -819,56 +819,70 @@ def installed(
     except FactError as exc:
         ret["comment"] = f"Cannot plan the NVIDIA driver: {exc}. Nothing was changed."
         return ret
-    notes = plan["notes"]
     if plan["refusals"]:
         ret["comment"] = f"Refusing to install NVIDIA driver {plan.get('version') or name}: " + "; ".join(
             plan["refusals"]) + ". Nothing was installed."
         return ret
 
     if plan["action"] == "none":
-        ret["result"] = True
-        what = (f"NVIDIA driver {plan['version']} is installed and built for kernel {plan['kernel']}"
-                if method == "runfile" else
-                f"NVIDIA driver branch {plan['branch']} packages are installed for kernel {plan['kernel']}")
-        ret["comment"] = what
-        if plan["reboot"]:
-            got = _mark_reboot(plan["reboot"], test)
-            ret["result"] = got["result"]
-            ret["changes"] = got["changes"]
-            ret["comment"] += f"; {got['comment']}"
-        return ret
+        return _unchanged(plan, want, ret)
+    if test:
+        return _predict(plan, want, facts, ret)
+    return _apply(plan, want, facts, ret)
 
+
+def _unchanged(plan, want, ret):
+    """The driver the plan wants is there: say so; mark (or predict) the
+    reboot the plan still needs (a boot kernel that is not running)."""
+    ret["result"] = True
+    ret["comment"] = (f"NVIDIA driver {plan['version']} is installed and built for kernel {plan['kernel']}"
+                      if want["method"] == "runfile" else
+                      f"NVIDIA driver branch {plan['branch']} packages are installed for kernel {plan['kernel']}")
+    if plan["reboot"]:
+        got = _mark_reboot(plan["reboot"], want["test"])
+        ret["result"] = got["result"]
+        ret["changes"] = got["changes"]
+        ret["comment"] += f"; {got['comment']}"
+    return ret
+
+
+def _predict(plan, want, facts, ret):
+    """``test=True``: what the real run would do with this plan, acting on nothing."""
     changes = _changes(plan, facts)
     summary = _summary(plan, want)
-    if test:
-        ret["result"] = None
-        ret["changes"] = changes
-        if method == "runfile":
-            cached = _fact("nvidia_driver.cached_path", url, cache_dir)
-            mirror = _fact("nvidia_driver.mirror_source", url)
-            where = (f"use cached {cached} if its sha256 matches, else " if os.path.isfile(cached) else "") + (
-                f"copy {mirror} (artifact mirror)" if mirror else f"download {url}")
-            lines = [f"Would {where}, check sha256 {sha256}, then {summary}"]
-        else:
-            lines = [f"Would {'enable module stream ' + plan['stream'] + ', then ' if plan['stream'] else ''}{summary}"]
-        if plan["stop_services"]:
-            lines.append(f"would stop {', '.join(plan['stop_services'])} for the install")
-        if plan["dkms_kernels"]:
-            lines.append(f"would verify DKMS lists the module for {', '.join(plan['dkms_kernels'])}")
-        if plan["reboot"]:
-            got = _mark_reboot(plan["reboot"], test=True)
-            if got["status"] == "failed":
-                ret["result"] = False
-            elif got["status"] == "pending":
-                changes.pop("reboot_pending", None)
-            lines.append("would mark reboot pending: " + plan["reboot"] if got["status"] == "predicted"
-                         else got["comment"])
-        ret["comment"] = "; ".join(lines + notes)
-        return ret
-
+    ret["result"] = None
     ret["changes"] = changes
-    ok = ACTS[method](plan, want, ret)
-    if not ok:
+    if want["method"] == "runfile":
+        url, cache_dir = want["url"], want["cache_dir"]
+        cached = _fact("nvidia_driver.cached_path", url, cache_dir)
+        mirror = _fact("nvidia_driver.mirror_source", url)
+        where = (f"use cached {cached} if its sha256 matches, else " if os.path.isfile(cached) else "") + (
+            f"copy {mirror} (artifact mirror)" if mirror else f"download {url}")
+        lines = [f"Would {where}, check sha256 {want['sha256']}, then {summary}"]
+    else:
+        lines = [f"Would {'enable module stream ' + plan['stream'] + ', then ' if plan['stream'] else ''}{summary}"]
+    if plan["stop_services"]:
+        lines.append(f"would stop {', '.join(plan['stop_services'])} for the install")
+    if plan["dkms_kernels"]:
+        lines.append(f"would verify DKMS lists the module for {', '.join(plan['dkms_kernels'])}")
+    if plan["reboot"]:
+        got = _mark_reboot(plan["reboot"], test=True)
+        if got["status"] == "failed":
+            ret["result"] = False
+        elif got["status"] == "pending":
+            changes.pop("reboot_pending", None)
+        lines.append("would mark reboot pending: " + plan["reboot"] if got["status"] == "predicted"
+                     else got["comment"])
+    ret["comment"] = "; ".join(lines + plan["notes"])
+    return ret
+
+
+def _apply(plan, want, facts, ret):
+    """The real run: the method's act on the plan, then the reboot mark."""
+    changes = _changes(plan, facts)
+    summary = _summary(plan, want)
+    ret["changes"] = changes
+    if not ACTS[want["method"]](plan, want, ret):
         return ret
     lines = [f"Done: {summary}"]
     if plan["reboot"]:
@@ -883,7 +897,7 @@ def installed(
     else:
         changes.pop("reboot_pending", None)
     ret["result"] = True
-    ret["comment"] = "; ".join(lines + notes)
+    ret["comment"] = "; ".join(lines + plan["notes"])
     return ret
 
 
