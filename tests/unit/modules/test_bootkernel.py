@@ -173,7 +173,7 @@ def test_set_default_refuses_missing_kernel_and_reports_tool_failure(el9):
         mod.default("lilo")
 
 
-def test_rebuild_initramfs_keeps_backup(el7, ubuntu):
+def test_rebuild_initramfs_keeps_backup_dracut(el7):
     m, mod, _, _ = el7
     res = mod.rebuild_initramfs(EL7_OLD, "dracut")
     assert res["command"] == ["dracut", "-f", f"/boot/initramfs-{EL7_OLD}.img", EL7_OLD]
@@ -181,6 +181,11 @@ def test_rebuild_initramfs_keeps_backup(el7, ubuntu):
     assert m.path(f"/boot/initramfs-{EL7_OLD}.img").read_text() == f"new image of {EL7_OLD}"
     with pytest.raises(mod.CommandExecutionError, match="not installed"):
         mod.rebuild_initramfs("9.9.9", "dracut")
+
+
+# one machine a test: the fixtures share the module (and its loader mock)
+# and the scratch root
+def test_rebuild_initramfs_keeps_backup_update_initramfs(ubuntu):
     m, mod, _, _ = ubuntu
     res = mod.rebuild_initramfs(UB_OLD, "update-initramfs")
     assert res["command"] == ["update-initramfs", "-u", "-k", UB_OLD]

@@ -5,7 +5,7 @@ salt-factories' loader mock (``configure_loader_modules``)."""
 import pytest
 
 from tests.conftest import cluster_view, load_source, loader_globals
-from tests.unit.runners.test_cluster_run import NODES, FakeClient
+from tests.fakes.salt_client import NODES, FakeClient
 
 # ----------------------------------------------- inventory and membership
 CA = "sha256:" + "c" * 64

@@ -4,10 +4,10 @@ to what was raised; a command's stderr; a full filesystem named with what
 to look at (the twin's disk_full fault, tests/twin/test_disk_full.py)."""
 
 from tests.conftest import load_source
+from tests.fakes.salt_client import default_answers
 from tests.unit.runners.test_cluster_run import (  # noqa: F401  (fixtures: the runner and its loader mock)
     _run_all,
     configure_loader_modules,
-    default_answers,
     runner,
 )
 
