@@ -86,14 +86,17 @@ def cluster(tmp_path_factory):
     for name in ("salt", "pillar", "etc", "_modules", "_states", "_grains", "_runners", "_utils", "Saltfile"):
         src = ROOT / name
         (shutil.copytree(src, repo / name, symlinks=True) if src.is_dir() else shutil.copy(src, repo / name))
-    # Salt puts every path of a minion under its root_dir, and unix socket
-    # paths must stay under 108 bytes: the minions' roots are short ones
+    # Salt puts every path of a daemon under its root_dir, and unix socket
+    # paths must stay under 108 bytes (the master's IPC publisher does not
+    # start otherwise): the master's and the minions' roots are short ones
     short = tempfile.mkdtemp(prefix="k8sn-", dir="/tmp")
+    master_root = pathlib.Path(short, "master")
     ret_port, pub_port = _free_ports(2)
     # the copy's absolute paths, as bin/venv writes them for a clone
     subprocess.run([str(VENV_BIN / "python"), str(ROOT / "bin/master-paths"), str(repo)], check=True)
     (repo / ".run/salt/master.d/test.conf").write_text(yaml.safe_dump({
-        "ret_port": ret_port, "publish_port": pub_port, "user": "root", "log_level_logfile": "info",
+        "root_dir": str(master_root), "ret_port": ret_port, "publish_port": pub_port, "user": "root",
+        "log_level_logfile": "info",
     }))
     procs = []
     try:
@@ -107,47 +110,49 @@ def cluster(tmp_path_factory):
             bindir = smi_bin(base / mid, node)
             (conf / "minion").write_text(yaml.safe_dump({
                 "id": mid, "master": "127.0.0.1", "master_port": ret_port, "publish_port": pub_port,
-                "ipv6": False, "user": "root", "root_dir": os.path.join(short, mid), "log_level_logfile": "info", "multiprocessing": False, "acceptance_wait_time": 1,
+                "ipv6": False, "user": "root", "root_dir": os.path.join(short, mid), "log_level_logfile": "info",
+                "multiprocessing": False, "acceptance_wait_time": 1,
                 "random_reauth_delay": 0, "auth_tries": 30,
                 "k8snvidia.sysfs_root": str(node / "sys"), "k8snvidia.procfs_root": str(node / "proc"),
             }))
             env = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
             procs.append(_start([str(VENV_BIN / "salt-minion"), "-c", str(conf)], "/", base / mid / "minion.out", env))
         c = Cluster(repo)
-        _accept(repo, base)
+        _accept(repo, master_root, base)
         yield c
     finally:
         for proc in reversed(procs):
             _stop(proc)
-        for mid in MINIONS:  # the minions' logs beside the rest, for a failure's report
-            log = pathlib.Path(short, mid, "var/log/salt/minion")
+        # the logs beside the rest, for a failure's report
+        for log, dst in [(master_root / "var/log/salt/master", base / "master.log")] + [
+                (pathlib.Path(short, mid, "var/log/salt/minion"), base / mid / "minion.log") for mid in MINIONS]:
             if log.exists():
-                shutil.copy(log, base / mid / "minion.log")
+                shutil.copy(log, dst)
         shutil.rmtree(short, ignore_errors=True)
 
 
-def _logs(repo, base):
+def _logs(master_root, base):
     """The last lines of the master's and the minions' output, for a failure."""
     out = []
-    for path in [repo / ".run/salt/var/log/salt/master", base / "master.out"] + [base / m / "minion.out" for m in MINIONS]:
+    for path in [master_root / "var/log/salt/master", base / "master.out"] + [base / m / "minion.out" for m in MINIONS]:
         if path.exists():
             out.append(f"== {path}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-15:]))
     return "\n".join(out)
 
 
-def _accept(repo, base):
+def _accept(repo, master_root, base):
     """Accept both minions' keys (``salt-key -A``) once they have asked, then
     wait until both answer ``test.ping``."""
     deadline = time.monotonic() + 300  # a loaded 2-core machine: minutes
-    pending = repo / ".run/salt/etc/salt/pki/master/minions_pre"
-    accepted = repo / ".run/salt/etc/salt/pki/master/minions"
+    pending = master_root / "etc/salt/pki/master/minions_pre"
+    accepted = master_root / "etc/salt/pki/master/minions"
     while time.monotonic() < deadline:
         have = {p.name for d in (pending, accepted) if d.is_dir() for p in d.iterdir()}
         if set(MINIONS) <= have:
             break
         time.sleep(0.5)
     else:
-        raise AssertionError(f"the minions never asked for their keys:\n{_logs(repo, base)}")
+        raise AssertionError(f"the minions never asked for their keys:\n{_logs(master_root, base)}")
     subprocess.run([str(VENV_BIN / "salt-key"), "-c", "etc/salt", "-A", "-y"], cwd=repo, check=True,
                    capture_output=True)
     while time.monotonic() < deadline:
@@ -159,7 +164,7 @@ def _accept(repo, base):
         except ValueError:
             pass
         time.sleep(1)
-    raise AssertionError(f"the minions never answered:\n{_logs(repo, base)}")
+    raise AssertionError(f"the minions never answered:\n{_logs(master_root, base)}")
 
 
 @pytest.fixture(scope="module")
