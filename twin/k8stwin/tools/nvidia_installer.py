@@ -260,11 +260,6 @@ class UI:
 
 
 # ------------------------------------------------------------------ node facts
-def _gpu_rules():
-    """K8sNvidia's GPU table (_utils/nvidia_gpu.py, loaded once by k8stwin.hw)."""
-    return hw.nvidia_gpu
-
-
 def _gpus():
     try:
         return list(state.node().get("gpus") or [])
@@ -342,11 +337,6 @@ def _twin_tool(name):
         return None
     real = os.path.realpath(found)
     return found if os.path.basename(real) == "_dispatch" else None
-
-
-def _sync_hw():
-    """Refresh the node's /proc view (k8stwin.hw.sync)."""
-    hw.sync()
 
 
 # ------------------------------------------------------------------ actions
@@ -483,7 +473,7 @@ def _rebuild_initramfs(ui):
 def _install(argv, version, opts, ui):
     running = fs.running_kernel()
     kernel = opts.get("kernel-name") or running
-    gpu = _gpu_rules()
+    gpu = hw.nvidia_gpu  # the product's GPU table
     if "kernel-module-type" in opts:
         letter = opts["kernel-module-type"][:1].lower()
         if letter not in ("o", "p"):
@@ -631,7 +621,7 @@ def _install(argv, version, opts, ui):
             mods = st.setdefault("modules", [])
             if "nvidia" not in mods:
                 mods.append("nvidia")
-    _sync_hw()
+    hw.sync()
     ui.logonly(f"Installation of the kernel module for the {DESCRIPTION} (version: {version}) is now complete.")
     ui.message(f"Installation of the {DESCRIPTION} (version: {version}) is now complete.")
     return 0
@@ -645,7 +635,7 @@ def _uninstall(ui, opts):
     if not ok:
         ui.warn("Failed to unload the NVIDIA kernel module.")
     do_uninstall(ui, skip_depmod=opts.get("skip-depmod"))
-    _sync_hw()
+    hw.sync()
     ui.message("Uninstallation of existing driver is complete.")
     return 0
 
