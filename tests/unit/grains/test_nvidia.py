@@ -3,13 +3,14 @@ on fake sysfs/procfs trees (twin/k8stwin/hw.py) with the emulated or a
 scripted nvidia-smi on PATH: the paths without NVML ( ``nvidia.nvml_library`` names a missing file; the NVML path is
 tests/unit/utils/test_nvml.py)."""
 
+import logging
 import pathlib
-import types
+import subprocess
 
 import pytest
 from salt.exceptions import CommandExecutionError
 
-from tests.conftest import load_source
+from tests.conftest import load_source, loader_globals
 from tests.fakes.nvidia import FIXTURES, gpu, hw, make_node, smi_bin, smi_runs, utils_dict, with_path
 
 grains_mod = load_source("_grains/nvidia.py", "k8snvidia_test_grains_nvidia")
@@ -19,6 +20,24 @@ PASCAL = "NVIDIA GeForce GTX 1080 Ti"
 QUERY = ["nvidia-smi", *gpu.smi_query_args()]
 NO_NVML = "/nonexistent/libnvidia-ml.so.1"  # these tests are about the paths without NVML, on any host
 H200_VERSION = (FIXTURES.parent / "device" / "h200-host.txt").read_text().split("\n")[1] + "\n"
+
+
+def run_all(cmd, python_shell=False, timeout=None, **_kw):
+    """cmd.run_all as the execution module calls it (a list, no shell)."""
+    assert python_shell is False
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"retcode": 1, "stdout": "", "stderr": "timed out"}
+    return {"retcode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+
+
+@pytest.fixture
+def configure_loader_modules():
+    """Salt's dunders through salt-factories' loader mock; tests fill __opts__."""
+    return {grains_mod: loader_globals(__utils__=utils_dict()),
+            exec_mod: loader_globals(__utils__=utils_dict(), __salt__={"cmd.run_all": run_all},
+                                     __grains__={"id": "node-110"})}
 
 
 @pytest.fixture(autouse=True)
@@ -37,8 +56,8 @@ def grain(node, monkeypatch, bindir=None, **opts):
     conf = {"k8snvidia.sysfs_root": str(node / "sys"), "k8snvidia.procfs_root": str(node / "proc"),
             "nvidia.nvml_library": NO_NVML}
     conf.update(opts)
-    monkeypatch.setattr(grains_mod, "__opts__", conf, raising=False)
-    monkeypatch.setattr(grains_mod, "__utils__", utils_dict(), raising=False)
+    grains_mod.__opts__.clear()
+    grains_mod.__opts__.update(conf)
     out = grains_mod.nvidia()
     assert list(out) == ["nvidia"]
     return out["nvidia"]
@@ -188,19 +207,17 @@ def test_unreadable_device_is_skipped(tmp_path, monkeypatch):
     assert [g["name"] for g in got["gpus"]] == ["Tesla T4"]
 
 
-def test_grain_never_raises(tmp_path, monkeypatch):
+def test_grain_never_raises(caplog):
     def boom(*_a, **_k):
         raise RuntimeError("disk on fire")
 
-    utils = dict(utils_dict(), **{"nvidia_gpu.inventory": boom})
-    logged = []
-    monkeypatch.setattr(grains_mod, "log", types.SimpleNamespace(exception=lambda *a, **k: logged.append(a)))
-    monkeypatch.setattr(grains_mod, "__opts__", {}, raising=False)
-    monkeypatch.setattr(grains_mod, "__utils__", utils, raising=False)
-    got = grains_mod.nvidia()["nvidia"]
+    grains_mod.__utils__["nvidia_gpu.inventory"] = boom
+    with caplog.at_level(logging.ERROR):
+        got = grains_mod.nvidia()["nvidia"]
     assert got["error"] == "nvidia grain failed: RuntimeError: disk on fire"
-    assert got["gpu_count"] == 0 and logged == [("nvidia grain failed",)]
-    monkeypatch.setattr(grains_mod, "__utils__", {}, raising=False)
+    assert got["gpu_count"] == 0
+    assert [r.getMessage() for r in caplog.records] == ["nvidia grain failed"] and caplog.records[0].exc_info
+    grains_mod.__utils__.clear()
     assert "sync_all" in grains_mod.nvidia()["nvidia"]["error"]
 
 
@@ -214,37 +231,22 @@ def test_procfs_readers():
 # ------------------------------------------------------------------ the execution module
 @pytest.fixture
 def module(monkeypatch):
-    import subprocess
-
-    def run_all(cmd, python_shell=False, timeout=None, **_kw):
-        assert python_shell is False
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return {"retcode": 1, "stdout": "", "stderr": "timed out"}
-        return {"retcode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
-
-    monkeypatch.setattr(exec_mod, "__utils__", utils_dict(), raising=False)
-    monkeypatch.setattr(exec_mod, "__salt__", {"cmd.run_all": run_all}, raising=False)
-    monkeypatch.setattr(exec_mod, "__grains__", {"id": "node-110"}, raising=False)
-
     def use(node, bindir=None):
         monkeypatch.setenv("PATH", with_path(bindir) if bindir else "/nonexistent")
         if bindir is None:  # salt.utils.path.which also looks in /usr/bin and friends
             monkeypatch.setattr(exec_mod.salt.utils.path, "which", lambda *_a, **_k: None)
-        conf = {"k8snvidia.sysfs_root": str(node / "sys"), "k8snvidia.procfs_root": str(node / "proc"),
-                "nvidia.nvml_library": NO_NVML}
-        monkeypatch.setattr(exec_mod, "__opts__", conf, raising=False)
+        exec_mod.__opts__.clear()
+        exec_mod.__opts__.update({"k8snvidia.sysfs_root": str(node / "sys"), "k8snvidia.procfs_root": str(node / "proc"),
+                                  "nvidia.nvml_library": NO_NVML})
         return exec_mod
 
     return use
 
 
-def test_module_virtual(monkeypatch):
-    monkeypatch.setattr(exec_mod, "__utils__", {}, raising=False)
-    assert exec_mod.__virtual__()[0] is False
-    monkeypatch.setattr(exec_mod, "__utils__", utils_dict(), raising=False)
+def test_module_virtual():
     assert exec_mod.__virtual__() == "nvidia"
+    exec_mod.__utils__.clear()
+    assert exec_mod.__virtual__()[0] is False
 
 
 def test_module_busy_node(tmp_path, module):

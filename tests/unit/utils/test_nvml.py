@@ -9,7 +9,7 @@ import pathlib
 
 import pytest
 
-from tests.conftest import load_source
+from tests.conftest import load_source, loader_globals
 from tests.fakes.nvidia import FIXTURES, gpu, hw, make_node, smi_bin, smi_runs, with_path
 from tests.fakes.nvml import CAPTURES, capture_gpus, fakenvml, library, nvml, utils_with_nvml, write_state
 
@@ -17,6 +17,15 @@ grains_mod = load_source("_grains/nvidia.py", "k8snvidia_test_grains_nvidia_nvml
 exec_mod = load_source("_modules/nvidia.py", "k8snvidia_test_modules_nvidia_nvml")
 
 SMI_ARGS = ["nvidia-smi", *gpu.smi_query_args()]
+
+
+@pytest.fixture
+def configure_loader_modules():
+    """Salt's dunders through salt-factories' loader mock: the grain's opts
+    refuse a truth test and its utils record what is asked (the cost rules
+    at the end of this file), as the minion's large dicts would cost."""
+    return {grains_mod: loader_globals(__opts__=NoTruth(), __utils__=Recording(utils_with_nvml())),
+            exec_mod: loader_globals(__utils__=utils_with_nvml())}
 
 
 def grain(node, monkeypatch, bindir=None, lib=None, state=None, **opts):
@@ -30,8 +39,8 @@ def grain(node, monkeypatch, bindir=None, lib=None, state=None, **opts):
         "nvidia.nvml_library": lib or library(),
     }
     conf.update(opts)
-    monkeypatch.setattr(grains_mod, "__opts__", conf, raising=False)
-    monkeypatch.setattr(grains_mod, "__utils__", utils_with_nvml(), raising=False)
+    grains_mod.__opts__.clear()
+    grains_mod.__opts__.update(conf)
     out = grains_mod.nvidia()
     assert list(out) == ["nvidia"]
     return out["nvidia"]
@@ -228,9 +237,8 @@ def test_reader_that_raises_is_a_fallback(tmp_path, monkeypatch):
 
     utils["nvidia_gpu.nvml_readers"] = lambda _library=None: (boom, None)
     monkeypatch.setenv("PATH", with_path(smi_bin(tmp_path, node)))
-    monkeypatch.setattr(grains_mod, "__opts__", {"k8snvidia.sysfs_root": str(node / "sys"),
-                                                 "k8snvidia.procfs_root": str(node / "proc")}, raising=False)
-    monkeypatch.setattr(grains_mod, "__utils__", utils, raising=False)
+    grains_mod.__opts__.update({"k8snvidia.sysfs_root": str(node / "sys"), "k8snvidia.procfs_root": str(node / "proc")})
+    grains_mod.__utils__.update(utils)
     got = grains_mod.nvidia()["nvidia"]
     assert got["source"] == "nvidia-smi" and got["gpu_count"] == 3
 
@@ -287,11 +295,8 @@ def test_module_driver_through_nvml(tmp_path, monkeypatch):
     node = three_gpu_node(tmp_path)
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setenv("K8SNVIDIA_FAKE_NVML", str(node / "nvml" / "state"))
-    monkeypatch.setattr(exec_mod, "__utils__", utils_with_nvml(), raising=False)
-    monkeypatch.setattr(exec_mod, "__salt__", {}, raising=False)
-    monkeypatch.setattr(exec_mod, "__opts__", {"k8snvidia.sysfs_root": str(node / "sys"),
-                                               "k8snvidia.procfs_root": str(node / "proc"),
-                                               "nvidia.nvml_library": library()}, raising=False)
+    exec_mod.__opts__.update({"k8snvidia.sysfs_root": str(node / "sys"), "k8snvidia.procfs_root": str(node / "proc"),
+                              "nvidia.nvml_library": library()})
     assert exec_mod.driver() == {"loaded": True, "version": "580.95.05", "cuda_version": "13.0",
                                  "kernel_module": "open", "nouveau_loaded": False}
     assert [g["compute_capability"] for g in exec_mod.gpus()] == ["9.0", "8.0", "7.5"]
@@ -383,18 +388,15 @@ def test_smi_timeout_never_takes_the_truth_value_of_opts():
 def test_nvml_only_asked_with_a_driver(tmp_path, monkeypatch):
     """Without a driver the grain does not even import the NVML reader."""
     node = make_node(tmp_path / "n", ["NVIDIA H200"], modules=["nouveau"])
-    utils = Recording(utils_with_nvml())
+    utils = grains_mod.__utils__  # a Recording (configure_loader_modules), opts a NoTruth
     monkeypatch.setenv("PATH", "/nonexistent")
-    monkeypatch.setattr(grains_mod, "__opts__", NoTruth({"k8snvidia.sysfs_root": str(node / "sys"),
-                                                         "k8snvidia.procfs_root": str(node / "proc")}), raising=False)
-    monkeypatch.setattr(grains_mod, "__utils__", utils, raising=False)
+    grains_mod.__opts__.update({"k8snvidia.sysfs_root": str(node / "sys"), "k8snvidia.procfs_root": str(node / "proc")})
     assert grains_mod.nvidia()["nvidia"]["source"] == "pci"
     assert "nvidia_gpu.nvml_readers" not in utils.asked and not [k for k in utils.asked if k.startswith("nvml.")]
     node = three_gpu_node(tmp_path / "drv")
     monkeypatch.setenv("K8SNVIDIA_FAKE_NVML", str(node / "nvml" / "state"))
-    monkeypatch.setattr(grains_mod, "__opts__", NoTruth({"k8snvidia.sysfs_root": str(node / "sys"),
-                                                         "k8snvidia.procfs_root": str(node / "proc"),
-                                                         "nvidia.nvml_library": library()}), raising=False)
+    grains_mod.__opts__.update({"k8snvidia.sysfs_root": str(node / "sys"), "k8snvidia.procfs_root": str(node / "proc"),
+                                "nvidia.nvml_library": library()})
     assert grains_mod.nvidia()["nvidia"]["source"] == "nvml"
 
 
