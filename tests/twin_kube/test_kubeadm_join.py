@@ -207,7 +207,8 @@ def test_name_clash_with_ready_node(twin):
     assert twin.nodes["node-110"].run("kubeadm", "join", *cmd)[0] == 0
     # a CNI makes node-110 Ready
     master.write("/root/flannel.yaml", "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: kube-flannel-ds\n"
-                 "  namespace: kube-system\nspec:\n  template:\n    spec:\n      hostNetwork: true\n"
+                 "  namespace: kube-system\nspec:\n  selector: {matchLabels: {app: flannel}}\n  template:\n"
+                     "    metadata: {labels: {app: flannel}}\n    spec:\n      hostNetwork: true\n"
                  "      containers:\n      - name: f\n        image: ghcr.io/flannel-io/flannel:v0.26.7\n")
     assert master.run("kubectl", "--kubeconfig=/etc/kubernetes/admin.conf", "apply", "-f", "/root/flannel.yaml")[0] == 0
     rc, _, err = other.run("kubeadm", "join", *cmd, "--node-name", "node-110")

@@ -49,7 +49,7 @@ spec:
   - name: nb
     image: nvcr.io/nvidia/cuda:12.8.1-base-ubuntu22.04
     command: [sleep, infinity]
-    volumes: []
+  volumes: []
 """
 
 
@@ -176,7 +176,7 @@ def test_drain_evicts_the_gpu_pods_the_deployment_brings_them_back_after_uncordo
     assert _holders(w) == [("nvidia-device-plugin", "pod"), ("sleep", "pod")]
     # one GPU, one taker: a second GPU pod waits
     second = BARE.replace("name: notebook", "name: second").replace(
-        "    volumes: []", "    resources:\n      limits: {nvidia.com/gpu: 1}")
+        "    command: [sleep, infinity]\n", "    command: [sleep, infinity]\n    resources:\n      limits: {nvidia.com/gpu: 1}\n")
     assert kubectl(master, "apply", "-f", "-", stdin=second)[0] == 0
     rc, out, _ = kubectl(master, "get", "pods", "--field-selector=status.phase=Running", "-o", "name")
     assert out == f"pod/{pod['metadata']['name']}\n"

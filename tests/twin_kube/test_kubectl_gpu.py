@@ -421,3 +421,45 @@ def test_validation_pod_without_restart_policy_never(cluster):
     assert out.splitlines()[1].split()[1:4] == ["0/1", "CrashLoopBackOff", "5"]
     rc, out, _ = kubectl(master, "logs", "gpu-check-node-110")
     assert "NVIDIA-SMI" in out
+
+
+CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: strict\n  namespace: default\n"
+
+
+def test_apply_refuses_what_the_api_servers_strict_decoding_refuses(cluster):
+    """kubectl's default --validate=strict: the server refuses unknown fields
+    and wrong types (judged by kubernetes-validate's strict schemas of the
+    cluster's minor, the real OpenAPI), and names what is missing."""
+    master, _ = cluster
+    rc, _, err = kubectl(master, "apply", "-f", "-", stdin=CM + "datta:\n  a: b\n")
+    assert rc == 1 and err == ('Error from server (BadRequest): error when creating "STDIN": ConfigMap in version "v1" '
+                               'cannot be handled as a ConfigMap: strict decoding error: unknown field "datta"\n')
+    assert kubectl(master, "get", "configmap", "strict")[0] == 1  # nothing was stored
+    rc, out, _ = kubectl(master, "apply", "-f", "-", stdin=CM + "data:\n  a: b\n")
+    assert (rc, out) == (0, "configmap/strict created\n")
+    rc, _, err = kubectl(master, "apply", "-f", "-", stdin=CM + "data:\n  a: b\nextra: 1\n")
+    assert rc == 1 and err.startswith("The request is invalid: patch: Invalid value: ") \
+        and err.endswith('strict decoding error: unknown field "extra"\n')
+    rc, _, err = kubectl(master, "apply", "-f", "-", stdin=CM.replace("strict", "typed") + "immutable: maybe\n")
+    assert rc == 1 and "cannot be handled as a ConfigMap: json: cannot unmarshal string into Go struct field " \
+        ".immutable of type bool" in err
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - image: busybox\n"
+           "    volumes: []\n")
+    rc, _, err = kubectl(master, "apply", "-f", "-", stdin=pod)
+    assert rc == 1 and 'unknown field "spec.containers[0].volumes"' in err  # a field one indent too deep
+    rc, _, err = kubectl(master, "apply", "-f", "-", stdin=pod.replace("    volumes: []\n", ""))
+    assert (rc, err) == (1, 'The Pod "p" is invalid: spec.containers[0].name: Required value\n')
+    rc, out, err = kubectl(master, "apply", "--validate=warn", "-f", "-", stdin=CM.replace("strict", "w") + "x: 1\n")
+    assert (rc, out, err) == (0, "configmap/w created\n", 'Warning: unknown field "x"\n')
+    assert kubectl(master, "apply", "--validate=false", "-f", "-", stdin=CM.replace("strict", "f") + "x: 1\n")[0] == 0
+
+
+def test_strict_schemas_follow_the_cluster_minor():
+    from k8stwin.tools import kubectl as tool
+
+    rc = {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "nvidia"}, "handler": "nvidia"}
+    assert tool.strict_problems(rc, 37) == ([], [], [])
+    assert tool.strict_problems(dict(rc, x=1), 99)[0] == ["x"]  # newer than the schemas: the newest set
+    assert tool.strict_problems(dict(rc, x=1), 24) == ([], [], [])  # before server-side field validation
+    custom = {"apiVersion": "operator.tigera.io/v1", "kind": "Installation", "metadata": {"name": "default"}, "x": 1}
+    assert tool.strict_problems(custom, 35) == ([], [], [])  # a custom resource: its CRD decides

@@ -924,6 +924,111 @@ def _load_docs(text, label):
     return docs
 
 
+# ---------------------------------------------------------------------------
+# the API server's strict field validation, judged by the real schemas
+STRICT_SINCE = 25  # server-side field validation on by default (beta in 1.25, GA in 1.27)
+
+
+def _field_path(parts):
+    text = ""
+    for p in parts:
+        text += f"[{p}]" if isinstance(p, int) else (f".{p}" if text else str(p))
+    return text
+
+
+def _schema_version(minor):
+    """The kubernetes-validate schema set for a cluster minor: the newest
+    one not newer than it (the schemas a newer server serves are a superset)."""
+    from kubernetes_validate import utils as kv
+
+    have = sorted({tuple(int(x) for x in v.split(".")[:2]) for v in kv.all_versions()})
+    fit = [v for v in have if v <= (1, minor)] or have[:1]
+    return f"{fit[-1][0]}.{fit[-1][1]}.0"
+
+
+def strict_problems(doc, minor):
+    """What the API server refuses in ``doc`` when it decodes it strictly
+    (kubectl's default ``--validate=strict``): ``(unknown fields, decoding
+    errors, validation errors)``. The judge is kubernetes-validate's strict schemas of
+    the cluster's minor (Kubernetes' own OpenAPI, not a copy of ours); a kind
+    it has no schema for (a custom resource, decided by its CRD) passes."""
+    import jsonschema
+    import referencing
+    from kubernetes_validate import utils as kv
+
+    if minor < STRICT_SINCE:
+        return [], [], []
+    version = _schema_version(minor)
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", str(doc.get("apiVersion")))
+    base = f"kubernetes-json-schema/v{version}-local-strict"
+    try:
+        schema = kv.schema_contents(f"{base}/{str(doc.get('kind')).lower()}-{api}.json", version)
+    except (FileNotFoundError, kv.VersionNotSupportedError):
+        return [], [], []
+    defs = kv.schema_contents(f"{base}/_definitions.json", version)
+    registry = referencing.Resource.from_contents(defs) @ (referencing.Resource.from_contents(schema) @ referencing.Registry())
+    validator = jsonschema.validators.Draft202012Validator(schema, registry=registry)
+    unknown, decode, other = [], [], []
+    for e in sorted(validator.iter_errors(doc), key=lambda e: [str(x) for x in e.absolute_path]):
+        where = list(e.absolute_path)
+        if e.validator == "additionalProperties" and isinstance(e.instance, dict):
+            known = set((e.schema.get("properties") or {}))
+            unknown += [_field_path(where + [k]) for k in sorted(e.instance) if k not in known]
+        elif e.validator == "type":
+            # encoding/json's UnmarshalTypeError (the Go struct's name abridged)
+            want = [t for t in ([e.validator_value] if isinstance(e.validator_value, str) else e.validator_value)
+                    if t != "null"]
+            field = ".".join(str(x) for x in where if not isinstance(x, int))
+            decode.append(f"json: cannot unmarshal {_json_type(e.instance)} into Go struct field .{field} of type "
+                          f"{GO_TYPES.get(want[0] if want else '', want[0] if want else 'interface {}')}")
+        elif e.validator == "required":
+            missing = re.match(r"'([^']+)' is a required property", e.message)
+            other.append(f"{_field_path(where + [missing.group(1) if missing else '?'])}: Required value")
+        else:
+            other.append(f"{_field_path(where) or '<root>'}: {e.message}")
+    return unknown, decode, other
+
+
+GO_TYPES = {"string": "string", "integer": "int32", "number": "float64", "boolean": "bool", "array": "[]interface {}",
+            "object": "map[string]interface {}"}
+
+
+def _json_type(value):
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", list: "array", dict: "object"}.get(type(value), "null")
+
+
+def _strict_refusal(doc, minor, label, existing, validate=None):
+    """The message kubectl prints when the server refuses ``doc`` (None: accepted).
+    Unknown fields and wrong types are decoding errors, as the real ones
+    read (create: BadRequest "cannot be handled as a"; an existing object:
+    the patch is invalid -- the real message quotes the strategic merge patch
+    as a Go map and names the Go struct, both abridged here); the rest are
+    validation errors ("is invalid: <field>: Required value", others in
+    jsonschema's words)."""
+    if validate in ("false", "ignore"):
+        return None
+    unknown, decode, other = strict_problems(doc, minor)
+    if validate == "warn":
+        for f in unknown:
+            err(f'Warning: unknown field "{f}"')
+        unknown = []
+    if not (unknown or decode or other):
+        return None
+    kind, ver = doc.get("kind"), str(doc.get("apiVersion")).split("/")[-1]
+    name = (doc.get("metadata") or {}).get("name")
+    if unknown or decode:
+        why = decode[0] if decode else "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown)
+        if existing:
+            return f'The request is invalid: patch: Invalid value: "map[...]": {why}'
+        return (f'Error from server (BadRequest): error when creating "{label}": {kind} in version "{ver}" '
+                f"cannot be handled as a {kind}: {why}")
+    return f'The {kind} "{name}" is invalid: ' + ", ".join(other)
+
+
 APPLY_FLAGS = dict(GLOBAL, **{"filename": "list", "recursive": "bool", "server-side": "bool", "force-conflicts": "bool",
                               "dry-run": "str", "output": "str", "prune": "bool", "selector": "str",
                               "field-manager": "str", "validate": "str", "overwrite": "bool", "wait": "bool",
@@ -978,6 +1083,11 @@ def cmd_apply(args, create=False):
             key = kube.obj_key(kind, ns, name)
             old = c["objects"].get(key)
             disp = f"{_display(api, kind)}/{name}"
+            refusal = _strict_refusal(doc, minor, label, old is not None, opts.get("validate"))
+            if refusal:
+                err(refusal)
+                rc = 1
+                continue
             if old is not None and create:
                 err(f'Error from server (AlreadyExists): error when creating "{label}": {info[0]}'
                     f'{"." + _group(api) if _group(api) else ""} "{name}" already exists')
