@@ -440,6 +440,8 @@ def test_apply_refuses_what_the_api_servers_strict_decoding_refuses(cluster):
     rc, _, err = kubectl(master, "apply", "-f", "-", stdin=CM + "data:\n  a: b\nextra: 1\n")
     assert rc == 1 and err.startswith("The request is invalid: patch: Invalid value: ") \
         and err.endswith('strict decoding error: unknown field "extra"\n')
+    rc, _, err = kubectl(master, "create", "-f", "-", stdin=CM + "data:\n  a: b\nextra: 1\n")
+    assert rc == 1 and err.startswith('Error from server (BadRequest): error when creating "STDIN"')  # create: no patch
     rc, _, err = kubectl(master, "apply", "-f", "-", stdin=CM.replace("strict", "typed") + "immutable: maybe\n")
     assert rc == 1 and "cannot be handled as a ConfigMap: json: cannot unmarshal string into Go struct field " \
         ".immutable of type bool" in err

@@ -14,6 +14,7 @@ from a reset cluster) -> the x509 error. Messages and rc are kubectl's.
 """
 
 import base64
+import functools
 import json
 import os
 import re
@@ -946,6 +947,19 @@ def _schema_version(minor):
     return f"{fit[-1][0]}.{fit[-1][1]}.0"
 
 
+@functools.lru_cache(maxsize=None)
+def _strict_schemas(version):
+    """kubernetes-validate's strict schema files of ``version`` and the
+    registry of their shared definitions (read once per process: a
+    multi-document apply checks every object against the same set)."""
+    import referencing
+    from kubernetes_validate import utils as kv
+
+    base = f"kubernetes-json-schema/v{version}-local-strict"
+    defs = referencing.Resource.from_contents(kv.schema_contents(f"{base}/_definitions.json", version))
+    return base, defs @ referencing.Registry()
+
+
 def strict_problems(doc, minor):
     """What the API server refuses in ``doc`` when it decodes it strictly
     (kubectl's default ``--validate=strict``): ``(unknown fields, decoding
@@ -960,13 +974,12 @@ def strict_problems(doc, minor):
         return [], [], []
     version = _schema_version(minor)
     api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", str(doc.get("apiVersion")))
-    base = f"kubernetes-json-schema/v{version}-local-strict"
+    base, registry = _strict_schemas(version)
     try:
         schema = kv.schema_contents(f"{base}/{str(doc.get('kind')).lower()}-{api}.json", version)
     except (FileNotFoundError, kv.VersionNotSupportedError):
         return [], [], []
-    defs = kv.schema_contents(f"{base}/_definitions.json", version)
-    registry = referencing.Resource.from_contents(defs) @ (referencing.Resource.from_contents(schema) @ referencing.Registry())
+    registry = referencing.Resource.from_contents(schema) @ registry
     validator = jsonschema.validators.Draft202012Validator(schema, registry=registry)
     unknown, decode, other = [], [], []
     for e in sorted(validator.iter_errors(doc), key=lambda e: [str(x) for x in e.absolute_path]):
@@ -976,11 +989,11 @@ def strict_problems(doc, minor):
             unknown += [_field_path(where + [k]) for k in sorted(e.instance) if k not in known]
         elif e.validator == "type":
             # encoding/json's UnmarshalTypeError (the Go struct's name abridged)
-            want = [t for t in ([e.validator_value] if isinstance(e.validator_value, str) else e.validator_value)
-                    if t != "null"]
+            types = [e.validator_value] if isinstance(e.validator_value, str) else e.validator_value
+            want = next((t for t in types if t != "null"), "")
             field = ".".join(str(x) for x in where if not isinstance(x, int))
             decode.append(f"json: cannot unmarshal {_json_type(e.instance)} into Go struct field .{field} of type "
-                          f"{GO_TYPES.get(want[0] if want else '', want[0] if want else 'interface {}')}")
+                          f"{GO_TYPES.get(want, 'interface {}')}")
         elif e.validator == "required":
             missing = re.match(r"'([^']+)' is a required property", e.message)
             other.append(f"{_field_path(where + [missing.group(1) if missing else '?'])}: Required value")
@@ -1083,7 +1096,7 @@ def cmd_apply(args, create=False):
             key = kube.obj_key(kind, ns, name)
             old = c["objects"].get(key)
             disp = f"{_display(api, kind)}/{name}"
-            refusal = _strict_refusal(doc, minor, label, old is not None, opts.get("validate"))
+            refusal = _strict_refusal(doc, minor, label, old is not None and not create, opts.get("validate"))
             if refusal:
                 err(refusal)
                 rc = 1
