@@ -109,6 +109,18 @@ def test_host_commands_that_act_on_the_machine_are_emulated(oses):
     assert oses.node_exec("u22", "command -v yum rpm; true").stdout.strip() == ""
 
 
+def test_emulated_commands_run_in_the_nodes_tool_server(oses):
+    # the command systemd-run starts is a child of the tool, which is a child
+    # of the node's tool server (k8stwin.toolserver), not a Python of its own
+    probe = "tr '\\0' ' ' < /proc/$(awk '/^PPid/{print $2}' /proc/$PPID/status)/cmdline"
+    proc = oses.node_exec("c7", ["systemd-run", "--scope", "sh", "-c", probe])
+    assert "k8stwin.toolserver /run/k8stwin/tools.sock" in proc.stdout, (proc.stdout, proc.stderr)
+    # the same command without the server answers the same
+    plain = oses.node_exec("c7", "K8STWIN_TOOL_SOCKET= getenforce; echo rc=$?")
+    served = oses.node_exec("c7", "getenforce; echo rc=$?")
+    assert plain.stdout == served.stdout == "Enforcing\nrc=0\n", (plain.stdout, served.stdout)
+
+
 def test_minion_options_point_at_the_node(oses):
     opts = oses.salt("c7", "config.get", "k8snvidia.sysfs_root")["c7"]
     assert opts == str(oses.node_dir("c7") / "sys")

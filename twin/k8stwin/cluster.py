@@ -261,8 +261,16 @@ class Twin:
         os.makedirs(self.run)
         pub, ret = _free_ports(2)
         for sub in ("master", "machines", "nodes", "disks", "images", "artifacts", "pillar-twin", "etc/salt",
-                    "cluster", "broker"):
+                    "cluster", "broker", "tools"):
             os.makedirs(self.path(sub), exist_ok=True)
+        # the nodes' tool client (k8stwin.toolserver); without a C compiler
+        # the tools start a Python each, as the dispatcher falls back to
+        from . import toolserver
+
+        try:
+            toolserver.build_client(self.path("tools"))
+        except (OSError, subprocess.SubprocessError) as exc:
+            sys.stderr.write(f"twin: no tool client ({exc}); each emulated command starts its own Python\n")
         # overlay pillar and artifact store
         overlay = {}
         try:
@@ -1027,6 +1035,17 @@ class Supervisor:
             self.master.wait()
         self.start_master()
 
+    def tool_env(self):
+        """The tool server's variables for the nodes (k8stwin.toolserver):
+        none when no client was built, or with K8STWIN_TOOL_SERVER=0."""
+        from . import toolserver
+
+        tools = self.twin.path("tools")
+        clients = sorted(n for n in os.listdir(tools) if n.startswith("k8stwin-tool-")) if os.path.isdir(tools) else []
+        if not clients or os.environ.get("K8STWIN_TOOL_SERVER") == "0":
+            return {}
+        return {toolserver.CLIENT_ENV: os.path.join(tools, clients[-1]), toolserver.SOCKET_ENV: toolserver.SOCKET_PATH}
+
     def spec(self, node, mode, start_minion):
         ni = self.info["node_info"][node]
         run = self.twin.run
@@ -1055,10 +1074,11 @@ class Supervisor:
             # change it through the broker (k8stwin.broker), whose socket
             # directory is read-only too
             "binds": [[self.twin.path("nodes"), True], [ndir, False], [self.twin.path("artifacts"), True],
-                      [self.twin.path("cluster"), True], [self.twin.path("broker"), True]]
+                      [self.twin.path("cluster"), True], [self.twin.path("broker"), True],
+                      [self.twin.path("tools"), True]]
                      + [[p, True] for p in _python_prefixes()],
             "env": {"K8STWIN_CLUSTER_STATE": self.twin.path("cluster", "kube-cluster.json"),
-                    "K8STWIN_CLUSTER_BROKER": self.twin.path("broker", "kube.sock")},
+                    "K8STWIN_CLUSTER_BROKER": self.twin.path("broker", "kube.sock"), **self.tool_env()},
             "hide": hide,
             "readonly": [REPO],
             "python": os.path.join(VENV_BIN, "python"),

@@ -1,4 +1,6 @@
-"""Run one emulated tool: ``dispatch <tool> args...`` (see twin/bin/_dispatch)."""
+"""Run one emulated tool: ``dispatch <tool> args...`` (see twin/bin/_dispatch),
+in a Python of its own or in a child of the node's tool server
+(:mod:`k8stwin.toolserver`), which calls :func:`run`."""
 
 import importlib
 import json
@@ -20,9 +22,9 @@ def module_name(tool):
     return aliases.get(tool, tool).replace("-", "_").replace(".", "_")
 
 
-def main():
-    tool = sys.argv[1]
-    sys.argv = [tool] + sys.argv[2:]
+def run(tool, args):
+    """Run ``tool`` with ``args`` as its command line; exits (SystemExit) with its status."""
+    sys.argv = [tool, *args]
     name = "k8stwin.tools." + module_name(tool)
     try:
         mod = importlib.import_module(name)
@@ -32,6 +34,10 @@ def main():
         sys.stderr.write(f"{tool}: command not found\n")
         sys.exit(127)
     state.run_tool(mod.main)
+
+
+def main():
+    run(sys.argv[1], sys.argv[2:])
 
 
 if __name__ == "__main__":

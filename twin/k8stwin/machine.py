@@ -204,6 +204,7 @@ class Init:
     def __init__(self, spec):
         self.spec = spec
         self.minion = None
+        self.tool_server = None
         self.stopping = False
         self.want_minion = False
         self.next_tick = 0.0
@@ -223,6 +224,15 @@ class Init:
         )
         out.close()
         self._status(minion_pid=self.minion.pid, minion_started=time.time())
+
+    def start_tool_server(self, kernel):
+        """The node's tool server (k8stwin.toolserver), before the minion; the
+        commands start a Python each until it listens, or without it."""
+        from k8stwin import toolserver
+
+        env = node_env(self.spec, {"K8STWIN_KERNEL": kernel})
+        with open(os.path.join(self.spec["node_dir"], "toolserver.log"), "ab") as log:
+            self.tool_server = toolserver.start(self.spec, env, log)
 
     def _status(self, **kw):
         path = os.path.join(self.spec["node_dir"], "machine.status")
@@ -271,6 +281,7 @@ class Init:
             log.flush()
             rc = _run_boot(spec, spec["boot_mode"], log)
         kernel = _running_kernel(spec)
+        self.start_tool_server(kernel)  # after the boot step, which empties /run
         _write_minion_config(spec, kernel)
         # jobs the previous boot's minion did not finish (Salt drops such
         # entries itself once their PID is gone; PIDs restart at 1 here)
