@@ -340,11 +340,33 @@ def begin(plan=None, node_timeout=NODE_TIMEOUT):
     return {"result": True, "nodes": ids, "unreachable": [n for n in ids if run["nodes"][n].get("failed")]}
 
 
+# The kinds of custom code the tree ships to the minions (_utils, _grains,
+# _modules, _states; the runners stay on the master): what ``sync`` syncs, in
+# one job with one refresh at the end, instead of saltutil.sync_all's twenty
+# kinds (about half the time of a sync that changes nothing).
+SYNCED = ("utils", "grains", "modules", "states")
+
+
+def _sync_problem(answer, funs):
+    """Why a node's answer to the sync job is not a success (None when it is)."""
+    if not isinstance(answer, dict):
+        return f"no answer ({answer!r})" if answer else None
+    for fun in funs:
+        value = answer.get(fun)
+        good = value is True if fun == "saltutil.refresh_pillar" else isinstance(value, list)
+        if not good:
+            lines = str(value).strip().splitlines()
+            last = lines[-1] if lines else repr(value)
+            return f"{fun}: {last}"
+    return None
+
+
 def sync(node_timeout=NODE_TIMEOUT, stage="sync"):
     """
-    ``saltutil.sync_all`` on the nodes that answered at the start (the custom
-    modules, states and grains the steps use); a node that fails it is
-    failed.
+    Sync the custom utils, grains, modules and states (:data:`SYNCED`) to the
+    nodes that answered at the start, then refresh their modules and pillar
+    (as ``saltutil.sync_all`` does, for the kinds the tree has); a node that
+    fails it is failed.
 
     CLI Example:
 
@@ -357,10 +379,13 @@ def sync(node_timeout=NODE_TIMEOUT, stage="sync"):
     if _halted(run, stage):
         return {"result": True, "skipped": run["stopped"]}
     targets = _select(run)
-    got = _client().cmd(targets, "saltutil.sync_all", tgt_type="list", timeout=int(node_timeout)) if targets else {}
+    funs = [f"saltutil.sync_{kind}" for kind in SYNCED] + ["saltutil.refresh_pillar"]
+    args = [[{"__kwarg__": True, "refresh": False}] for _ in SYNCED] + [[]]
+    got = _client().cmd(targets, funs, args, tgt_type="list", timeout=int(node_timeout)) if targets else {}
     for nid in targets:
-        if not isinstance(got.get(nid), dict):
-            _fail(run, nid, "sync", f"saltutil.sync_all: {got.get(nid) or f'no answer within {node_timeout}s'}")
+        problem = _sync_problem(got.get(nid), funs) if got.get(nid) else f"no answer within {node_timeout}s"
+        if problem:
+            _fail(run, nid, "sync", f"sync of the custom modules: {problem}")
             _progress(run, f"[sync] {nid}: FAILED ({run['nodes'][nid]['failed']})")
         else:
             _seen(run, nid, "synced the custom modules")

@@ -234,3 +234,30 @@ def test_failed_lists_the_last_runs_failures(runner):
     _fresh_context(mod)
     out = mod.failed()
     assert list(out) == ["node-110"] and mod.__context__["retcode"] == 1
+
+
+def test_sync_syncs_the_trees_kinds_in_one_job_and_fails_a_node_that_cannot(runner):
+    funs = [f"saltutil.sync_{kind}" for kind in cluster_run.SYNCED] + ["saltutil.refresh_pillar"]
+
+    def answers(nid, fun, arg):
+        if fun != funs:
+            return default_answers(nid, fun, arg)
+        if nid == "node-110":
+            return None  # silent
+        ret = {f: [] for f in funs[:-1]}
+        ret["saltutil.refresh_pillar"] = True
+        if nid == "node-105":
+            ret["saltutil.sync_modules"] = "Traceback (most recent call last):\n...\nOSError: [Errno 28] No space left"
+        return ret
+
+    mod = runner(answers)
+    mod.begin(plan=["sync"])
+    assert mod.sync(node_timeout=30) == {"result": True}
+    call = next(c for c in mod.client.calls if c["fun"] == funs)
+    assert call["timeout"] == 30 and set(call["ids"]) == {"cluster-master", "node-105", "node-110"}
+    # nothing refreshes until the last function; the sync functions do not each reload the modules
+    assert call["arg"] == [[{"__kwarg__": True, "refresh": False}]] * len(cluster_run.SYNCED) + [[]]
+    nodes = _record(mod)["nodes"]
+    assert nodes["cluster-master"]["failed"] is None
+    assert "saltutil.sync_modules: OSError: [Errno 28] No space left" in nodes["node-105"]["failed"]
+    assert "no answer within 30s" in nodes["node-110"]["failed"]
