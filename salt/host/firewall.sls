@@ -1,6 +1,7 @@
 {#- The firewall: the ports of this node's role and of the CNI
     (k8s.derived.ports) opened in the permanent configuration of firewalld
-    (then reloaded) or in ufw's rules, by the map's `host:firewall:backend`.
+    (then reloaded) or in ufw's rules, by the map's `host:firewall:backend`
+    (_states/firewall_port.py).
     A firewall that is not running is left so (firewalld: nothing to open;
     ufw: the rules are added and apply when it is enabled); a node without
     the firewall's tool (Debian 12 has no ufw by default) is left alone.
@@ -24,24 +25,11 @@ k8snvidia-host-firewall-disabled:
 {%- endif %}
 {%- elif fw.manage %}
 {%- for port in k8s.derived.ports %}
-{%- set sid = "k8snvidia-host-firewall-port-" ~ port | replace("/", "-") %}
-{%- if fw.backend == "firewalld" %}
 
-{{ sid }}:
-  cmd.run:
-    - name: {{ ("firewall-cmd --permanent --add-port=" ~ port) | json }}
-    - onlyif: firewall-cmd --state
-    - unless: {{ ("firewall-cmd --permanent --query-port=" ~ port) | json }}
-{%- else %}
-{#- ufw writes port ranges with a colon: 30000:32767/tcp #}
-{%- set rule = "allow " ~ port | replace("-", ":") %}
-
-{{ sid }}:
-  cmd.run:
-    - name: {{ ("ufw " ~ rule) | json }}
-    - onlyif: command -v ufw
-    - unless: {{ ("ufw show added | grep -qxF " ~ ("'ufw " ~ rule ~ "'")) | json }}
-{%- endif %}
+{{ "k8snvidia-host-firewall-port-" ~ port | replace("/", "-") }}:
+  firewall_port.open:
+    - name: {{ port | json }}
+    - backend: {{ fw.backend | json }}
 {%- endfor %}
 {%- if fw.backend == "firewalld" and k8s.derived.ports %}
 
@@ -50,7 +38,7 @@ k8snvidia-host-firewall-reload:
     - name: firewall-cmd --reload
     - onchanges:
 {%- for port in k8s.derived.ports %}
-      - cmd: {{ "k8snvidia-host-firewall-port-" ~ port | replace("/", "-") }}
+      - firewall_port: {{ "k8snvidia-host-firewall-port-" ~ port | replace("/", "-") }}
 {%- endfor %}
 {%- endif %}
 {%- endif %}

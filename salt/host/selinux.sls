@@ -1,18 +1,16 @@
 {#- SELinux in the pillar's mode (permissive by default, as kubeadm's install
-    guide asks), now with setenforce and at boot in /etc/selinux/config, on
+    guide asks), now (_states/selinux_mode.py: setenforce when getenforce
+    says the other mode) and at boot in /etc/selinux/config, on
     the OS families whose map sets `host:selinux_managed`. For permissive
     only an `enforcing` config line changes: a node with SELinux disabled
     stays disabled. -#}
 {%- from "map.jinja" import k8s with context %}
 {%- if k8s.host.get("selinux_managed") %}
 {%- set mode = k8s.host.selinux %}
-{%- set enforce = "1" if mode == "enforcing" else "0" %}
-{%- set opposite = "Permissive" if mode == "enforcing" else "Enforcing" %}
 
 k8snvidia-host-selinux-mode-now:
-  cmd.run:
-    - name: {{ ("setenforce " ~ enforce) | json }}
-    - onlyif: {{ ("getenforce | grep -qx " ~ opposite) | json }}
+  selinux_mode.current:
+    - name: {{ mode | json }}
 
 k8snvidia-host-selinux-mode-at-boot:
   file.replace:
