@@ -1,7 +1,7 @@
 """
 A port open in the node's firewall (``firewall_port.open``), for the host
 layer (salt/host/firewall.sls): in firewalld's permanent configuration, or
-as a ufw rule.
+as a ufw rule; ``firewall_port.closed`` takes it out again (host.clean).
 
 .. code-block:: yaml
 
@@ -73,37 +73,35 @@ def _failed(ret, what, res):
     return ret
 
 
-def open(name, backend):  # noqa: A001 - the state's name
-    """
-    Open ``name`` (``PORT/PROTO`` or ``FIRST-LAST/PROTO``) in the firewall
-    ``backend`` (``firewalld`` or ``ufw``).
-    """
+def _port(name, backend, opened):
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     if backend not in BACKENDS:
         ret["result"] = False
         ret["comment"] = f"backend: {backend!r} is not one of {', '.join(BACKENDS)}"
         return ret
+    verb = "open" if opened else "close"
     if backend == "firewalld":
         if not _firewalld_running():
-            ret["comment"] = "firewalld is not running: nothing to open"
+            ret["comment"] = f"firewalld is not running: nothing to {verb}"
             return ret
-        if _run(["firewall-cmd", "--permanent", f"--query-port={name}"])["retcode"] == 0:
-            ret["comment"] = f"Port {name} is open in firewalld's permanent configuration"
+        present = _run(["firewall-cmd", "--permanent", f"--query-port={name}"])["retcode"] == 0
+        if present == opened:
+            ret["comment"] = f"Port {name} is {'open' if opened else 'not open'} in firewalld's permanent configuration"
             return ret
-        argv = ["firewall-cmd", "--permanent", f"--add-port={name}"]
+        argv = ["firewall-cmd", "--permanent", f"--{'add' if opened else 'remove'}-port={name}"]
     else:
         rules = _ufw_rules()
         if rules is None:
-            ret["comment"] = "ufw is not installed: nothing to open"
+            ret["comment"] = f"ufw is not installed: nothing to {verb}"
             return ret
         if isinstance(rules, dict):
             return _failed(ret, "ufw show added", rules)
         rule = "allow " + name.replace("-", ":")
-        if f"ufw {rule}" in rules:
-            ret["comment"] = f"ufw has the rule {rule!r}"
+        if (f"ufw {rule}" in rules) == opened:
+            ret["comment"] = f"ufw {'has' if opened else 'does not have'} the rule {rule!r}"
             return ret
-        argv = ["ufw", *rule.split()]
-    ret["changes"] = {"opened": name, "backend": backend}
+        argv = ["ufw", *([] if opened else ["delete"]), *rule.split()]
+    ret["changes"] = {"opened" if opened else "closed": name, "backend": backend}
     if __opts__["test"]:
         ret["result"] = None
         ret["comment"] = f"{' '.join(argv)} would run"
@@ -113,6 +111,27 @@ def open(name, backend):  # noqa: A001 - the state's name
         ret["changes"] = {}
         return _failed(ret, " ".join(argv), res)
     if backend == "ufw":
-        _cache()["ufw"].append(f"ufw {rule}")
+        rules = _cache()["ufw"]
+        if opened:
+            rules.append(f"ufw {rule}")
+        else:
+            rules.remove(f"ufw {rule}")
     ret["comment"] = f"{' '.join(argv)}: {(res.get('stdout') or '').strip() or 'done'}"
     return ret
+
+
+def open(name, backend):  # noqa: A001 - the state's name
+    """
+    Open ``name`` (``PORT/PROTO`` or ``FIRST-LAST/PROTO``) in the firewall
+    ``backend`` (``firewalld`` or ``ufw``).
+    """
+    return _port(name, backend, True)
+
+
+def closed(name, backend):
+    """
+    ``name`` no longer opened by the firewall ``backend``: the port taken out
+    of firewalld's permanent configuration (``--remove-port``), or the ufw
+    rule deleted (``ufw delete allow PORT``); the host layer's clean.
+    """
+    return _port(name, backend, False)

@@ -28,23 +28,11 @@ k8snvidia-host-clean-sysctl-file:
     - name: {{ k8s.host.sysctl_file | json }}
 {%- if fw.manage and not fw.disable %}
 {%- for port in k8s.derived.ports %}
-{%- set sid = "k8snvidia-host-clean-firewall-port-" ~ port | replace("/", "-") %}
-{%- if fw.backend == "firewalld" %}
 
-{{ sid }}:
-  cmd.run:
-    - name: {{ ("firewall-cmd --permanent --remove-port=" ~ port) | json }}
-    - onlyif:
-      - firewall-cmd --state
-      - {{ ("firewall-cmd --permanent --query-port=" ~ port) | json }}
-{%- else %}
-{%- set rule = "allow " ~ port | replace("-", ":") %}
-
-{{ sid }}:
-  cmd.run:
-    - name: {{ ("ufw delete " ~ rule) | json }}
-    - onlyif: {{ ("ufw show added | grep -qxF " ~ ("'ufw " ~ rule ~ "'")) | json }}
-{%- endif %}
+{{ "k8snvidia-host-clean-firewall-port-" ~ port | replace("/", "-") }}:
+  firewall_port.closed:
+    - name: {{ port | json }}
+    - backend: {{ fw.backend | json }}
 {%- endfor %}
 {%- if fw.backend == "firewalld" and k8s.derived.ports %}
 
@@ -53,7 +41,7 @@ k8snvidia-host-clean-firewall-reload:
     - name: firewall-cmd --reload
     - onchanges:
 {%- for port in k8s.derived.ports %}
-      - cmd: {{ "k8snvidia-host-clean-firewall-port-" ~ port | replace("/", "-") }}
+      - firewall_port: {{ "k8snvidia-host-clean-firewall-port-" ~ port | replace("/", "-") }}
 {%- endfor %}
 {%- endif %}
 {%- endif %}

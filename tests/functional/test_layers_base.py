@@ -258,20 +258,22 @@ def test_firewalld_ports_per_role(rendered, minion_id, ports):
     assert sorted(reload_["onchanges"], key=str) == sorted(({"firewall_port": s} for s in sids), key=str)
     assert "k8snvidia-host-firewall-disabled" not in r
     clean = r.ids("k8snvidia-host-clean-firewall-port-")
-    assert sorted(r.kw(s)["name"].split("=", 1)[1] for s in clean) == sorted(ports)
-    assert all("--remove-port=" in r.kw(s)["name"] for s in clean)
+    assert sorted(r.kw(s)["name"] for s in clean) == sorted(ports)
+    assert all(r.fun(s) == "firewall_port.closed" and r.kw(s)["backend"] == "firewalld" for s in clean)
+    assert sorted(r.kw("k8snvidia-host-clean-firewall-reload")["onchanges"], key=str) == sorted(
+        ({"firewall_port": s} for s in clean), key=str)
 
 
 @pytest.mark.parametrize("minion_id,ports", [("cluster-master", CONTROL_PLANE_PORTS), ("node-110", WORKER_PORTS)])
 def test_ufw_ports_per_role(rendered, minion_id, ports):
     r = rendered("ubuntu1804", minion_id)
     assert sorted(r.kw(s)["name"] for s in r.ids("k8snvidia-host-firewall-port-")) == sorted(ports)
-    want = sorted("ufw allow " + p.replace("-", ":") for p in ports)
     for sid in r.ids("k8snvidia-host-firewall-port-"):
         assert r.fun(sid) == "firewall_port.open" and r.kw(sid)["backend"] == "ufw"
     assert "k8snvidia-host-firewall-reload" not in r
-    clean = sorted(r.kw(s)["name"] for s in r.ids("k8snvidia-host-clean-firewall-port-"))
-    assert clean == sorted(n.replace("ufw allow", "ufw delete allow") for n in want)
+    clean = r.ids("k8snvidia-host-clean-firewall-port-")
+    assert sorted(r.kw(s)["name"] for s in clean) == sorted(ports)
+    assert all(r.fun(s) == "firewall_port.closed" and r.kw(s)["backend"] == "ufw" for s in clean)
 
 
 # ---------------------------------------------------------- pillar routes

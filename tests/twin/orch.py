@@ -76,3 +76,17 @@ def files_holding(run_dir, needles):
             if any(n in data for n in needles):
                 hits.append(os.path.relpath(path, run_dir))
     return hits
+
+
+def not_ok(stdout):
+    """The orchestration steps whose result is not True, from
+    ``salt-run --out=json state.orchestrate``'s output (for a failure
+    message that names them, not the output's last lines)."""
+    try:
+        data = json.loads(stdout)["data"]
+    except (ValueError, KeyError, TypeError):
+        return stdout[-3000:]
+    return {sid: {"result": r.get("result"), "comment": str(r.get("comment"))[:600],
+                  "changes": str(r.get("changes"))[:600]}
+            for master in data.values() if isinstance(master, dict)
+            for sid, r in master.items() if isinstance(r, dict) and r.get("result") is not True}

@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from tests.twin.conftest import ROOT
+from tests.twin.orch import not_ok
 
 ORCH = ("salt-run", "state.orchestrate", "cluster", "--out=json", "--log-level=quiet")
 NODES = [
@@ -113,7 +114,7 @@ def test_a_full_disk_fails_its_node_with_the_reason_and_a_rerun_converges(disks)
     # the admin frees the disk; the re-run finishes the node and changes nothing else
     twin.clear_disk_full("w-root")
     proc = disks.command(*ORCH, timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert proc.returncode == 0, not_ok(proc.stdout)
     record = json.loads((disks.run_dir / "master/var/cache/salt/master/k8snvidia/run.json").read_text())
     summary = record["summary"]
     assert all(v["joined"] and not v["failed"] for v in summary.values()), summary

@@ -1,5 +1,5 @@
-"""The firewall port state (_states/firewall_port.py): firewalld's permanent
-configuration or a ufw rule, the same commands the host layer's cmd.run with
+"""The firewall port states (_states/firewall_port.py: open, closed):
+firewalld's permanent configuration or a ufw rule, the same commands the host layer's cmd.run with
 onlyif/unless ran, each check once per job, test=True predicting. Salt's
 dunders through salt-factories' loader mock (``configure_loader_modules``)."""
 
@@ -35,7 +35,10 @@ class Tools:
                         "stderr": ""}
             if port == "70000/tcp":
                 return {"retcode": 102, "stdout": "", "stderr": "Error: INVALID_PORT: 70000"}
-            self.ports.add(port)
+            if op == "--remove-port":
+                self.ports.discard(port)
+            else:
+                self.ports.add(port)
             return {"retcode": 0, "stdout": "success", "stderr": ""}
         if argv == ["ufw", "show", "added"]:
             return {"retcode": 0, "stdout": "Added user rules (see 'ufw status' for running firewall):\n"
@@ -43,6 +46,9 @@ class Tools:
         if argv[0] == "ufw" and argv[1] == "allow":
             self.rules.append(" ".join(argv[1:]))
             return {"retcode": 0, "stdout": "Rules updated\nRules updated (v6)", "stderr": ""}
+        if argv[:2] == ["ufw", "delete"]:
+            self.rules.remove(" ".join(argv[2:]))
+            return {"retcode": 0, "stdout": "Rule deleted\nRule deleted (v6)", "stderr": ""}
         raise AssertionError(f"unexpected command {argv}")
 
 
@@ -113,3 +119,20 @@ def test_a_refused_port_fails_with_the_tools_message_and_a_bad_backend_before_an
     ret = state.open("6443/tcp", "iptables")
     assert ret["result"] is False and "'iptables' is not one of firewalld, ufw" in ret["comment"]
     assert tools.ran == []
+
+
+def test_closed_takes_out_what_open_put_in_on_both_backends(tools):
+    state.open("6443/tcp", "firewalld")
+    state.open("30000-32767/tcp", "ufw")
+    state.__opts__["test"] = True
+    ret = state.closed("6443/tcp", "firewalld")
+    assert ret["result"] is None and ret["changes"] == {"closed": "6443/tcp", "backend": "firewalld"}
+    assert "6443/tcp" in tools.ports
+    state.__opts__["test"] = False
+    ret = state.closed("6443/tcp", "firewalld")
+    assert ret["result"] is True and ["firewall-cmd", "--permanent", "--remove-port=6443/tcp"] in tools.ran
+    assert "6443/tcp" not in tools.ports and state.closed("6443/tcp", "firewalld")["changes"] == {}
+    ret = state.closed("30000-32767/tcp", "ufw")
+    assert ret["result"] is True and ["ufw", "delete", "allow", "30000:32767/tcp"] in tools.ran
+    assert tools.rules == [] and state.closed("30000-32767/tcp", "ufw")["changes"] == {}
+    assert state.closed("10250/tcp", "ufw")["comment"] == "ufw does not have the rule 'allow 10250/tcp'"
