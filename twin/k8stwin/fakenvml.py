@@ -16,12 +16,11 @@ cached by the hash of source and flags.
   Debian), so the ``nvidia`` grain on a node reads NVML like on a real host.
 """
 
-import hashlib
 import os
 import pathlib
-import shutil
 import subprocess
-import tempfile
+
+from . import cc
 
 SOURCE = pathlib.Path(__file__).resolve().with_name("fakenvml.c")
 LIBNAME = "libnvidia-ml.so.1"
@@ -32,37 +31,12 @@ MIB = 1024 * 1024
 RC_VERSION_MISMATCH = 18
 
 
-def _compiler():
-    for cand in ("/usr/bin/cc", "/usr/bin/gcc"):
-        if os.access(cand, os.X_OK):
-            return cand
-    return shutil.which("cc") or shutil.which("gcc")
-
-
 def build(cache_dir, omit=()):
     """Path of the library built into ``cache_dir`` (reused when the same
     source and flags were built before); ``omit``: NVML function names to
     leave out. Raises OSError/CalledProcessError when it cannot be built."""
     flags = ["-shared", "-fPIC", "-O1", "-Wall"] + [f"-DOMIT_{name}" for name in sorted(omit)]
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
-    cache = pathlib.Path(cache_dir)
-    out = cache / f"libnvidia-ml-fake-{key}.so"
-    if out.exists():
-        return out
-    cc = _compiler()
-    if cc is None:
-        raise OSError("no C compiler (cc, gcc) to build the fake NVML library")
-    cache.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".fakenvml-", suffix=".so", dir=cache)
-    os.close(fd)
-    try:
-        subprocess.run([cc, *flags, "-o", tmp, str(SOURCE)], check=True, capture_output=True, timeout=120,
-                       stdin=subprocess.DEVNULL)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+    return cc.build(SOURCE, cache_dir, "libnvidia-ml-fake", flags, suffix=".so", what="the fake NVML library")
 
 
 def cuda_int(version):

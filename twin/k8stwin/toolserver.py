@@ -25,7 +25,6 @@ chose) is the server's, started with the minion's environment.
 """
 
 import errno
-import hashlib
 import importlib
 import io
 import os
@@ -37,7 +36,6 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import traceback
 
 SOCKET_ENV = "K8STWIN_TOOL_SOCKET"
@@ -55,28 +53,9 @@ MAX_REQUEST = 4 * 1024 * 1024
 def build_client(out_dir):
     """Compile the client into ``out_dir`` (kept while its source is the
     same); its path. Raises OSError/CalledProcessError when it cannot."""
-    from .fakenvml import _compiler
+    from . import cc
 
-    flags = ["-O2", "-Wall"]
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
-    out = pathlib.Path(out_dir) / f"k8stwin-tool-{key}"
-    if out.exists():
-        return out
-    cc = _compiler()
-    if cc is None:
-        raise OSError("no C compiler (cc, gcc) to build the twin's tool client")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".k8stwin-tool-", dir=out.parent)
-    os.close(fd)
-    try:
-        subprocess.run([cc, *flags, "-o", tmp, str(SOURCE)], check=True, capture_output=True, timeout=120,
-                       stdin=subprocess.DEVNULL)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+    return cc.build(SOURCE, out_dir, "k8stwin-tool", ["-O2", "-Wall"], what="the twin's tool client")
 
 
 # --------------------------------------------------------------------------
