@@ -26,6 +26,24 @@ def _gpu_names():
     return __utils__["k8snvidia.gpu_names"](__grains__.get("nvidia"))
 
 
+def cached():
+    """
+    The configuration :py:func:`config` built earlier in this job, or None:
+    ``salt/map.jinja`` asks first, so the SLS files after the first do not
+    fetch and parse the three parameter files again. A configuration found
+    invalid earlier raises, as :py:func:`config` does.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call k8snvidia.cached
+    """
+    if "k8snvidia.config.failed" in __context__:
+        raise CommandExecutionError("K8sNvidia pillar: invalid (its problems are listed with the first SLS)")
+    return __context__.get("k8snvidia.config")
+
+
 def config(defaults, os_family, osfinger, validate=True):
     """
     Build this node's effective configuration from the map's three parameter
