@@ -8,6 +8,7 @@ placeholder ROOT); ``apply(high, root, containerd_bin)`` runs them with the
 given real containerd first in PATH, so the states read that containerd's
 version exactly as on a node (``containerd --version``)."""
 
+import atexit
 import contextlib
 import json
 import os
@@ -61,7 +62,9 @@ def pillar_dir(profile):
     if profile == "modern":
         return None
     if profile not in _PILLARS:
-        dst = pathlib.Path(tempfile.mkdtemp(prefix=f"k8snvidia-judge-{profile}-")) / "pillar"
+        scratch = tempfile.mkdtemp(prefix=f"k8snvidia-judge-{profile}-")
+        atexit.register(shutil.rmtree, scratch, True)
+        dst = pathlib.Path(scratch) / "pillar"
         shutil.copytree(render.ROOT / "pillar", dst)
         cluster = dst / "cluster.sls"
         cluster.write_text(cluster.read_text().replace("- profiles.modern", f"- profiles.{profile}"))
