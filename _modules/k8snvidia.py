@@ -59,11 +59,12 @@ def config(defaults, os_family, osfinger, validate=True):
         salt-call --local k8snvidia.config "{}" "{}" "{}"
     """
     cache_key = "k8snvidia.config"
-    if validate and cache_key in __context__:
-        return __context__[cache_key]
-    if validate and f"{cache_key}.failed" in __context__:
-        # every SLS imports the map: the full report goes with the first one
-        raise CommandExecutionError("K8sNvidia pillar: invalid (its problems are listed with the first SLS)")
+    if validate:
+        # every SLS imports the map: built once, the full report of an
+        # invalid pillar with the first one
+        built = cached()
+        if built is not None:
+            return built
     params = {"defaults": defaults, "os_family": os_family, "osfinger": osfinger}
     pillar_cfg = __pillar__.get("k8snvidia")
     schema = __utils__["pillar_schema.schema"]()

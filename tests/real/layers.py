@@ -58,16 +58,17 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 # "1" or "all" both, "0" or "none" (the default) neither, or a
 # comma-separated list of suites or releases ("trixie", "12,13").
 DRIVER_DEFAULT = "none"
-RELEASES = {"bookworm": "12", "trixie": "13"}
+# suite: Debian release, as the tier builds them (node.SUITES)
+RELEASES = {suite: spec["release"] for suite, spec in realnode.SUITES.items()}
 
 
 def driver_suites(setting=None):
     """The Debian suites whose run includes the driver and its real DKMS
     build (see above); a value naming no known suite fails, saying which."""
     raw = (os.environ.get("K8SNVIDIA_REAL_DRIVER", DRIVER_DEFAULT) if setting is None else setting).strip().lower()
-    if raw in ("1", "all", "yes", "true"):
+    if raw in ("1", "all"):
         return set(RELEASES)
-    if raw in ("", "0", "none", "no", "false"):
+    if raw in ("", "0", "none"):
         return set()
     by_release = {release: suite for suite, release in RELEASES.items()}
     suites = set()
