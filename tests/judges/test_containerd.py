@@ -73,7 +73,7 @@ def test_containerd_loads_what_we_write(real, tmp_path_factory, os_name, profile
         assert rc == 0, f"{line} refuses the config: {err}"
         cfg = tomllib.loads(out)
         assert cfg["version"] == NATIVE[line], (line, cfg["version"])
-        # (the twin's containerd on the same files: tests/twin_judges/test_containerd.py)
+        # (the twin's containerd on the same files: tests/twin_judges/test_real_binaries.py)
         disabled = cfg.get("disabled_plugins") or []
         cri_ids = {"io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime", "io.containerd.cri.v1.images"}
         if cri != "containerd":

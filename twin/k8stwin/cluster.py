@@ -271,6 +271,14 @@ class Twin:
             toolserver.build_client(self.path("tools"))
         except (OSError, subprocess.SubprocessError) as exc:
             sys.stderr.write(f"twin: no tool client ({exc}); each emulated command starts its own Python\n")
+        # the nodes' containerd loads its config with Debian's real binaries
+        from . import realbins
+
+        problem = realbins.fetch_all()
+        if problem:
+            raise TwinError(f"the twin's containerd is Debian's real one, which could not be fetched ({problem}); "
+                            f"fetch it where Debian's archive is reachable: bin/debian_binaries.py")
+        os.makedirs(realbins.dumps_dir(), exist_ok=True)
         # overlay pillar and artifact store
         overlay = {}
         try:
@@ -1061,7 +1069,7 @@ class Supervisor:
         pub, ret = self.info["ports"]["publish"], self.info["ports"]["ret"]
         # a node with the download_checksum_mismatch fault reads a corrupted
         # copy of the artifact store (its own, inside its node directory)
-        from . import artifacts
+        from . import artifacts, realbins
 
         mirror = artifacts.node_mirror(self.twin.path("artifacts"), os.path.join(ndir, "artifacts"), ni.get("faults"))
         return {
@@ -1075,10 +1083,13 @@ class Supervisor:
             # directory is read-only too
             "binds": [[self.twin.path("nodes"), True], [ndir, False], [self.twin.path("artifacts"), True],
                       [self.twin.path("cluster"), True], [self.twin.path("broker"), True],
-                      [self.twin.path("tools"), True]]
+                      [self.twin.path("tools"), True],
+                      # the real containerd binaries, and the loads they made (k8stwin.realbins)
+                      [realbins.cache_dir(), True], [realbins.dumps_dir(), False]]
                      + [[p, True] for p in _python_prefixes()],
             "env": {"K8STWIN_CLUSTER_STATE": self.twin.path("cluster", "kube-cluster.json"),
-                    "K8STWIN_CLUSTER_BROKER": self.twin.path("broker", "kube.sock"), **self.tool_env()},
+                    "K8STWIN_CLUSTER_BROKER": self.twin.path("broker", "kube.sock"),
+                    realbins.CACHE_ENV: realbins.cache_dir(), **self.tool_env()},
             "hide": hide,
             "readonly": [REPO],
             "python": os.path.join(VENV_BIN, "python"),

@@ -349,19 +349,20 @@ CRI_PLUGIN = {1: "cri", 2: "io.containerd.grpc.v1.cri", 3: "io.containerd.cri.v1
 
 
 def containerd_effective(v):
-    """(merged config, version, error) of a node's containerd: config.toml
-    and its imports loaded as the node's containerd release loads them
-    (tools/containerd.load: plugin sections replaced (1.x) or merged (2.x),
-    version and plugin-id checks, 2.x's migration of version 2 files);
-    ``error`` is the message containerd exits with."""
-    from .tools import containerd as ctd
+    """(effective config, version, error) of a node's containerd: config.toml
+    and its imports loaded by Debian's real containerd of the node's release
+    line (k8stwin.realbins, ``config dump``); ``error`` is the message it
+    refuses the config with."""
+    from . import realbins
 
     ver = parse_version(package_version(v.state, "containerd.io", "containerd")) or (1, 7, 28)
     try:
-        cfg, version = ctd.load(v.read_file, v.glob, ver)
-    except ctd.LoadError as exc:
+        cfg, error = realbins.load(ver, v.root or "/")
+    except realbins.Missing as exc:
         return {}, 2, str(exc)
-    return cfg, version, None
+    if error:
+        return {}, 2, error
+    return cfg, int(cfg.get("version") or 2), None
 
 
 def runtime_facts(v):
@@ -371,8 +372,7 @@ def runtime_facts(v):
 
     cfg, version, error = containerd_effective(v)
     plugin = CRI_PLUGIN.get(version, "io.containerd.cri.v1.runtime")
-    ver = parse_version(package_version(v.state, "containerd.io", "containerd")) or (1, 7, 28)
-    cri = ctd.effective_cri(cfg, ver)[0] if not error else {}
+    cri = ctd.effective_cri(cfg)[0] if not error else {}
     ctr = cri.get("containerd") or {}
     runtimes = ctr.get("runtimes") or {}
     disabled = cfg.get("disabled_plugins") or []

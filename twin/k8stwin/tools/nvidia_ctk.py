@@ -153,14 +153,16 @@ def configure_containerd(opts, ver):
     main_file = cfg
     if opts.get("config-source") == "command":
         # `containerd config dump`: the running containerd's effective config
-        from k8stwin.tools import containerd as ctd
+        from k8stwin import realbins
 
         v = kube.here_view()
         cver = kube.parse_version(kube.package_version(v.state, "containerd.io", "containerd")) or (1, 7, 28)
         try:
-            cfg, _ = ctd.load(v.read_file, v.glob, cver, path)
-        except ctd.LoadError as exc:
-            log("error", f"unable to load config for runtime containerd: failed to load config: {exc}")
+            cfg, error = realbins.load(cver, v.root, path)
+        except realbins.Missing as exc:
+            error = str(exc)
+        if error:
+            log("error", f"unable to load config for runtime containerd: failed to load config: {error}")
             return 1
     # pkg/config/engine/containerd parseVersion: an empty config is version
     # 2, a non-empty one without `version` is version 1 (edited in place,

@@ -9,7 +9,6 @@ el7 runs systemd 219, whose ``status`` of an unknown unit prints ``Loaded: not-f
 on stdout (rc 3) instead of ``Unit X could not be found.`` (rc 4, systemd >= 231).
 """
 
-import json
 import os
 import time
 
@@ -169,15 +168,16 @@ def config_problem(unit):
     """Why ``unit`` would fail to start on its own config (None: it starts)."""
     problem = None
     if unit == "docker.service":
-        text = fs.read("/etc/docker/daemon.json")
-        if text is not None:
-            try:
-                json.loads(text)
-            except ValueError:
-                problem = "invalid daemon.json"
+        # Debian's real dockerd validates daemon.json (k8stwin.realbins)
+        from k8stwin import realbins
+
+        try:
+            problem = realbins.docker_problem(fs.root())
+        except realbins.Missing as exc:
+            problem = str(exc)
     elif unit == "containerd.service":
-        # containerd loads config.toml and its imports as the real release
-        # does, and exits on what it refuses (tools/containerd.load)
+        # Debian's real containerd of the release's line loads config.toml
+        # and its imports; the service fails on what it refuses (k8stwin.realbins)
         from k8stwin import kube
 
         error = kube.containerd_effective(kube.here_view())[2]
