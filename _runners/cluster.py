@@ -4,10 +4,14 @@ Cluster-wide commands for K8sNvidia, run on the master (no daemon needed):
     salt-run cluster.validate
 """
 
+import copy
 import difflib
+import json
 import logging
 import os
 import re
+import sys
+import types
 import warnings
 
 import salt.pillar
@@ -19,21 +23,71 @@ log = logging.getLogger(__name__)
 PARAMS = ("defaults", "os_family", "osfinger")
 
 
+def _process_cache(name):
+    """A dict kept for the life of this process. An orchestration calls
+    cluster.view once per step, each time through a new runner loader that
+    imports this module afresh, so module globals would not last; the dict
+    lives in a module of its own in ``sys.modules``."""
+    holder = sys.modules.get("_k8snvidia_runner_cache")
+    if holder is None:
+        holder = sys.modules["_k8snvidia_runner_cache"] = types.ModuleType("_k8snvidia_runner_cache")
+        holder.data = {}
+    return holder.data.setdefault(name, {})
+
+
+def _fingerprint(roots):
+    """(path, mtime, size) of every file under ``roots``: what a cached
+    parse of them is valid for."""
+    out = []
+    for root in roots:
+        for dirpath, dirs, files in os.walk(root):
+            dirs.sort()
+            for name in sorted(files):
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                out.append((path, st.st_mtime_ns, st.st_size))
+    return out
+
+
+def _cached(name, key, build):
+    """``build()``, reused while ``key`` (JSON-able) is unchanged in this process."""
+    cache = _process_cache(name)
+    key = json.dumps(key, sort_keys=True, default=str)
+    if key not in cache:
+        cache.clear()
+        cache[key] = build()
+    return copy.deepcopy(cache[key])
+
+
 def _params():
     for root in __opts__["file_roots"].get("base", []):
         path = os.path.join(root, "parameters")
         if os.path.isdir(path):
-            out = {}
-            for name in PARAMS:
-                with salt.utils.files.fopen(os.path.join(path, f"{name}.yaml")) as fh:
-                    out[name] = salt.utils.yaml.safe_load(fh) or {}
-            return out
+
+            def build():
+                out = {}
+                for name in PARAMS:
+                    with salt.utils.files.fopen(os.path.join(path, f"{name}.yaml")) as fh:
+                        out[name] = salt.utils.yaml.safe_load(fh) or {}
+                return out
+
+            return _cached("params", _fingerprint([path]), build)
     raise FileNotFoundError("parameters/ not found in file_roots:base")
 
 
 def _pillar(minion_id, grains):
-    pil = salt.pillar.get_pillar(__opts__, grains, minion_id, saltenv="base")
-    return pil.compile_pillar()
+    """The compiled pillar of ``minion_id``; compiled again only when a
+    pillar file (any environment) or the pillar settings changed since this
+    process last compiled it (an orchestration asks once per step)."""
+    roots = [r for env in sorted(__opts__.get("pillar_roots") or {}) for r in __opts__["pillar_roots"][env]]
+    settings = {k: __opts__.get(k) for k in ("pillar_roots", "ext_pillar", "pillarenv", "renderer",
+                                             "pillar_source_merging_strategy", "pillar_merge_lists")}
+    key = [minion_id, grains, settings, _fingerprint(roots)]
+    return _cached("pillar:" + minion_id, key,
+                   lambda: salt.pillar.get_pillar(__opts__, grains, minion_id, saltenv="base").compile_pillar())
 
 
 class _Quiet(logging.Filter):

@@ -65,3 +65,34 @@ def test_membership_is_this_clusters_ca_and_node_object(monkeypatch):
     mod, _ = _cluster_runner(monkeypatch, lambda nid, fun, arg: (
         ["cluster-master"] if fun == "kube.registered" else _fleet()(nid, fun, arg)))
     assert mod.membership(None, cluster_view(NODES))["node-105"] is False  # trusts the CA, but no node object
+
+
+# ----------------------------------------------- the view's pillar, once per process
+def test_the_pillar_is_compiled_once_per_process_until_a_pillar_file_changes(tmp_path, monkeypatch):
+    """An orchestration asks cluster.view once per step, each time through a
+    fresh runner loader: the compiled pillar outlives the module's reload and
+    is compiled again only when a pillar file changes."""
+    import salt.pillar
+
+    (tmp_path / "top.sls").write_text("base:\n  '*':\n    - cluster\n")
+    (tmp_path / "cluster.sls").write_text("k8snvidia: {}\n")
+    compiled = []
+
+    class FakePillar:
+        def compile_pillar(self):
+            compiled.append(1)
+            return {"k8snvidia": {"nodes": {"n": {"n": len(compiled)}}}}
+
+    monkeypatch.setattr(salt.pillar, "get_pillar", lambda *a, **k: FakePillar())
+    opts = {"pillar_roots": {"base": [str(tmp_path)]}}
+    first = load_source("_runners/cluster.py", "cluster_runner_cache_a")
+    first.__opts__ = opts
+    got = first._pillar("cluster", {"id": "cluster"})
+    got["k8snvidia"]["nodes"].clear()  # a caller's change does not reach the cache
+    again = load_source("_runners/cluster.py", "cluster_runner_cache_b")  # the next step's loader
+    again.__opts__ = opts
+    assert again._pillar("cluster", {"id": "cluster"}) == {"k8snvidia": {"nodes": {"n": {"n": 1}}}}
+    assert len(compiled) == 1
+    (tmp_path / "cluster.sls").write_text("k8snvidia: {nodes: {}}\n")
+    assert again._pillar("cluster", {"id": "cluster"})["k8snvidia"]["nodes"]["n"] == {"n": 2}
+    assert again._pillar("other", {"id": "other"})["k8snvidia"]["nodes"]["n"] == {"n": 3}
