@@ -67,7 +67,7 @@ def _params():
         path = os.path.join(root, "parameters")
         if os.path.isdir(path):
 
-            def build():
+            def build(path=path):
                 out = {}
                 for name in PARAMS:
                     with salt.utils.files.fopen(os.path.join(path, f"{name}.yaml")) as fh:
