@@ -271,12 +271,13 @@ class Twin:
             toolserver.build_client(self.path("tools"))
         except (OSError, subprocess.SubprocessError) as exc:
             sys.stderr.write(f"twin: no tool client ({exc}); each emulated command starts its own Python\n")
-        # the nodes' containerd loads its config with Debian's real binaries
+        # the nodes' containerd and dockerd judge their configs with Debian's real binaries
         from . import realbins
 
         problem = realbins.fetch_all()
         if problem:
-            raise TwinError(f"the twin's containerd is Debian's real one, which could not be fetched ({problem}); "
+            raise TwinError(f"the twin's containerd and dockerd are Debian's real ones, which could not be fetched "
+                            f"({problem}); "
                             f"fetch it where Debian's archive is reachable: bin/debian_binaries.py")
         os.makedirs(realbins.dumps_dir(), exist_ok=True)
         # overlay pillar and artifact store

@@ -348,16 +348,22 @@ CRI_PLUGIN = {1: "cri", 2: "io.containerd.grpc.v1.cri", 3: "io.containerd.cri.v1
               4: "io.containerd.cri.v1.runtime"}
 
 
-def containerd_effective(v):
+def containerd_release(st):
+    """The containerd release a node state has installed (1.7.28 when none is)."""
+    return parse_version(package_version(st, "containerd.io", "containerd")) or (1, 7, 28)
+
+
+def containerd_effective(v, path=CONTAINERD_CONFIG):
     """(effective config, version, error) of a node's containerd: config.toml
     and its imports loaded by Debian's real containerd of the node's release
     line (k8stwin.realbins, ``config dump``); ``error`` is the message it
-    refuses the config with."""
+    refuses the config with. A node whose files are not visible has none."""
     from . import realbins
 
-    ver = parse_version(package_version(v.state, "containerd.io", "containerd")) or (1, 7, 28)
+    if v.root is None:
+        return {}, 2, None
     try:
-        cfg, error = realbins.load(ver, v.root or "/")
+        cfg, error = realbins.load(containerd_release(v.state), v.root, path)
     except realbins.Missing as exc:
         return {}, 2, str(exc)
     if error:

@@ -165,7 +165,7 @@ def run(ver, args, root="/", path=CONFIG):
     key_data = [package, list(args), path, inputs(root, path) if args[:2] == ["config", "dump"] else []]
     cmd = [exe, "--config", path, *args]
     real_root = os.path.abspath(root)
-    if real_root != "/":
+    if real_root != "/" and args[:2] == ["config", "dump"]:
         if path.startswith("/etc/"):
             cmd = ["unshare", "--mount", "--", "sh", "-c", 'mount --bind "$0/etc" /etc && exec "$@"',
                    real_root, *cmd]

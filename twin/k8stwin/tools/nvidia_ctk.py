@@ -153,14 +153,7 @@ def configure_containerd(opts, ver):
     main_file = cfg
     if opts.get("config-source") == "command":
         # `containerd config dump`: the running containerd's effective config
-        from k8stwin import realbins
-
-        v = kube.here_view()
-        cver = kube.parse_version(kube.package_version(v.state, "containerd.io", "containerd")) or (1, 7, 28)
-        try:
-            cfg, error = realbins.load(cver, v.root, path)
-        except realbins.Missing as exc:
-            error = str(exc)
+        cfg, _, error = kube.containerd_effective(kube.here_view(), path)
         if error:
             log("error", f"unable to load config for runtime containerd: failed to load config: {error}")
             return 1
