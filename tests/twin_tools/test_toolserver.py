@@ -151,3 +151,26 @@ def test_without_a_server_the_command_starts_its_own_python(served, tmp_path):
     assert not os.path.exists(served.sock)
     r = served.run("sysctl", "-n", "vm.swappiness")
     assert r.returncode == 0 and r.stdout.strip().isdigit(), r.stderr
+
+
+def test_the_nodes_get_the_server_unless_k8stwin_tool_server_is_0(tmp_path, monkeypatch):
+    """What the supervisor hands each node: the built client (the last by
+    name when several are there) and the server's socket; nothing (every
+    command starts its own Python, as before the server) with
+    K8STWIN_TOOL_SERVER=0 or when no client was built."""
+    from k8stwin.cluster import Supervisor, Twin
+
+    sup = object.__new__(Supervisor)  # only its twin's paths are read
+    sup.twin = Twin(str(tmp_path / "run"))
+    monkeypatch.delenv("K8STWIN_TOOL_SERVER", raising=False)
+    assert sup.tool_env() == {}  # no tools folder yet
+    tools = tmp_path / "run" / "tools"
+    tools.mkdir(parents=True)
+    for name in ("k8stwin-tool-aaaa", "k8stwin-tool-bbbb", "other"):
+        (tools / name).write_text("")
+    assert sup.tool_env() == {toolserver.CLIENT_ENV: str(tools / "k8stwin-tool-bbbb"),
+                              toolserver.SOCKET_ENV: toolserver.SOCKET_PATH}
+    monkeypatch.setenv("K8STWIN_TOOL_SERVER", "0")
+    assert sup.tool_env() == {}
+    monkeypatch.setenv("K8STWIN_TOOL_SERVER", "1")
+    assert sup.tool_env()[toolserver.SOCKET_ENV] == toolserver.SOCKET_PATH
