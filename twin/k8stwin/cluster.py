@@ -277,8 +277,7 @@ class Twin:
         problem = realbins.fetch_all()
         if problem:
             raise TwinError(f"the twin's containerd and dockerd are Debian's real ones, which could not be fetched "
-                            f"({problem}); "
-                            f"fetch it where Debian's archive is reachable: bin/debian_binaries.py")
+                            f"({problem}); fetch them where Debian's archive is reachable: bin/debian_binaries.py")
         os.makedirs(realbins.dumps_dir(), exist_ok=True)
         # overlay pillar and artifact store
         overlay = {}
