@@ -282,7 +282,12 @@ def _check_signal(run):
 
 
 def _client():
-    return salt.client.get_local_client(mopts=__opts__)
+    """The master's LocalClient, one per runner loader: the orchestration's
+    stages share one loader (the cluster_stage state), so they share it."""
+    client = __context__.get("cluster_run.local_client")
+    if client is None:
+        client = __context__["cluster_run.local_client"] = salt.client.get_local_client(mopts=__opts__)
+    return client
 
 
 # ------------------------------------------------------------- the steps

@@ -13,7 +13,9 @@
     reported and left out; the others go on (the cluster_run runner keeps the
     per-node record). The exit code is non-zero when a node failed.
     Jinja here renders once, before any step: runtime data (join tokens, who
-    needs a reboot) is read by the steps themselves. -#}
+    needs a reboot) is read by the steps themselves. Each step is a runner
+    function run by cluster_stage.run (_states/cluster_stage.py): what
+    salt.runner does, through one runner client for the whole run. -#}
 {%- set cfg = salt["pillar.get"]("k8snvidia", {}) %}
 {%- set cluster = cfg.get("cluster", {}) %}
 {#- who is the control plane, a worker, a GPU node: cluster.view, the one
@@ -58,7 +60,7 @@
     ] %}
 
 k8snvidia-orchestrate-validate:
-  salt.runner:
+  cluster_stage.run:
     - name: cluster.validate
     - failhard: true
 
@@ -70,7 +72,7 @@ k8snvidia-orchestrate-sync:
     - tgt: {{ ids | join(",") | json }}
     - tgt_type: list
     - require:
-      - salt: k8snvidia-orchestrate-validate
+      - cluster_stage: k8snvidia-orchestrate-validate
 {#- test=True: every node predicts its layers; nothing reboots or joins. #}
 
 k8snvidia-orchestrate-predict-prepare:
@@ -97,22 +99,22 @@ k8snvidia-orchestrate-predict-driver:
     the exit code (non-zero when a node failed or the run stopped). #}
 
 k8snvidia-orchestrate-begin:
-  salt.runner:
+  cluster_stage.run:
     - name: cluster_run.begin
     - plan: {{ (stages | map(attribute=0) | list) | json }}
     - node_timeout: {{ node_timeout }}
     - failhard: true
     - require:
-      - salt: k8snvidia-orchestrate-validate
+      - cluster_stage: k8snvidia-orchestrate-validate
 
 k8snvidia-orchestrate-sync:
-  salt.runner:
+  cluster_stage.run:
     - name: cluster_run.sync
     - node_timeout: {{ node_timeout }}
 {%-   for sid, fun, args in stages %}
 
 k8snvidia-orchestrate-{{ sid }}:
-  salt.runner:
+  cluster_stage.run:
     - name: {{ fun }}
     - stage: {{ sid }}
 {%-     for key, val in args | dictsort %}
@@ -126,10 +128,10 @@ k8snvidia-orchestrate-{{ sid }}:
 {%-   endfor %}
 
 k8snvidia-orchestrate-summary:
-  salt.runner:
+  cluster_stage.run:
     - name: cluster_run.summary
 
 k8snvidia-orchestrate-finish:
-  salt.runner:
+  cluster_stage.run:
     - name: cluster_run.finish
 {%- endif %}

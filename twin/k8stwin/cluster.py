@@ -309,6 +309,7 @@ class Twin:
             "pillar_roots": {"base": [pillar_dir], "twin": [self.path("pillar-twin")]},
             "top_file_merging_strategy": "merge",
             "runner_dirs": [os.path.join(REPO, "_runners")],
+            "states_dirs": [os.path.join(REPO, "_states")],
             "module_dirs": [os.path.join(REPO, "_modules")],
             "utils_dirs": [os.path.join(REPO, "_utils")],
             "worker_threads": 3,
