@@ -685,7 +685,14 @@ def publish_gpu_facts(node_timeout=NODE_TIMEOUT, stage="gpu-facts"):
         _save(run)
         return {"result": True}
     client = _client()
-    client.cmd(gpu_nodes, "saltutil.refresh_grains", tgt_type="list", timeout=int(node_timeout))
+    # one job: the grains reloaded (refresh_grains without its pillar refresh
+    # clears a grains cache and reloads the modules), then the pillar refresh
+    # waited for: the minion handles the two in order, so once it completes
+    # the mine.send below and the gpu-check step see the new grains
+    client.cmd(gpu_nodes, ["saltutil.refresh_grains", "saltutil.refresh_pillar"],
+               [[{"__kwarg__": True, "refresh_pillar": False}],
+                [{"__kwarg__": True, "wait": True, "timeout": int(node_timeout)}]],
+               tgt_type="list", timeout=int(node_timeout))
     sent = client.cmd(gpu_nodes, "mine.send", ["k8snvidia_gpu", "nvidia"], tgt_type="list",
                       kwarg={"mine_function": "grains.get"}, timeout=int(node_timeout))
     quiet = sorted(set(gpu_nodes) - {n for n, ok in sent.items() if ok})
@@ -694,11 +701,13 @@ def publish_gpu_facts(node_timeout=NODE_TIMEOUT, stage="gpu-facts"):
     return {"result": True, "missing": quiet}
 
 
-def gpu_check(node_timeout=NODE_TIMEOUT, stage="gpu-check"):
+def gpu_check(node_timeout=NODE_TIMEOUT, stage="gpu-check", refresh=True):
     """
     Check every GPU node: its driver (through the `nvidia` grain), its
     allocatable ``nvidia.com/gpu``, and a validation pod that requests one GPU
-    and runs nvidia-smi on it.
+    and runs nvidia-smi on it. ``refresh`` refreshes the nodes' grains first;
+    the orchestration passes ``False``: its gpu-facts step refreshed them
+    just before (only the control plane's labels step runs in between).
 
     CLI Example:
 
@@ -718,7 +727,8 @@ def gpu_check(node_timeout=NODE_TIMEOUT, stage="gpu-check"):
     if not control or not gpu_nodes:
         _save(run)
         return {"result": True}
-    client.cmd(gpu_nodes, "saltutil.refresh_grains", tgt_type="list", timeout=int(node_timeout))
+    if refresh:
+        client.cmd(gpu_nodes, "saltutil.refresh_grains", tgt_type="list", timeout=int(node_timeout))
     grains = client.cmd(gpu_nodes, "grains.get", ["nvidia"], tgt_type="list", timeout=int(node_timeout))
     alloc = client.cmd(control[0], "kube.allocatable", timeout=int(node_timeout)).get(control[0]) or {}
     for nid in gpu_nodes:

@@ -56,6 +56,9 @@ def run(name, **kwargs):
     user = globals().get("__user__", "UNKNOWN")
     kwarg = salt.utils.args.clean_kwargs(**kwargs)
     client = _client()
+    # a runner sets __context__["retcode"] to fail its call; the context is
+    # the client's, shared by the stages, so each call starts without one
+    client.context.pop("retcode", None)
     if jid:
         salt.utils.event.fire_args(__opts__, jid, {"type": "runner", "name": name, "args": [], "kwargs": kwarg},
                                    prefix="run")

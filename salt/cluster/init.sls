@@ -55,7 +55,7 @@
       ("join", "cluster_run.step", {"step_name": "join", "sls": ["kubernetes.node"], "role": "worker", "batch": batch}),
       ("gpu-facts", "cluster_run.publish_gpu_facts", {}),
       ("labels", "cluster_run.step", {"step_name": "labels", "sls": ["kubernetes.master"], "role": cp}),
-      ("gpu-check", "cluster_run.gpu_check", {}),
+      ("gpu-check", "cluster_run.gpu_check", {"refresh": false}),
       ("driver-uncordon", "driver_upgrade.uncordon", {"namespace": device_plugin_ns}),
     ] %}
 

@@ -261,3 +261,27 @@ def test_sync_syncs_the_trees_kinds_in_one_job_and_fails_a_node_that_cannot(runn
     assert nodes["cluster-master"]["failed"] is None
     assert "saltutil.sync_modules: OSError: [Errno 28] No space left" in nodes["node-105"]["failed"]
     assert "no answer within 30s" in nodes["node-110"]["failed"]
+
+
+def _gpu_answers(nid, fun, arg):
+    if fun == "grains.get":
+        return {"driver_version": "580.178.04"}
+    if fun == "kube.allocatable":
+        return {"node-105": 1, "node-110": 1}
+    if fun == "kube.validate_gpu":
+        return {"phase": "Succeeded"}
+    return default_answers(nid, fun, arg)
+
+
+@pytest.mark.parametrize("refresh", [True, False])
+def test_gpu_check_refreshes_the_grains_unless_told_not_to(runner, refresh):
+    """The orchestration passes refresh=False: its gpu-facts step refreshed them just before."""
+    mod = runner(_gpu_answers)
+    mod.begin(plan=["gpu-check"])
+    assert mod.gpu_check(refresh=refresh) == {"result": True}
+    funs = [c["fun"] for c in mod.client.calls]
+    assert ("saltutil.refresh_grains" in funs) is refresh
+    assert funs.count("kube.validate_gpu") == 2
+    nodes = _record(mod)["nodes"]
+    assert all(nodes[n]["validation_pod"] == "Succeeded" and nodes[n]["gpus_allocatable"] == 1
+               for n in ("node-105", "node-110")), nodes

@@ -16,13 +16,18 @@ class FakeRunnerClient:
 
     def __init__(self, opts):
         self.opts = opts
+        self.context = {}
         self.calls = []
         FakeRunnerClient.made.append(self)
 
     def cmd(self, fun, arg=None, kwarg=None, pub_data=None, print_event=True, full_return=False):
+        if fun == "cluster_run.step" and kwarg.get("step_name") == "join":
+            self.context["retcode"] = 1  # a runner failing its call (a worker failed)
+            return {"return": {"stage": "join"}, "success": self.context.get("retcode", 0) == 0}
         self.calls.append({"fun": fun, "arg": arg, "kwarg": kwarg, "pub_data": pub_data,
                            "print_event": print_event, "full_return": full_return})
-        answer = {"cluster_run.step": {"return": {"stage": "prepare", "ok": ["n1"]}, "success": True, "jid": "1"},
+        answer = {"cluster_run.step": {"return": {"stage": "prepare", "ok": ["n1"]},
+                                       "success": self.context.get("retcode", 0) == 0, "jid": "1"},
                   "cluster_run.begin": {"return": {"Error": "another orchestration is running"}, "success": True},
                   "cluster_run.finish": {"return": "1 node failed", "success": False}}
         return answer[fun]
@@ -53,11 +58,13 @@ def test_one_client_for_every_stage_and_the_return_as_salt_runner_gives_it():
     ret = state.run("cluster_run.step", step_name="prepare", sls=["host"], node_timeout=30)
     assert ret == {"name": "cluster_run.step", "result": True, "changes": {"return": {"stage": "prepare", "ok": ["n1"]}},
                    "comment": "Runner function 'cluster_run.step' executed.", "__jid__": "1"}
-    state.run("cluster_run.step", step_name="join", sls=["kubernetes.node"])
+    assert state.run("cluster_run.step", step_name="join", sls=["kubernetes.node"])["result"] is False
+    # the failed call's retcode does not fail the next stage
+    assert state.run("cluster_run.step", step_name="labels", sls=["kubernetes.master"])["result"] is True
     assert len(FakeRunnerClient.made) == 1
     calls = FakeRunnerClient.made[0].calls
     assert calls[0]["kwarg"] == {"step_name": "prepare", "sls": ["host"], "node_timeout": 30}
-    assert calls[1]["kwarg"]["step_name"] == "join"
+    assert calls[1]["kwarg"]["step_name"] == "labels"
     assert all(c["full_return"] and not c["print_event"] and c["arg"] == [] for c in calls)
 
 
