@@ -39,15 +39,35 @@ def _namespaces_of(pids):
     return out
 
 
-def _all_mount_namespaces():
-    out = set()
+def _in_namespaces(ns):
+    """pid: (state, command line) of every process still in one of ``ns``."""
+    out = {}
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                out.add(os.readlink(f"/proc/{entry}/ns/mnt"))
-            except OSError:
-                pass
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/mnt") not in ns:
+                continue
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")[:120]
+        except OSError:
+            continue
+        out[int(entry)] = (state, cmd)
     return out
+
+
+def _namespaces_gone(ns, wait=10.0):
+    """Wait up to ``wait`` seconds for the last process of ``ns`` to finish
+    exiting (one can still be tearing down when down() returns); what is
+    left then (empty when clean)."""
+    deadline = time.time() + wait
+    while True:
+        left = _in_namespaces(ns)
+        if not left or time.time() > deadline:
+            return left
+        time.sleep(0.2)
 
 
 def assert_clean(t):
@@ -65,7 +85,7 @@ def test_down_leaves_nothing_and_is_idempotent(scratch):
     assert ns and ns.isdisjoint(_namespaces_of([os.getpid()]))
     assert t.down() == []  # the supervisor cleaned up; nothing had to be forced
     assert_clean(t)
-    assert ns.isdisjoint(_all_mount_namespaces())  # the node's namespace is gone
+    assert _namespaces_gone(ns) == {}  # the node's namespace is gone
     assert t.down() == []
 
 
