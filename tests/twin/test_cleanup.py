@@ -39,8 +39,18 @@ def _namespaces_of(pids):
     return out
 
 
-def _in_namespaces(ns):
-    """pid: (state, command line) of every process still in one of ``ns``."""
+def _uptime():
+    with open("/proc/uptime", encoding="utf-8") as fh:
+        return float(fh.read().split()[0])
+
+
+def _in_namespaces(ns, born_before):
+    """pid: (state, command line) of every process in one of ``ns`` that
+    started before ``born_before`` (seconds since boot). The kernel reuses a
+    namespace's id once the namespace is gone, and the other pytest workers
+    make namespaces all the time: a process started later in a namespace of
+    the same id is another twin's, not a leftover of this one."""
+    tick = os.sysconf("SC_CLK_TCK")
     out = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -49,22 +59,23 @@ def _in_namespaces(ns):
             if os.readlink(f"/proc/{entry}/ns/mnt") not in ns:
                 continue
             with open(f"/proc/{entry}/stat", encoding="utf-8") as fh:
-                state = fh.read().rsplit(")", 1)[1].split()[0]
+                fields = fh.read().rsplit(")", 1)[1].split()
             with open(f"/proc/{entry}/cmdline", "rb") as fh:
                 cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")[:120]
         except OSError:
             continue
-        out[int(entry)] = (state, cmd)
+        if int(fields[19]) / tick < born_before:  # field 22 of stat: start time, in ticks since boot
+            out[int(entry)] = (fields[0], cmd)
     return out
 
 
-def _namespaces_gone(ns, wait=10.0):
+def _namespaces_gone(ns, born_before, wait=10.0):
     """Wait up to ``wait`` seconds for the last process of ``ns`` to finish
     exiting (one can still be tearing down when down() returns); what is
     left then (empty when clean)."""
     deadline = time.time() + wait
     while True:
-        left = _in_namespaces(ns)
+        left = _in_namespaces(ns, born_before)
         if not left or time.time() > deadline:
             return left
         time.sleep(0.2)
@@ -84,8 +95,9 @@ def test_down_leaves_nothing_and_is_idempotent(scratch):
     ns = _namespaces_of([init])
     assert ns and ns.isdisjoint(_namespaces_of([os.getpid()]))
     assert t.down() == []  # the supervisor cleaned up; nothing had to be forced
+    down_at = _uptime()
     assert_clean(t)
-    assert _namespaces_gone(ns) == {}  # the node's namespace is gone
+    assert _namespaces_gone(ns, down_at) == {}  # the node's namespace is gone
     assert t.down() == []
 
 
