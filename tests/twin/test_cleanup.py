@@ -44,7 +44,7 @@ def _uptime():
         return float(fh.read().split()[0])
 
 
-def _in_namespaces(ns, born_before):
+def _in_namespaces(ns, born_before, run):
     """pid: (state, command line) of every process in one of ``ns`` that
     started before ``born_before`` (seconds since boot). The kernel reuses a
     namespace's id once the namespace is gone, and the other pytest workers
@@ -64,18 +64,28 @@ def _in_namespaces(ns, born_before):
                 cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")[:120]
         except OSError:
             continue
-        if int(fields[19]) / tick < born_before:  # field 22 of stat: start time, in ticks since boot
+        # field 22 of stat: start time, in ticks since boot; and this twin's
+        # (another worker's machine that unshared later can get the same id)
+        if int(fields[19]) / tick < born_before and (run in cmd or run in _environ(entry)):
             out[int(entry)] = (fields[0], cmd)
     return out
 
 
-def _namespaces_gone(ns, born_before, wait=10.0):
+def _environ(pid):
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _namespaces_gone(ns, born_before, run, wait=10.0):
     """Wait up to ``wait`` seconds for the last process of ``ns`` to finish
     exiting (one can still be tearing down when down() returns); what is
     left then (empty when clean)."""
     deadline = time.time() + wait
     while True:
-        left = _in_namespaces(ns, born_before)
+        left = _in_namespaces(ns, born_before, run)
         if not left or time.time() > deadline:
             return left
         time.sleep(0.2)
@@ -97,7 +107,7 @@ def test_down_leaves_nothing_and_is_idempotent(scratch):
     assert t.down() == []  # the supervisor cleaned up; nothing had to be forced
     down_at = _uptime()
     assert_clean(t)
-    assert _namespaces_gone(ns, down_at) == {}  # the node's namespace is gone
+    assert _namespaces_gone(ns, down_at, str(t.run)) == {}  # the node's namespace is gone
     assert t.down() == []
 
 

@@ -136,8 +136,13 @@ def test_signals_reach_the_command_and_a_killed_caller_takes_it_along(served):
     proc.kill()
     proc.wait(30)
     deadline = time.monotonic() + 30
-    while any(os.path.exists(f"/proc/{pid}") and "Z" not in pathlib.Path(f"/proc/{pid}/stat").read_text().split()[2]
-              for pid in pids):
+    def running(pid):  # alive and not a zombie; it may exit between the two reads
+        try:
+            return "Z" not in pathlib.Path(f"/proc/{pid}/stat").read_text().split()[2]
+        except OSError:
+            return False
+
+    while any(running(pid) for pid in pids):
         assert time.monotonic() < deadline, "the command outlived its killed caller"
         time.sleep(0.05)
 
