@@ -39,18 +39,12 @@ def _namespaces_of(pids):
     return out
 
 
-def _uptime():
-    with open("/proc/uptime", encoding="utf-8") as fh:
-        return float(fh.read().split()[0])
-
-
-def _in_namespaces(ns, born_before, run):
-    """pid: (state, command line) of every process in one of ``ns`` that
-    started before ``born_before`` (seconds since boot). The kernel reuses a
+def _in_namespaces(ns, run):
+    """pid: (state, command line) of every process of this twin (``run`` in
+    its command line or environment) in one of ``ns``. The kernel reuses a
     namespace's id once the namespace is gone, and the other pytest workers
-    make namespaces all the time: a process started later in a namespace of
-    the same id is another twin's, not a leftover of this one."""
-    tick = os.sysconf("SC_CLK_TCK")
+    make namespaces all the time: another twin's process in a namespace of
+    the same id is not a leftover of this one."""
     out = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -64,9 +58,7 @@ def _in_namespaces(ns, born_before, run):
                 cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")[:120]
         except OSError:
             continue
-        # field 22 of stat: start time, in ticks since boot; and this twin's
-        # (another worker's machine that unshared later can get the same id)
-        if int(fields[19]) / tick < born_before and (run in cmd or run in _environ(entry)):
+        if run in cmd or run in _environ(entry):
             out[int(entry)] = (fields[0], cmd)
     return out
 
@@ -79,13 +71,13 @@ def _environ(pid):
         return ""
 
 
-def _namespaces_gone(ns, born_before, run, wait=10.0):
+def _namespaces_gone(ns, run, wait=10.0):
     """Wait up to ``wait`` seconds for the last process of ``ns`` to finish
     exiting (one can still be tearing down when down() returns); what is
     left then (empty when clean)."""
     deadline = time.time() + wait
     while True:
-        left = _in_namespaces(ns, born_before, run)
+        left = _in_namespaces(ns, run)
         if not left or time.time() > deadline:
             return left
         time.sleep(0.2)
@@ -105,9 +97,8 @@ def test_down_leaves_nothing_and_is_idempotent(scratch):
     ns = _namespaces_of([init])
     assert ns and ns.isdisjoint(_namespaces_of([os.getpid()]))
     assert t.down() == []  # the supervisor cleaned up; nothing had to be forced
-    down_at = _uptime()
     assert_clean(t)
-    assert _namespaces_gone(ns, down_at, str(t.run)) == {}  # the node's namespace is gone
+    assert _namespaces_gone(ns, str(t.run)) == {}  # the node's namespace is gone
     assert t.down() == []
 
 
